@@ -1,0 +1,93 @@
+//! What the decoder hands up: one transport payload with its addresses, time and origin.
+use std::net::IpAddr;
+
+use crate::source::PacketLocation;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Transport {
+    Udp,
+    Tcp,
+    Sctp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Sctp => "sctp",
+        }
+    }
+}
+
+/// Encapsulations met on the way to the payload, as a bit set.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Encap(pub u8);
+
+impl Encap {
+    pub const VLAN: Encap = Encap(1);
+    pub const IPIP: Encap = Encap(2);
+    pub const GRE: Encap = Encap(4);
+    pub const ERSPAN: Encap = Encap(8);
+    pub const HEP: Encap = Encap(16);
+
+    pub fn contains(self, other: Encap) -> bool {
+        self.0 & other.0 == other.0 && other.0 != 0
+    }
+    pub fn insert(&mut self, other: Encap) {
+        self.0 |= other.0;
+    }
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+    /// Names joined by '+', outermost first ("vlan+gre"); `None` when nothing encapsulated the packet.
+    pub fn name(self) -> Option<String> {
+        if self.is_empty() {
+            return None;
+        }
+        let names = [
+            (Encap::VLAN, "vlan"),
+            (Encap::IPIP, "ipip"),
+            (Encap::GRE, "gre"),
+            (Encap::ERSPAN, "erspan"),
+            (Encap::HEP, "hep"),
+        ];
+        let v: Vec<&str> = names
+            .iter()
+            .filter(|(e, _)| self.contains(*e))
+            .map(|(_, n)| *n)
+            .collect();
+        Some(v.join("+"))
+    }
+}
+
+/// HEP (HOMER Encapsulation Protocol) metadata of a payload that arrived inside HEP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HepInfo<'a> {
+    /// 2 or 3.
+    pub version: u8,
+    pub capture_id: Option<u32>,
+    pub auth_key: Option<&'a [u8]>,
+    pub node_name: Option<&'a [u8]>,
+    /// HEP payload type (1 = SIP, 5 = RTCP, 32+ = logs/QoS); None for HEPv2.
+    pub payload_type: Option<u8>,
+}
+
+/// One UDP datagram, one framed SIP message from a TCP stream, or one HEP-carried payload.
+#[derive(Clone, Copy, Debug)]
+pub struct Datagram<'a> {
+    pub ts_ns: i64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub transport: Transport,
+    pub encap: Encap,
+    /// The innermost 802.1Q/802.1ad VLAN id, if any.
+    pub vlan: Option<u16>,
+    pub payload: &'a [u8],
+    /// The capture records this payload came from, earliest first (several after IP defragmentation
+    /// or TCP reassembly; for HEP, the record of the HEP packet).
+    pub locations: &'a [PacketLocation],
+    pub hep: Option<HepInfo<'a>>,
+}

@@ -1,0 +1,8 @@
+//! sipidx: a pcap archive indexer and batch forensics library for SIP and RTP.
+//! Data flows down the module list (source → decode → sip/rtp → index → store → query); never back up.
+#![deny(unsafe_code)]
+
+pub mod decode;
+pub mod output;
+pub mod sip;
+pub mod source;

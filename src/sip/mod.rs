@@ -1,0 +1,8 @@
+//! SIP (RFC 3261) message parsing over borrowed bytes: start line, headers, URIs, name-addr, body.
+//! Hand-written: no maintained Rust crate parses SIP zero-copy and leniently enough for forensics.
+
+mod message;
+mod uri;
+
+pub use message::{parse, looks_like_sip, CSeq, HeaderIter, Message, ParseError, StartLine};
+pub use uri::{NameAddr, Uri};

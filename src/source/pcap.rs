@@ -1,0 +1,2 @@
+//! Classic pcap (libpcap) records.
+pub(crate) struct Inner;

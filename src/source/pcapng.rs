@@ -1,0 +1,1 @@
+//! pcapng blocks: SHB, IDB, EPB, SPB, OPB, ISB.
