@@ -2,7 +2,9 @@
 //! Data flows down the module list (source → decode → sip/rtp → index → store → query); never back up.
 #![deny(unsafe_code)]
 
+pub mod cli;
 pub mod decode;
 pub mod output;
+pub mod query;
 pub mod sip;
 pub mod source;

@@ -1,3 +1,4 @@
-fn main() {
-    std::process::exit(0)
+//! The `sipidx` binary: parse arguments, run, exit. All work lives in the library.
+fn main() -> std::process::ExitCode {
+    sipidx::cli::main()
 }

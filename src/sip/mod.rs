@@ -4,5 +4,5 @@
 mod message;
 mod uri;
 
-pub use message::{parse, looks_like_sip, CSeq, HeaderIter, Message, ParseError, StartLine};
+pub use message::{looks_like_sip, parse, CSeq, HeaderIter, Message, ParseError, StartLine};
 pub use uri::{NameAddr, Uri};

@@ -1,0 +1,98 @@
+//! The clap definitions: flags follow sipgrep/tcpdump/ripgrep habits where they exist.
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "sipidx",
+    version,
+    about = "pcap archive indexer and forensics CLI for SIP and RTP",
+    after_help = "Exit status: 0 something matched / success, 1 nothing matched, 2 error \
+                  (e.g. an unreadable file; the other files are still processed), 130 interrupted."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Print the SIP messages of capture files that match, like sipgrep (no database needed).
+    Grep(GrepArgs),
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Color {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Filters on SIP messages, shared by `grep` and `search`.
+#[derive(Args, Debug, Clone, Default)]
+pub struct MessageFilterArgs {
+    /// From user part contains U (`--from 2323` finds sip:+492323123@host)
+    #[arg(long = "from", value_name = "U")]
+    pub from_user: Option<String>,
+    /// To user part contains U
+    #[arg(long = "to", value_name = "U")]
+    pub to_user: Option<String>,
+    /// Request-URI user part contains U
+    #[arg(long = "ruri", value_name = "U")]
+    pub ruri_user: Option<String>,
+    /// Call-ID equals ID
+    #[arg(long = "call-id", value_name = "ID")]
+    pub call_id: Option<String>,
+    /// Request method (repeatable); with --status, the CSeq method of responses
+    #[arg(long = "method", value_name = "M")]
+    pub methods: Vec<String>,
+    /// Response status code (486) or class (4xx)
+    #[arg(long, value_name = "CODE")]
+    pub status: Option<String>,
+    /// User-Agent or Server contains TEXT (case-insensitive)
+    #[arg(long = "ua", value_name = "TEXT")]
+    pub user_agent: Option<String>,
+    /// Source or destination address, or CIDR prefix (10.0.0.0/8)
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<String>,
+    /// Source or destination port
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
+    /// Only messages at or after this time (RFC 3339, or `2024-03-27 10:40`, UTC unless an offset is given)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only messages at or before this time (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct GrepArgs {
+    /// Capture files (pcap, pcapng; plain, gzip, bzip2 or zstd compressed)
+    #[arg(required = true, value_name = "FILE")]
+    pub files: Vec<PathBuf>,
+    /// Extended regular expression over the whole message text (after `--`)
+    #[arg(last = true, value_name = "REGEX")]
+    pub regex: Option<String>,
+    #[command(flatten)]
+    pub filter: MessageFilterArgs,
+    /// Case-insensitive REGEX
+    #[arg(short = 'i', long)]
+    pub ignore_case: bool,
+    /// Print every message of each dialog (Call-ID) that has at least one match (like sipgrep -G)
+    #[arg(short = 'G', long)]
+    pub dialog: bool,
+    /// One JSON object per message (NDJSON)
+    #[arg(long, conflicts_with = "count")]
+    pub json: bool,
+    /// Print only the number of matching messages
+    #[arg(short = 'c', long)]
+    pub count: bool,
+    /// Colour: auto (when stdout is a terminal and NO_COLOR is unset), always, never
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: Color,
+    /// Do not decode HEP (HOMER encapsulation) payloads
+    #[arg(long)]
+    pub no_hep: bool,
+}

@@ -1,0 +1,32 @@
+//! Command-line interface: clap definitions and their validation into plans for the library.
+//! Nothing below this module sees clap types.
+
+mod args;
+mod grep;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+pub use args::Cli;
+
+/// Exit statuses, as documented in README: grep-like.
+pub const EXIT_MATCH: u8 = 0;
+pub const EXIT_NO_MATCH: u8 = 1;
+pub const EXIT_ERROR: u8 = 2;
+
+/// Parse the command line, run it, and map the outcome to an exit status.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        args::Command::Grep(a) => grep::run(a),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) if crate::output::is_broken_pipe(&e) => ExitCode::from(EXIT_MATCH),
+        Err(e) => {
+            eprintln!("sipidx: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
