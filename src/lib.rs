@@ -5,6 +5,7 @@
 pub mod cli;
 pub mod decode;
 pub mod output;
+pub mod index;
 pub mod query;
 pub mod sip;
 pub mod source;

@@ -1,0 +1,29 @@
+//! The indexing pipeline: catalog of capture files, parallel scan, merge, atomic commit.
+//! A run's rows become visible only when the catalog names its files (see `catalog`).
+
+pub mod catalog;
+
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum IndexError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: corrupt: {what}")]
+    Corrupt { path: PathBuf, what: String },
+    #[error("{path}: another sipidx index run holds the lock on this DB")]
+    Locked { path: PathBuf },
+}
+
+impl IndexError {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        IndexError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+}
