@@ -2,7 +2,17 @@
 //! Hand-written: no maintained Rust crate parses SIP zero-copy and leniently enough for forensics.
 
 mod message;
+pub mod rtp_stat;
+mod scan;
+pub mod sdp;
 mod uri;
+mod via;
 
-pub use message::{parse, looks_like_sip, CSeq, HeaderIter, Message, ParseError, StartLine};
+pub use message::{
+    canonical_name, looks_like_sip, parse, CSeq, HeaderIter, HeaderValues, HeadersNamed, Message,
+    ParseError, StartLine,
+};
+pub use rtp_stat::{RtpStat, StatHeader};
+pub use sdp::{SdpError, SessionDescription};
 pub use uri::{NameAddr, Uri};
+pub use via::Via;
