@@ -59,9 +59,10 @@ fn is_scheme(s: &[u8]) -> bool {
             .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'))
 }
 
-/// Bytes that never appear unescaped in a URI and mark a framing error (whitespace, quotes, angles).
+/// Rejects bytes that mark a framing error (controls, whitespace, quotes, angles). Raw UTF-8 is let
+/// through: RFC 3261 wants it escaped, but user agents do send it.
 fn is_uri_char(b: u8) -> bool {
-    b > b' ' && b < 0x7f && !matches!(b, b'"' | b'<' | b'>')
+    b > b' ' && b != 0x7f && !matches!(b, b'"' | b'<' | b'>')
 }
 
 impl<'a> Uri<'a> {
@@ -199,7 +200,9 @@ impl<'a> NameAddr<'a> {
             _ => return None,
         };
         let uri = Uri::parse(uri_text);
-        if uri.is_none() && uri_text.is_empty() {
+        // Without <...> there is no frame to keep once the URI fails.
+        let framed = after_display.starts_with(b"<");
+        if uri.is_none() && (uri_text.is_empty() || !framed) {
             return None;
         }
         Some(NameAddr {
@@ -266,6 +269,12 @@ mod tests {
         let u = Uri::parse(b"sip:alice;day=tuesday@atlanta.com").unwrap();
         assert_eq!(u.user, Some(&b"alice;day=tuesday"[..]));
         assert_eq!(u.host, b"atlanta.com");
+    }
+
+    #[test]
+    fn raw_utf8_user_is_kept() {
+        let u = Uri::parse("sip:jürgen@example.de".as_bytes()).unwrap();
+        assert_eq!(u.user, Some("jürgen".as_bytes()));
     }
 
     #[test]
@@ -360,6 +369,8 @@ mod tests {
             b"\"Name\" sip:a@b",
             b"<sip:a@b> junk",
             b"<>",
+            b"Bob sip:a@b",
+            b"not a uri;tag=1",
         ] {
             assert_eq!(
                 NameAddr::parse(bad),
