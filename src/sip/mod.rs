@@ -3,7 +3,17 @@
 
 pub mod dialog;
 mod message;
+pub mod rtp_stat;
+mod scan;
+pub mod sdp;
 mod uri;
+mod via;
 
-pub use message::{looks_like_sip, parse, CSeq, HeaderIter, Message, ParseError, StartLine};
+pub use message::{
+    canonical_name, looks_like_sip, parse, CSeq, HeaderIter, HeaderValues, HeadersNamed, Message,
+    ParseError, StartLine,
+};
+pub use rtp_stat::{RtpStat, StatHeader};
+pub use sdp::{SdpError, SessionDescription};
 pub use uri::{NameAddr, Uri};
+pub use via::Via;
