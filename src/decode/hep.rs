@@ -42,7 +42,10 @@ pub(crate) struct Malformed;
 /// A cheap sniff: the HEP3 magic, or a HEPv2 header whose length and family agree.
 #[inline]
 pub(crate) fn looks_like(p: &[u8]) -> bool {
-    matches!(p, [b'H', b'E', b'P', b'3', ..] | [2, 16, 2, ..] | [2, 40, 10, ..])
+    matches!(
+        p,
+        [b'H', b'E', b'P', b'3', ..] | [2, 16, 2, ..] | [2, 40, 10, ..]
+    )
 }
 
 pub(crate) fn parse(p: &[u8]) -> Result<Hep<'_>, Malformed> {

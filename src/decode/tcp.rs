@@ -18,6 +18,9 @@ const SYN: u8 = 0x02;
 const RST: u8 = 0x04;
 /// Out-of-order segments held per direction while waiting for a gap to fill.
 const MAX_PENDING: usize = 32;
+/// A gap still open after this long (capture time) was lost by the capture, not reordered: the
+/// partial message before it is dropped and reading resumes after it.
+const GAP_TIMEOUT_NS: i64 = 1_000_000_000;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Tcp<'a> {
@@ -88,6 +91,8 @@ struct Direction {
     scanned: usize,
     pending: Vec<Pending>,
     pending_bytes: usize,
+    /// When the oldest still-open gap appeared.
+    gap_since: i64,
     last_ts: i64,
     tick: u64,
 }
@@ -127,6 +132,7 @@ impl Direction {
 }
 
 /// What one segment looked like to the reassembler.
+#[derive(Clone, Copy)]
 pub(crate) struct Segment<'a> {
     pub key: FlowKey,
     pub seq: u32,
@@ -210,15 +216,7 @@ impl Reassembler {
         self.lru.insert(tick, seg.key);
         d.last_ts = seg.ts_ns;
 
-        let after = feed(
-            d,
-            seq,
-            seg.payload,
-            seg.locations,
-            self.max_buffer,
-            stats,
-            &mut emit,
-        );
+        let after = feed(d, seq, seg, self.max_buffer, stats, &mut emit);
         let closed =
             seg.flags & FIN != 0 && seq.wrapping_add(seg.payload.len() as u32) == d.next_seq;
         if matches!(after, After::Drop) || closed {
@@ -284,12 +282,18 @@ fn seq_diff(a: u32, b: u32) -> i32 {
 fn feed<F: FnMut(&[u8], &[PacketLocation])>(
     d: &mut Direction,
     seq: u32,
-    payload: &[u8],
-    locations: &[PacketLocation],
+    seg: Segment<'_>,
     max_buffer: usize,
     stats: &mut DecodeStats,
     emit: &mut F,
 ) -> After {
+    let (payload, locations) = (seg.payload, seg.locations);
+    if !d.pending.is_empty() && seg.ts_ns.saturating_sub(d.gap_since) > GAP_TIMEOUT_NS {
+        skip_gap(d, stats);
+        if let After::Drop = drain_and_frame(d, max_buffer, stats, emit) {
+            return After::Drop;
+        }
+    }
     if payload.is_empty() {
         return After::Keep;
     }
@@ -306,6 +310,9 @@ fn feed<F: FnMut(&[u8], &[PacketLocation])>(
         if d.pending.len() >= MAX_PENDING || d.held() as usize + payload.len() > max_buffer {
             stats.tcp_bytes_dropped += payload.len() as u64;
             return After::Drop;
+        }
+        if d.pending.is_empty() {
+            d.gap_since = seg.ts_ns;
         }
         d.pending_bytes += payload.len();
         d.pending.push(Pending {
@@ -325,6 +332,32 @@ fn feed<F: FnMut(&[u8], &[PacketLocation])>(
     if append_checked(d, &payload[overlap..], locations, max_buffer, stats).is_err() {
         return After::Drop;
     }
+    drain_and_frame(d, max_buffer, stats, emit)
+}
+
+/// Gives up on the bytes of the oldest gap: drops the partial message before it and moves
+/// `next_seq` to the earliest pending segment.
+fn skip_gap(d: &mut Direction, stats: &mut DecodeStats) {
+    let next = d.next_seq;
+    let Some(earliest) = d
+        .pending
+        .iter()
+        .map(|p| p.seq)
+        .min_by_key(|&s| seq_diff(s, next))
+    else {
+        return;
+    };
+    stats.tcp_bytes_dropped += d.buf.len() as u64;
+    d.consume(d.buf.len());
+    d.next_seq = earliest;
+}
+
+fn drain_and_frame<F: FnMut(&[u8], &[PacketLocation])>(
+    d: &mut Direction,
+    max_buffer: usize,
+    stats: &mut DecodeStats,
+    emit: &mut F,
+) -> After {
     // Pending segments that the new bytes reached.
     while let Some(i) = d
         .pending
@@ -532,6 +565,34 @@ mod tests {
         let out = feed_all(&mut r, &mut st, &[(100, 0, a), (s2, 0, c), (s1, 0, b)]);
         assert_eq!(out, vec![(INVITE.to_vec(), vec![0, 2, 1])]);
         assert_eq!(st.tcp_out_of_order, 1);
+    }
+
+    #[test]
+    fn a_gap_never_filled_is_skipped_after_a_while() {
+        let mut r = Reassembler::new(8, 1 << 16, i64::MAX / 2);
+        let mut st = DecodeStats::default();
+        let lost = 40u32;
+        let s_ok = 1 + 20 + lost;
+        let s_ack = s_ok + OK.len() as u32;
+        let mut out = Vec::new();
+        for (seq, p, ts) in [
+            (1, &INVITE[..20], 0),
+            (s_ok, OK, 1),
+            (s_ack, ACK, 2_000_000_000),
+        ] {
+            let l = [loc(ts as u64)];
+            let seg = Segment {
+                key: key(),
+                seq,
+                flags: 0,
+                payload: p,
+                ts_ns: ts,
+                locations: &l,
+            };
+            r.segment(seg, &mut st, |m, _| out.push(m.to_vec()));
+        }
+        assert_eq!(out, vec![OK.to_vec(), ACK.to_vec()]);
+        assert_eq!(st.tcp_bytes_dropped, 20);
     }
 
     #[test]
