@@ -3,10 +3,9 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
 use super::super::sipframe::{start_line, Start};
-use super::super::testutil::read_capture;
 use super::super::{gre, hep, ipv4, ipv6, tcp, udp};
 use super::*;
-use crate::source::{linktype, LinkType, Packet, PacketLocation};
+use crate::source::{linktype, open_capture, LinkType, Packet, PacketLocation};
 
 /// HEP version, capture id, node name, payload type.
 type HepSummary = (u8, Option<u32>, Option<Vec<u8>>, Option<u8>);
@@ -615,16 +614,9 @@ fn corpus(name: &str) -> Corpus {
         .join(name);
     let mut d = Decoder::new(DecodeConfig::default());
     let mut datagrams = Vec::new();
-    for p in read_capture(&path) {
-        let pk = Packet {
-            ts_ns: p.ts_ns,
-            link_type: p.link_type,
-            interface_id: 0,
-            data: &p.data,
-            orig_len: p.data.len() as u32,
-            location: p.location,
-        };
-        d.decode(&pk, |dg| datagrams.push(own(dg)));
+    let mut reader = open_capture(&path, 0).unwrap();
+    while let Some(p) = reader.next_packet().unwrap() {
+        d.decode(&p, |dg| datagrams.push(own(dg)));
     }
     d.finish(|dg| datagrams.push(own(dg)));
     let is_sip = |o: &&Out| start_line(&o.payload) == Start::Yes;

@@ -19,8 +19,5 @@ mod udp;
 mod vlan;
 mod wire;
 
-#[cfg(test)]
-mod testutil;
-
 pub use datagram::{Datagram, Encap, HepInfo, Transport};
 pub use decoder::{DecodeConfig, DecodeStats, Decoder};
