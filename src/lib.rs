@@ -4,5 +4,6 @@
 
 pub mod decode;
 pub mod output;
+pub mod rtp;
 pub mod sip;
 pub mod source;
