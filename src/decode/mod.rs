@@ -1,8 +1,23 @@
 //! Packet decoding below SIP: link layers, tunnels, IPv4/IPv6 with defragmentation, UDP, TCP
 //! reassembly framed for SIP, and HEP v2/v3. Emits `Datagram`s; knows nothing of the index.
+//!
+//! One file per wire structure (`link`, `vlan`, `ipv4`, `ipv6`, `gre`, `udp`, `tcp`, `hep`) and per
+//! engine (`defrag`, the reassembler in `tcp`, the SIP framer in `sipframe`); `decoder` ties them
+//! together. Every view checks its length once; no accessor panics after that check.
 
 mod datagram;
 mod decoder;
+mod defrag;
+mod gre;
+mod hep;
+mod ipv4;
+mod ipv6;
+mod link;
+mod sipframe;
+mod tcp;
+mod udp;
+mod vlan;
+mod wire;
 
 pub use datagram::{Datagram, Encap, HepInfo, Transport};
 pub use decoder::{DecodeConfig, DecodeStats, Decoder};

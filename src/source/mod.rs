@@ -6,10 +6,19 @@ mod location;
 mod pcap;
 mod pcapng;
 mod reader;
+mod record;
+mod stream;
+#[cfg(test)]
+mod tests;
+pub mod writer;
 
 pub use error::SourceError;
 pub use location::{FileId, PacketLocation};
-pub use reader::{open_capture, CaptureFormat, CaptureReader, Compression, Packet, ReadStats};
+pub use reader::{
+    open_capture, open_capture_with, read_record_bytes, CaptureFormat, CaptureReader, Compression,
+    OpenOptions, Packet, ReadStats,
+};
+pub use writer::PcapWriter;
 
 /// Link-layer header type, as numbered by tcpdump.org's LINKTYPE_ registry.
 pub type LinkType = u32;
