@@ -62,7 +62,7 @@ fn sdp_media(payload: &[u8]) -> Vec<((IpAddr, u16), (bool, RtpMap))> {
 /// Run the analysis over a capture as tshark does with `rtp.heuristic_rtp:TRUE`.
 fn analyse(path: &str) -> (i64, StreamTable) {
     let (origin, dgs) = read_udp(path);
-    let mut table = StreamTable::new();
+    let mut table = StreamTable::with_time_origin(origin);
     let mut announced: HashMap<(IpAddr, u16), (bool, RtpMap)> = HashMap::new();
     for d in &dgs {
         let sdp = sdp_media(&d.payload);

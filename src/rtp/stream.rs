@@ -503,6 +503,8 @@ pub struct StreamState {
     pub conv: ConvKey,
     pub first_ns: i64,
     pub last_ns: i64,
+    /// Wireshark's time base for delta/jitter arithmetic (see `StreamTable::with_time_origin`).
+    time_origin_ns: i64,
     pub packets: u64,
     pub payload_bytes: u64,
     pub marker_packets: u64,
@@ -558,12 +560,13 @@ struct PacketFacts<'p> {
 }
 
 impl StreamState {
-    fn new(key: StreamKey, conv: ConvKey, ts_ns: i64) -> StreamState {
+    fn new(key: StreamKey, conv: ConvKey, ts_ns: i64, origin: Option<i64>) -> StreamState {
         StreamState {
             key,
             conv,
             first_ns: ts_ns,
             last_ns: ts_ns,
+            time_origin_ns: origin.unwrap_or(ts_ns),
             packets: 0,
             payload_bytes: 0,
             marker_packets: 0,
@@ -676,7 +679,7 @@ impl StreamState {
     /// Port of Wireshark 4.0 `rtppacket_analyse` (behaviour, not code).
     fn wireshark(&mut self, f: &PacketFacts<'_>, clock_rate: u32) {
         let s = &mut self.ws;
-        let current_time = (f.ts_ns - self.first_ns) as f64 / 1e6;
+        let current_time = msec(f.ts_ns - self.time_origin_ns);
         if self.packets == 0 {
             s.start_seq_nr = f.seq;
             s.stop_seq_nr = f.seq;
@@ -989,6 +992,15 @@ impl StreamState {
     }
 }
 
+/// Wireshark's `nstime_to_msec` of a relative time: seconds and nanoseconds converted apart.
+fn msec(rel_ns: i64) -> f64 {
+    let (secs, nsecs) = (
+        rel_ns.div_euclid(1_000_000_000),
+        rel_ns.rem_euclid(1_000_000_000),
+    );
+    secs as f64 * 1000.0 + nsecs as f64 / 1_000_000.0
+}
+
 /// Jitter buffer depth of the late-packet simulation (a common fixed default for G.711 phones).
 pub const JITTER_BUFFER_MS: i64 = 60;
 
@@ -1044,6 +1056,7 @@ pub struct StreamTable {
     streams: Vec<StreamState>,
     convs: Vec<(ConvKey, ConvState)>,
     tuples: Vec<SsrcHistory>,
+    time_origin_ns: Option<i64>,
     #[serde(skip)]
     stream_index: HashMap<StreamKey, usize>,
     #[serde(skip)]
@@ -1053,8 +1066,20 @@ pub struct StreamTable {
 }
 
 impl StreamTable {
+    /// Delta and jitter arithmetic relative to each stream's first packet: exact, and the same
+    /// however the captures are split.
     pub fn new() -> StreamTable {
         StreamTable::default()
+    }
+
+    /// Arithmetic in ms relative to `origin_ns`, as tshark does relative to the first packet of
+    /// its capture: needed only to reproduce tshark's last printed digit when a mean falls on a
+    /// rounding tie (the float rounding differs at ~1e-12 ms otherwise).
+    pub fn with_time_origin(origin_ns: i64) -> StreamTable {
+        StreamTable {
+            time_origin_ns: Some(origin_ns),
+            ..StreamTable::default()
+        }
     }
 
     /// Rebuild the lookup maps after deserialising.
@@ -1117,7 +1142,8 @@ impl StreamTable {
         let idx = match self.stream_index.get(&key) {
             Some(&i) => i,
             None => {
-                self.streams.push(StreamState::new(key, conv, ts_ns));
+                self.streams
+                    .push(StreamState::new(key, conv, ts_ns, self.time_origin_ns));
                 self.stream_index.insert(key, self.streams.len() - 1);
                 self.streams.len() - 1
             }
