@@ -1,5 +1,5 @@
-//! Capture files: pcap and pcapng, plain (memory-mapped) or compressed (streamed), read record by record.
-//! Every packet carries its `PacketLocation` so later stages can go back to the exact original bytes.
+//! Capture files: pcap and pcapng, plain (memory-mapped) or compressed (streamed), read record by
+//! record; `writer` writes pcap for extraction. Every packet carries its `PacketLocation`.
 
 mod error;
 mod location;

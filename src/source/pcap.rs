@@ -1,5 +1,8 @@
 //! Classic pcap (libpcap) files: the 24-byte file header, then 16-byte record headers each followed by
 //! the packet bytes. Microsecond and nanosecond magics in either byte order; no accessor panics.
+//!
+//! Hand-written (two fixed headers) so that pcap and pcapng share one walk over a borrowed window,
+//! with "need more data" as an ordinary answer, for both the mapped and the streamed input.
 use super::record::{ByteOrder, Record, Step, MAX_CAPLEN};
 use super::LinkType;
 

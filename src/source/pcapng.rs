@@ -56,7 +56,9 @@ impl Scale {
         let ns = match self {
             Scale::Mul(m) => units.saturating_mul(m),
             Scale::Div(d) => units / d,
-            Scale::Pow2(n) => ((u128::from(units) * 1_000_000_000) >> n) as u64,
+            Scale::Pow2(n) => {
+                u64::try_from((u128::from(units) * 1_000_000_000) >> n).unwrap_or(u64::MAX)
+            }
         };
         i64::try_from(ns).unwrap_or(i64::MAX)
     }
@@ -464,6 +466,7 @@ pub(crate) mod tests {
             1_500_000_000
         );
         assert_eq!(Scale::from_tsresol(0x80 | 127).unwrap().to_ns(u64::MAX), 0);
+        assert_eq!(Scale::from_tsresol(0x80).unwrap().to_ns(u64::MAX), i64::MAX);
         assert!(Scale::from_tsresol(40).is_none());
         assert_eq!(Scale::from_tsresol(0).unwrap().to_ns(u64::MAX), i64::MAX);
     }

@@ -244,18 +244,29 @@ pub(crate) fn open_with_chunk(
         return Err(not_a_capture(None, ""));
     }
     let compression = compression_of(head).unwrap_or(Compression::None);
-    let mut input = if compression == Compression::None && options.mmap {
+    let regular = file.metadata().is_ok_and(|m| m.is_file());
+    let map = if compression == Compression::None && options.mmap && regular {
         // Sound: the caller guarantees the file is closed and immutable while it is read (files
         // still being written are opened with `mmap: false`), so the mapped bytes cannot change.
         #[allow(unsafe_code)]
-        let map = unsafe { Mmap::map(&file) }.map_err(io_err)?;
-        #[cfg(unix)]
-        let _ = map.advise(memmap2::Advice::Sequential);
-        Input::Mapped { map, pos: 0 }
+        let map = unsafe { Mmap::map(&file) };
+        // What cannot be mapped (a pipe, a FIFO) is read like a compressed stream instead.
+        map.ok()
     } else {
-        file.seek(SeekFrom::Start(0)).map_err(io_err)?;
-        let src = stream::decoder(file, compression).map_err(io_err)?;
-        Input::Stream(Stream::new(src, chunk))
+        None
+    };
+    let mut input = match map {
+        Some(map) => {
+            #[cfg(unix)]
+            let _ = map.advise(memmap2::Advice::Sequential);
+            Input::Mapped { map, pos: 0 }
+        }
+        None => {
+            // The bytes already read go in front of the rest, so pipes work as well as files.
+            let src = io::Cursor::new(head.to_vec()).chain(file);
+            let src = stream::decoder(src, compression).map_err(io_err)?;
+            Input::Stream(Stream::new(src, chunk))
+        }
     };
 
     let mut stats = ReadStats::default();
@@ -360,7 +371,11 @@ impl CaptureReader {
     }
 
     /// The next packet; `Ok(None)` at the end. A file cut mid-record ends with `Ok(None)` and
-    /// `stats().truncated_at` set (never an error). Corrupt headers before any packet are errors.
+    /// `stats().truncated_at` set (never an error). Corrupt headers before any packet are errors
+    /// (from `open_capture`); a record with impossible lengths ends the walk with `Ok(None)` and
+    /// `stats().corrupt_at` set. An I/O or decompression error is returned once, then `Ok(None)`.
+    ///
+    /// The packet borrows the reader: the map for plain files (zero-copy), else the stream buffer.
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
         let inner = &mut self.inner;
         if inner.done {

@@ -1,6 +1,5 @@
 //! Streamed input: compressed files (gzip, bzip2, zstd, told apart by magic bytes) and plain files
 //! still being written, read through one bounded buffer so memory stays flat whatever the file size.
-use std::fs::File;
 use std::io::{self, BufReader, Read};
 
 use super::Compression;
@@ -21,7 +20,10 @@ pub(crate) fn sniff_compression(b: &[u8]) -> Option<Compression> {
 }
 
 /// A reader yielding the uncompressed capture bytes of `file`.
-pub(crate) fn decoder(file: File, compression: Compression) -> io::Result<Box<dyn Read + Send>> {
+pub(crate) fn decoder<R: Read + Send + 'static>(
+    file: R,
+    compression: Compression,
+) -> io::Result<Box<dyn Read + Send>> {
     Ok(match compression {
         Compression::None => Box::new(file),
         // Multi-member / multi-stream decoders: `cat a.gz b.gz` and pbzip2 output are valid files.
