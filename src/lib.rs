@@ -2,11 +2,11 @@
 //! Data flows down the module list (source → decode → sip/rtp → index → store → query); never back up.
 #![deny(unsafe_code)]
 
-pub mod source;
-pub mod decode;
-pub mod sip;
-pub mod rtp;
-pub mod output;
-pub mod index;
-pub mod query;
 pub mod cli;
+pub mod decode;
+pub mod index;
+pub mod output;
+pub mod query;
+pub mod rtp;
+pub mod sip;
+pub mod source;

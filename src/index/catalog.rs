@@ -46,10 +46,11 @@ impl Catalog {
         let path = db.join(CATALOG_FILE);
         match std::fs::read(&path) {
             Ok(bytes) => {
-                let c: Catalog = serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
-                    path: path.clone(),
-                    what: e.to_string(),
-                })?;
+                let c: Catalog =
+                    serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
+                        path: path.clone(),
+                        what: e.to_string(),
+                    })?;
                 if c.version != CATALOG_VERSION {
                     return Err(IndexError::Corrupt {
                         path,
@@ -134,8 +135,14 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, IndexError> {
     for p in inputs {
         let s = p.to_string_lossy();
         if s.contains('*') || s.contains('?') {
-            let dir = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-            let pat = p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let dir = p
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            let pat = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             let rd = std::fs::read_dir(dir).map_err(|e| IndexError::io(dir, e))?;
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();

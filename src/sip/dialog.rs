@@ -154,7 +154,8 @@ impl DialogSummary {
         let cseq_method = msg.cseq.map(|c| c.method).unwrap_or(b"");
         let to_tag = msg.to.and_then(|t| t.tag);
         if let Some(ua) = msg.user_agent.or(msg.server) {
-            self.user_agents.push(String::from_utf8_lossy(ua).into_owned());
+            self.user_agents
+                .push(String::from_utf8_lossy(ua).into_owned());
         }
         match msg.start {
             StartLine::Request { method, .. } => {
@@ -342,7 +343,11 @@ impl DialogSummary {
             return Some(ok);
         }
         // the last transaction (highest CSeq), its earliest final response
-        let max_cseq = finals.iter().filter(|f| !reinvite(f)).map(|f| f.cseq).max()?;
+        let max_cseq = finals
+            .iter()
+            .filter(|f| !reinvite(f))
+            .map(|f| f.cseq)
+            .max()?;
         finals
             .iter()
             .filter(|f| f.cseq == max_cseq)
