@@ -306,6 +306,68 @@ mod tests {
         }
     }
 
+    /// Two legs as an SBC writes them: the B leg names the A leg in X-Leg-ID, kept by
+    /// `observe_with` only when configured; X-CID is always kept.
+    #[test]
+    fn dialogs_link_through_observed_headers() {
+        use crate::sip::dialog::Seen;
+        let invite = |call_id: &str, extra: &str| {
+            format!(
+                "INVITE sip:+15551234567@b.example SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK1\r\n\
+                 From: <sip:alice@a.example>;tag=1\r\nTo: <sip:bob@b.example>\r\n\
+                 Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\n{extra}Content-Length: 0\r\n\r\n"
+            )
+        };
+        let seen = |ms: i64| Seen {
+            ts_ns: ms * 1_000_000,
+            src_ip: "10.0.0.1".parse().unwrap(),
+            src_port: 5060,
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            dst_port: 5060,
+        };
+        let cfg = CorrelateConfig {
+            headers: vec!["X-Leg-ID".into()],
+            fallback: None,
+        };
+        let msgs = [
+            ("a-leg", invite("a-leg", ""), 0),
+            ("b-leg", invite("b-leg", "X-Leg-ID: a-leg\r\n"), 20),
+            ("c-leg", invite("c-leg", "X-CID: b-leg\r\n"), 40),
+            ("d-leg", invite("d-leg", ""), 60),
+        ];
+        let observe = |cfg: &CorrelateConfig| -> Vec<DialogSummary> {
+            msgs.iter()
+                .map(|(id, m, t)| {
+                    let mut d = DialogSummary::new(id);
+                    d.observe_with(seen(*t), &crate::sip::parse(m.as_bytes()).unwrap(), cfg);
+                    d
+                })
+                .collect()
+        };
+        let dialogs = observe(&cfg);
+        assert_eq!(dialogs[1].correlation_values, ["a-leg"]);
+        assert_eq!(dialogs[2].x_call_ids, ["b-leg"]);
+        assert_eq!(
+            correlate_dialogs(&dialogs, &cfg),
+            ["a-leg", "a-leg", "a-leg", "d-leg"]
+        );
+        // without the configured header only the X-CID link remains
+        let plain = observe(&CorrelateConfig {
+            headers: vec![],
+            fallback: None,
+        });
+        assert!(plain[1].correlation_values.is_empty());
+        assert_eq!(
+            correlate_dialogs(&plain, &cfg),
+            ["a-leg", "b-leg", "b-leg", "d-leg"]
+        );
+        // the number fallback: same caller and callee, within 2 s, links all four
+        assert_eq!(
+            correlate_dialogs(&plain, &CorrelateConfig::default()),
+            ["a-leg"; 4]
+        );
+    }
+
     #[test]
     fn non_numeric_users_compare_whole() {
         assert_eq!(number_key(Some("Alice"), 8).as_deref(), Some("alice"));

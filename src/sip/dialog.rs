@@ -763,6 +763,10 @@ impl DialogSummary {
             .copied()
     }
 
+    pub fn first_provisional_ns(&self) -> Option<i64> {
+        self.first_provisional().map(|t| t.ts_ns)
+    }
+
     /// Post-dial delay: INVITE → first 18x, or → the final response when no 18x came (not for a
     /// canceled call or a bare challenge: the caller, not the network, ended those). Measured
     /// from the INVITE of the same transaction (CSeq), so a 401/407 round trip and the time the
