@@ -6,3 +6,4 @@ pub mod decode;
 pub mod output;
 pub mod sip;
 pub mod source;
+pub mod store;
