@@ -10,3 +10,4 @@ pub mod query;
 pub mod rtp;
 pub mod sip;
 pub mod source;
+pub mod store;
