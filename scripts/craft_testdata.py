@@ -415,11 +415,13 @@ def hep3(src, dst, sport, dport, ts_ns, payload, proto=17, capture_id=2001,
 def hep2(src, dst, sport, dport, ts_ns, payload, capture_id=2001):
     """HEPv2: 8-byte header (hp_l = 16 covers it and the IPv4 addresses), the
     addresses, then the time header (sec, usec, capture id) in the sender's host
-    byte order -- little-endian here, as x86 captagent/Kamailio write it."""
+    byte order -- little-endian here, as x86 captagent/Kamailio write it. Senders
+    copy sizeof(struct hep_timehdr), which the C ABI pads from 10 to 12 bytes, so
+    the payload starts 2 bytes after the capture id."""
     sec, usec = divmod(ts_ns // 1000, 10**6)
     return (struct.pack("!BBBBHH", 2, 16, 2, 17, sport, dport)
             + socket.inet_aton(src) + socket.inet_aton(dst)
-            + struct.pack("<IIH", sec, usec, capture_id) + payload)
+            + struct.pack("<IIHxx", sec, usec, capture_id) + payload)
 
 
 # --------------------------------------------------------------------------
@@ -798,7 +800,7 @@ class Crafter:
             frames.append((ts + 250_000, eth(ipv4_udp("10.9.9.1", "10.9.9.2", 47002, 9060, hep2(src, dst, 5060, 5060, ts, msg), ip_id=70 + i))))
             f.sip(msg, "udp")
         self.write(name, pcap_bytes(LINKTYPE_ETHERNET, frames))
-        self.add(name, "HEPv2 over UDP 9060: hp_v=2, hp_l=16, AF_INET, UDP, then sec/usec/captid (little-endian host order)",
+        self.add(name, "HEPv2 over UDP 9060: hp_v=2, hp_l=16, AF_INET, UDP, then sec/usec/captid (little-endian host order) and the 2 pad bytes of the C struct",
                  "pcap", "ETHERNET", f, len(frames), hep={"version": 2, "capture_id": 2001})
 
     def _plain_call(self, name, t0, f, ns_jitter=0):
