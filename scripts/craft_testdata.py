@@ -485,7 +485,7 @@ class Crafter:
                    self.f14_hep3_tcp, self.f15_hep2, self.f16_nsec, self.f17_bigendian,
                    self.f18_pcapng3, self.f19_truncated, self.f20_compressed,
                    self.f21_not_capture, self.f22_port_compact, self.f23_junk,
-                   self.f24_hep_mirror, self.f25_span_dups):
+                   self.f24_hep_mirror, self.f25_span_dups, self.f26_ipip, self.f27_6in4):
             fn()
 
     def f01_qinq(self):
@@ -959,6 +959,35 @@ class Crafter:
                  "mirror to 127.0.0.1:9060 with identical inner addresses, ports, timestamp and payload",
                  "pcap", "LINUX_SLL", f, len(frames),
                  dedup={"sip_before": 14, "sip_after": 7, "hep_copies": 7, "gap_us": 200})
+
+    def _ipip_wrap(self, proto, outer=("192.0.2.1", "192.0.2.2")):
+        """Outer Ethernet/IPv4 with protocol 4 (IPv4-in-IPv4) or 41 (IPv6-in-IPv4)."""
+        state = {"n": 0}
+
+        def wrap(ip, d):
+            state["n"] += 1
+            src, dst = outer if d == "ab" else outer[::-1]
+            return eth(raw(IP(src=src, dst=dst, id=5000 + state["n"], ttl=255, proto=proto) / Raw(ip)))
+        return wrap
+
+    def f26_ipip(self):
+        name = "sip-udp-ipip-ipv4.pcap"
+        f = Facts(); f.encap("ipip")
+        frames, _ = self.udp_call_frames(name, self.t0(), self._ipip_wrap(4), f, a="10.0.9.1", b="10.0.9.2")
+        self.write(name, pcap_bytes(LINKTYPE_ETHERNET, frames))
+        self.add(name, "IPv4-in-IPv4 tunnel (RFC 2003, protocol 4) between 192.0.2.1 and 192.0.2.2 carrying a "
+                 "SIP/UDP call between 10.0.9.1 and 10.0.9.2", "pcap", "ETHERNET", f, len(frames),
+                 tunnel_endpoints=["192.0.2.1", "192.0.2.2"])
+
+    def f27_6in4(self):
+        name = "sip-udp-6in4-tunnel.pcap"
+        f = Facts(); f.encap("ipip")
+        frames, _ = self.udp_call_frames(name, self.t0(), self._ipip_wrap(41), f,
+                                         a="2001:db8:64::1", b="2001:db8:64::2")
+        self.write(name, pcap_bytes(LINKTYPE_ETHERNET, frames))
+        self.add(name, "IPv6-in-IPv4 tunnel (6in4, RFC 4213, protocol 41) between 192.0.2.1 and 192.0.2.2 "
+                 "carrying a SIP/UDP call between 2001:db8:64::1 and 2001:db8:64::2", "pcap", "ETHERNET", f,
+                 len(frames), ip_version=6, tunnel_endpoints=["192.0.2.1", "192.0.2.2"])
 
     def f25_span_dups(self):
         name = "sip-rtp-span-duplicates.pcap"
