@@ -362,3 +362,42 @@ fn engine_pairs_every_hep_copy_with_its_raw_message() {
     assert_eq!(mirrored_seqs, (0..after).collect::<Vec<_>>());
     assert_eq!(dedup.stats().kept, after);
 }
+
+#[test]
+fn real_span_duplicates_in_a_public_capture_each_follow_their_original_within_the_window() {
+    // This public capture was taken on a SPAN port that saw some legs twice (e.g. frames 24 and 26,
+    // the same INVITE 1.4 ms apart on 10.35.40.25 -> 10.35.40.200).
+    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/corpus/sip-rtp-t38-fax-488-options.pcap");
+    let plain = rows(&run(&["--json"], &file));
+    let o = run(&["--json", "--dedup"], &file);
+    let deduped = rows(&o);
+    let kept: std::collections::HashSet<u64> = deduped
+        .iter()
+        .map(|r| r["offset"].as_u64().unwrap())
+        .collect();
+    let ns = |r: &Value| {
+        chrono::DateTime::parse_from_rfc3339(r["ts"].as_str().unwrap())
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap()
+    };
+    let key =
+        |r: &Value| message_keys(std::slice::from_ref(r))[0].replace(&r["ts"].to_string(), "");
+    let mut dropped = 0;
+    for (i, r) in plain.iter().enumerate() {
+        if kept.contains(&r["offset"].as_u64().unwrap()) {
+            continue;
+        }
+        dropped += 1;
+        let original = plain[..i]
+            .iter()
+            .rev()
+            .find(|p| key(p) == key(r) && kept.contains(&p["offset"].as_u64().unwrap()));
+        let original = original.unwrap_or_else(|| panic!("no original for {r}"));
+        assert!(ns(r) - ns(original) <= 5_000_000, "{r} vs {original}");
+    }
+    assert!(dropped > 0);
+    assert_eq!(deduped.len() + dropped, plain.len());
+    assert!(stderr(&o).contains(&format!("dropped {dropped} SPAN duplicates")));
+}
