@@ -264,7 +264,8 @@ struct Table {
 impl Table {
     fn new(window_ns: i64, max: usize) -> Table {
         Table {
-            window_ns,
+            // An unvalidated negative window would wrap in the unsigned comparisons below.
+            window_ns: window_ns.max(0),
             max: max.max(1),
             map: HashMap::default(),
             order: VecDeque::new(),
