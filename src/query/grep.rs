@@ -300,7 +300,7 @@ impl Printer<'_, '_> {
 }
 
 fn matches(plan: &GrepPlan, dg: &Datagram<'_>, msg: &sip::Message<'_>) -> bool {
-    plan.filter.matches(dg, msg) && plan.regex.as_ref().map_or(true, |re| re.is_match(msg.raw))
+    plan.filter.matches(dg, msg) && plan.regex.as_ref().is_none_or(|re| re.is_match(msg.raw))
 }
 
 fn endpoint(ip: std::net::IpAddr, port: u16) -> String {

@@ -414,7 +414,7 @@ impl DayRange {
     }
 
     fn contains(&self, day: NaiveDate) -> bool {
-        self.first.map_or(true, |f| day >= f) && self.last.map_or(true, |l| day <= l)
+        self.first.is_none_or(|f| day >= f) && self.last.is_none_or(|l| day <= l)
     }
 }
 
@@ -494,14 +494,14 @@ fn contains_ci(hay: Option<&str>, needle: &Option<String>) -> bool {
 
 impl DialogFilter {
     pub fn matches(&self, d: &DialogRecord) -> bool {
-        self.since_ns.map_or(true, |s| d.start_ns >= s)
-            && self.until_ns.map_or(true, |u| d.start_ns < u)
-            && self.call_id.as_ref().map_or(true, |c| *c == d.call_id)
+        self.since_ns.is_none_or(|s| d.start_ns >= s)
+            && self.until_ns.is_none_or(|u| d.start_ns < u)
+            && self.call_id.as_ref().is_none_or(|c| *c == d.call_id)
             && (self.kinds.is_empty() || self.kinds.contains(&d.kind))
             && contains_ci(d.from_user.as_deref(), &self.from_user)
             && contains_ci(d.to_user.as_deref(), &self.to_user)
             && contains_ci(d.ruri_user.as_deref(), &self.ruri_user)
-            && self.scanner.map_or(true, |s| s == d.scanner)
+            && self.scanner.is_none_or(|s| s == d.scanner)
     }
 }
 
@@ -530,7 +530,7 @@ pub fn read_messages(
 ) -> Result<Vec<MessageRecord>, StoreError> {
     let mut out = Vec::new();
     for_each_row::<MessageRecord>(db, DayRange::from_ns(since_ns, until_ns), |m| {
-        if since_ns.map_or(true, |s| m.ts_ns >= s) && until_ns.map_or(true, |u| m.ts_ns < u) {
+        if since_ns.is_none_or(|s| m.ts_ns >= s) && until_ns.is_none_or(|u| m.ts_ns < u) {
             out.push(m);
         }
         Ok(())
@@ -664,17 +664,17 @@ mod tests {
             dst_ip: "2001:db8::1".into(),
             src_port: 5060,
             dst_port: 5080 + (i % 3) as u16,
-            transport: if i % 2 == 0 {
+            transport: if i.is_multiple_of(2) {
                 Transport::Udp
             } else {
                 Transport::Tcp
             },
-            method: (i % 2 == 0).then(|| "INVITE".to_owned()),
+            method: i.is_multiple_of(2).then(|| "INVITE".to_owned()),
             status: (i % 2 == 1).then_some(180),
             call_id: format!("call-{}", i / 2),
             cseq_num: Some(i),
             from_user: Some(format!("+49232312{i:02}")),
-            vlan: (i % 5 == 0).then_some(42),
+            vlan: i.is_multiple_of(5).then_some(42),
             size: 400 + i,
             text: "must not be stored in the table".into(),
             file_id: 7,
