@@ -20,6 +20,52 @@ pub struct Cli {
 pub enum Command {
     /// Print the SIP messages of capture files that match, like sipgrep (no database needed).
     Grep(GrepArgs),
+    /// Index capture files (files, directories, globs) into the DB: only files not indexed yet
+    Index(IndexArgs),
+}
+
+/// Where the DB lives: `--db DIR`, else `$SIPIDX_DB`, else `./sipidx.db`.
+#[derive(Args, Debug, Clone)]
+pub struct DbArgs {
+    /// Database directory
+    #[arg(long, env = "SIPIDX_DB", default_value = "sipidx.db", value_name = "DIR")]
+    pub db: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct IndexArgs {
+    /// Capture files, directories (walked recursively) or globs (`/ring/*.pcap`)
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Files modified more recently than this are still being written and wait for the next run
+    /// (units ms, s, m, h; a bare number is seconds; 0s takes everything). `*.part` files always wait.
+    #[arg(long, default_value = "5s", value_name = "DUR")]
+    pub settle: String,
+    /// Worker threads (default: one per core)
+    #[arg(short = 'j', long, default_value_t = 0)]
+    pub threads: usize,
+    /// Files scanned at once; bounds memory (each file's SIP rows are held until written)
+    #[arg(long, default_value_t = 8, value_name = "N")]
+    pub batch_files: usize,
+    /// Extra header linking the legs of one call (repeatable), besides X-Call-ID / X-CID
+    #[arg(long = "correlate-header", value_name = "NAME")]
+    pub correlate_headers: Vec<String>,
+    /// Link legs with the same caller and callee numbers starting within this window (0s: off)
+    #[arg(long, default_value = "2s", value_name = "DUR")]
+    pub correlate_window: String,
+    /// Do not decode HEP (HOMER encapsulation) payloads
+    #[arg(long)]
+    pub no_hep: bool,
+    #[command(flatten)]
+    pub dedup: DedupArgs,
+    /// No progress bar or summary on stderr
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Print the run's summary as one JSON object on stdout
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -3,6 +3,7 @@
 
 mod args;
 mod grep;
+mod index;
 
 use std::process::ExitCode;
 
@@ -20,6 +21,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         args::Command::Grep(a) => grep::run(a),
+        args::Command::Index(a) => index::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

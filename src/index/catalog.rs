@@ -28,6 +28,13 @@ pub struct CatalogFile {
     pub last_ts_ns: Option<i64>,
     /// Set when the file ended inside a record: offset of the partial record.
     pub truncated_at: Option<u64>,
+    #[serde(default)]
+    pub malformed_sip: u64,
+    /// HEP copies of raw messages dropped, and SPAN duplicates dropped.
+    #[serde(default)]
+    pub hep_mirrors: u64,
+    #[serde(default)]
+    pub span_duplicates: u64,
     /// Set when the file could not be read at all; it is remembered so it is not retried forever.
     pub error: Option<String>,
 }
@@ -235,6 +242,9 @@ mod tests {
             first_ts_ns: Some(1),
             last_ts_ns: Some(2),
             truncated_at: None,
+            malformed_sip: 0,
+            hep_mirrors: 0,
+            span_duplicates: 0,
             error: None,
         });
         c.save(dir.path()).unwrap();

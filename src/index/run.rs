@@ -279,6 +279,9 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                 first_ts_ns: scan.stats.first_ts_ns,
                 last_ts_ns: scan.stats.last_ts_ns,
                 truncated_at: scan.stats.truncated_at,
+                malformed_sip: scan.stats.malformed_sip,
+                hep_mirrors: scan.stats.hep_mirrors,
+                span_duplicates: scan.stats.span_duplicates,
                 error: scan.error.clone(),
             });
         }

@@ -4,7 +4,9 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 use std::path::Path;
 
-use crate::decode::{Datagram, DecodeConfig, DecodeStats, Decoder};
+use crate::decode::{
+    Datagram, DecodeConfig, DecodeStats, Decoder, DedupConfig, Deduplicator, Verdict,
+};
 use crate::sip::correlate::CorrelateConfig;
 use crate::sip::dialog::{DialogSummary, Seen};
 use crate::sip::{self, scanner};
@@ -15,6 +17,7 @@ use crate::store::record::{MessageRecord, Transport};
 pub struct ScanConfig {
     pub decode: DecodeConfig,
     pub correlate: CorrelateConfig,
+    pub dedup: DedupConfig,
     /// Requests (INVITE, REGISTER) per source IP per minute above which a source is a flood.
     pub flood_per_minute: u32,
 }
@@ -24,6 +27,7 @@ impl Default for ScanConfig {
         ScanConfig {
             decode: DecodeConfig::default(),
             correlate: CorrelateConfig::default(),
+            dedup: DedupConfig::default(),
             flood_per_minute: 300,
         }
     }
@@ -38,6 +42,10 @@ pub struct FileStats {
     pub first_ts_ns: Option<i64>,
     pub last_ts_ns: Option<i64>,
     pub truncated_at: Option<u64>,
+    /// HEP copies of raw messages dropped (issue: one message seen twice).
+    pub hep_mirrors: u64,
+    /// SPAN duplicates dropped (only with dedup on).
+    pub span_duplicates: u64,
     pub decode: DecodeStats,
 }
 
@@ -68,11 +76,36 @@ pub fn scan_file(path: &Path, file_id: u32, cfg: &ScanConfig) -> FileScan {
         }
     };
     let mut decoder = Decoder::new(cfg.decode.clone());
+    let mut dedup = Deduplicator::new(cfg.dedup.clone());
     let mut malformed = 0u64;
-    let mut messages = Vec::new();
-    let mut dialogs: HashMap<String, DialogSummary> = HashMap::new();
-    let mut rate: HashMap<(IpAddr, i64), u32> = HashMap::new();
+    // Kept SIP messages by dedup sequence number: a later raw copy may withdraw a HEP copy kept
+    // first, so dialogs are folded only once the file is done.
+    let mut kept: Vec<Option<(MessageRecord, Seen)>> = Vec::new();
+    let mut by_seq: HashMap<u64, usize> = HashMap::new();
+    let now_ns = std::cell::Cell::new(0i64);
     let mut on_datagram = |dg: &Datagram<'_>| {
+        let verdict = dedup.push(dg, now_ns.get());
+        let seq = match verdict {
+            Verdict::Keep { seq } => seq,
+            Verdict::KeepMirrored {
+                seq,
+                mirror,
+                withdraw,
+            } => {
+                if let Some(i) = by_seq.remove(&withdraw) {
+                    kept[i] = None;
+                }
+                let _ = mirror;
+                seq
+            }
+            Verdict::Duplicate { .. } => return,
+            Verdict::Mirror { of, mirror } => {
+                if let Some(Some((m, _))) = by_seq.get(&of).and_then(|i| kept.get_mut(*i)) {
+                    m.hep_mirror_capture_id = Some(mirror.capture_id.unwrap_or(0));
+                }
+                return;
+            }
+        };
         if !sip::looks_like_sip(dg.payload) {
             return;
         }
@@ -87,7 +120,7 @@ pub fn scan_file(path: &Path, file_id: u32, cfg: &ScanConfig) -> FileScan {
             malformed += 1;
             return;
         };
-        let call_id = String::from_utf8_lossy(call_id);
+        let call_id = String::from_utf8_lossy(call_id).into_owned();
         let seen = Seen {
             ts_ns: dg.ts_ns,
             src_ip: dg.src,
@@ -95,22 +128,12 @@ pub fn scan_file(path: &Path, file_id: u32, cfg: &ScanConfig) -> FileScan {
             dst_ip: dg.dst,
             dst_port: dg.dst_port,
         };
-        match dialogs.get_mut(call_id.as_ref()) {
-            Some(d) => d.observe_with(seen, &msg, &cfg.correlate),
-            None => {
-                let mut d = DialogSummary::new(&call_id);
-                d.observe_with(seen, &msg, &cfg.correlate);
-                dialogs.insert(call_id.to_string(), d);
-            }
+        let mut rec = message_record(dg, &msg, call_id);
+        if let Verdict::KeepMirrored { mirror, .. } = verdict {
+            rec.hep_mirror_capture_id = Some(mirror.capture_id.unwrap_or(0));
         }
-        if matches!(msg.method(), Some(b"INVITE") | Some(b"REGISTER"))
-            && msg.to.and_then(|t| t.tag).is_none()
-        {
-            *rate
-                .entry((dg.src, dg.ts_ns.div_euclid(60_000_000_000)))
-                .or_default() += 1;
-        }
-        messages.push(message_record(dg, &msg, call_id.into_owned()));
+        by_seq.insert(seq, kept.len());
+        kept.push(Some((rec, seen)));
     };
     loop {
         match reader.next_packet() {
@@ -121,6 +144,7 @@ pub fn scan_file(path: &Path, file_id: u32, cfg: &ScanConfig) -> FileScan {
                     scan.stats.first_ts_ns = Some(p.ts_ns);
                 }
                 scan.stats.last_ts_ns = Some(p.ts_ns);
+                now_ns.set(p.ts_ns);
                 decoder.decode(&p, &mut on_datagram);
             }
             Ok(None) => break,
@@ -134,6 +158,32 @@ pub fn scan_file(path: &Path, file_id: u32, cfg: &ScanConfig) -> FileScan {
     scan.stats.truncated_at = reader.stats().truncated_at;
     scan.stats.decode = decoder.stats().clone();
     scan.stats.malformed_sip = malformed;
+    scan.stats.hep_mirrors = dedup.stats().hep_mirrors;
+    scan.stats.span_duplicates = dedup.stats().span_duplicates;
+
+    let mut dialogs: HashMap<String, DialogSummary> = HashMap::new();
+    let mut rate: HashMap<(IpAddr, i64), u32> = HashMap::new();
+    let mut messages = Vec::with_capacity(kept.len());
+    for (rec, seen) in kept.into_iter().flatten() {
+        if let Ok(msg) = sip::parse(rec.text.as_bytes()) {
+            match dialogs.get_mut(&rec.call_id) {
+                Some(d) => d.observe_with(seen, &msg, &cfg.correlate),
+                None => {
+                    let mut d = DialogSummary::new(&rec.call_id);
+                    d.observe_with(seen, &msg, &cfg.correlate);
+                    dialogs.insert(rec.call_id.clone(), d);
+                }
+            }
+            if matches!(msg.method(), Some(b"INVITE") | Some(b"REGISTER"))
+                && msg.to.and_then(|t| t.tag).is_none()
+            {
+                *rate
+                    .entry((seen.src_ip, seen.ts_ns.div_euclid(60_000_000_000)))
+                    .or_default() += 1;
+            }
+        }
+        messages.push(rec);
+    }
     scan.stats.sip_messages = messages.len() as u64;
     scan.messages = messages;
     scan.dialogs = dialogs;
@@ -194,6 +244,7 @@ pub fn message_record(dg: &Datagram<'_>, msg: &sip::Message<'_>, call_id: String
         offset: loc.offset,
         record_len: loc.record_len,
         hep_capture_id: dg.hep.and_then(|h| h.capture_id),
+        hep_mirror_capture_id: None,
         scanner: ua.is_some_and(scanner::is_scanner_user_agent),
     }
 }

@@ -299,6 +299,7 @@ impl TableRow for MessageRecord {
             col!("offset", U64, offset),
             col!("record_len", U32, record_len),
             col!("hep_capture_id", OptU32, hep_capture_id),
+            col!("hep_mirror_capture_id", OptU32, hep_mirror_capture_id),
             col!("scanner", Bool, scanner),
         ];
         COLUMNS

@@ -681,6 +681,7 @@ mod tests {
             offset: 24 + u64::from(i) * 1000,
             record_len: 500,
             hep_capture_id: None,
+            hep_mirror_capture_id: None,
             scanner: i == 3,
             ..Default::default()
         }

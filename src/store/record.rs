@@ -209,6 +209,9 @@ pub struct MessageRecord {
     pub offset: u64,
     pub record_len: u32,
     pub hep_capture_id: Option<u32>,
+    /// Set on a raw message whose HEP copy was also in the capture (and dropped as a mirror):
+    /// the copy's HEP capture id (0 when the copy carried none).
+    pub hep_mirror_capture_id: Option<u32>,
     /// Sent by a known scanner (friendly-scanner, sipvicious…).
     pub scanner: bool,
 }

@@ -1,0 +1,128 @@
+//! `index` arguments → `index::IndexPlan`, with a progress bar on a terminal.
+use std::io::IsTerminal;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Result;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::args::IndexArgs;
+use super::grep::{dedup_config, parse_duration};
+use super::{EXIT_ERROR, EXIT_MATCH};
+use crate::decode::DecodeConfig;
+use crate::index::scan::ScanConfig;
+use crate::index::{self, IndexPlan, Progress};
+use crate::sip::correlate::{CorrelateConfig, NumberMatch};
+
+struct Bar {
+    bar: ProgressBar,
+    packets: u64,
+}
+
+impl Progress for Bar {
+    fn start(&mut self, files: usize, bytes: u64) {
+        self.bar.set_length(bytes);
+        self.bar.set_message(format!("0/{files} files"));
+    }
+    fn file_done(&mut self, _path: &Path, bytes: u64, packets: u64) {
+        self.packets += packets;
+        self.bar.inc(bytes);
+        let secs = self.bar.elapsed().as_secs_f64().max(1e-3);
+        self.bar
+            .set_message(format!("{:.0} packets/s", self.packets as f64 / secs));
+    }
+    fn phase(&mut self, what: &str) {
+        self.bar.set_message(what.to_string());
+    }
+}
+
+pub fn run(a: IndexArgs) -> Result<u8> {
+    let window = parse_duration(&a.correlate_window)?;
+    let plan = IndexPlan {
+        db: a.db.db.clone(),
+        inputs: a.paths.clone(),
+        settle: Duration::from_nanos(parse_duration(&a.settle)?.max(0) as u64),
+        threads: a.threads,
+        batch_files: a.batch_files,
+        scan: ScanConfig {
+            decode: DecodeConfig {
+                hep: !a.no_hep,
+                ..DecodeConfig::default()
+            },
+            correlate: CorrelateConfig {
+                headers: a.correlate_headers.clone(),
+                fallback: (window > 0).then_some(NumberMatch {
+                    window_ns: window,
+                    ..NumberMatch::default()
+                }),
+            },
+            dedup: dedup_config(&a.dedup, !a.no_hep)?,
+            ..ScanConfig::default()
+        },
+    };
+    let show_bar = !a.quiet && std::io::stderr().is_terminal();
+    let report = if show_bar {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} {binary_bytes_per_sec} ETA {eta} {msg}",
+            )
+            .expect("valid template"),
+        );
+        let mut p = Bar { bar, packets: 0 };
+        let r = index::run(&plan, &mut p);
+        p.bar.finish_and_clear();
+        r?
+    } else {
+        index::run(&plan, &mut index::run::NoProgress)?
+    };
+    for (path, err) in &report.files_failed {
+        eprintln!("sipidx: error: {}: {err}", path.display());
+    }
+    for (path, off) in &report.files_truncated {
+        eprintln!(
+            "sipidx: warning: {}: file ends inside a record at byte offset {off}; indexed up to it",
+            path.display()
+        );
+    }
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    if a.json {
+        let v = serde_json::json!({
+            "type": "index_run",
+            "run": report.run,
+            "files_indexed": report.files_indexed,
+            "files_known": report.files_known,
+            "files_waiting": report.files_waiting.len(),
+            "files_failed": report.files_failed.len(),
+            "files_truncated": report.files_truncated.len(),
+            "packets": report.packets,
+            "bytes": report.bytes,
+            "sip_messages": report.messages,
+            "malformed_sip": report.malformed_sip,
+            "dialogs": report.dialogs,
+            "seconds": secs,
+        });
+        println!("{v}");
+    }
+    if !a.quiet {
+        eprintln!(
+            "sipidx: indexed {} new files ({} already indexed, {} still being written, {} failed): \
+             {} packets, {:.1} MB, {} SIP messages, {} dialogs in {:.2}s ({:.0} MB/s)",
+            report.files_indexed,
+            report.files_known,
+            report.files_waiting.len(),
+            report.files_failed.len(),
+            report.packets,
+            report.bytes as f64 / 1e6,
+            report.messages,
+            report.dialogs,
+            secs,
+            report.bytes as f64 / 1e6 / secs
+        );
+    }
+    Ok(if report.files_failed.is_empty() {
+        EXIT_MATCH
+    } else {
+        EXIT_ERROR
+    })
+}
