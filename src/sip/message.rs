@@ -352,14 +352,40 @@ fn skip_leading_crlf(buf: &[u8]) -> usize {
         .unwrap_or(buf.len())
 }
 
+/// `is_token_char` as a table, for the per-packet pre-check.
+const TOKEN_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = is_token_char(b as u8);
+        b += 1;
+    }
+    t
+};
+
+/// Bytes a SIP message may start with: a token character, or CR/LF of keep-alives before it.
+const OPENS_START_LINE: [bool; 256] = {
+    let mut t = TOKEN_CHARS;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
 /// Cheap pre-check on a payload's first line: a SIP request line (any token method) or status line.
 /// Leading CR/LF (keep-alives) are skipped as `parse` does.
 pub fn looks_like_sip(payload: &[u8]) -> bool {
+    // Most payloads on a trunk are RTP (first byte 0x80..0xbf), which must leave after one lookup.
+    match payload.first() {
+        Some(&b) if OPENS_START_LINE[usize::from(b)] => {}
+        _ => return false,
+    }
     let rest = &payload[skip_leading_crlf(payload)..];
-    // Most payloads on a trunk are RTP (first byte 0x80..0xbf, never a token character), so they
-    // must leave before the scan for the line end. A start line opens with a token (the method, or
-    // the "SIP" of "SIP/2.0") ended by SP/HT or by that "/": anything else fails `parse_start_line`.
-    let token_len = rest.iter().take_while(|&&b| is_token_char(b)).count();
+    // A start line opens with a token (the method, or the "SIP" of "SIP/2.0") ended by SP/HT or
+    // by that "/": anything else fails `parse_start_line`, so the line end need not be sought.
+    let token_len = rest
+        .iter()
+        .take_while(|&&b| TOKEN_CHARS[usize::from(b)])
+        .count();
     let opens_right = match rest.get(token_len) {
         Some(&b) if is_ws(b) => token_len > 0,
         Some(b'/') => token_len == 3 && rest[..3].eq_ignore_ascii_case(b"SIP"),

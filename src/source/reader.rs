@@ -381,6 +381,41 @@ impl CaptureReader {
         if inner.done {
             return Ok(None);
         }
+        let (rec, offset, cursor) = match mapped_pcap_record(inner) {
+            Some(found) => found,
+            None => match self.next_record()? {
+                Some(found) => found,
+                None => return Ok(None),
+            },
+        };
+        let inner = &self.inner;
+        // Consuming only moves the cursor: the record's bytes stay where they are until the next call.
+        let (raw, _) = inner.input.raw();
+        let start = cursor + rec.data_start as usize;
+        let data = raw
+            .get(start..start + rec.caplen as usize)
+            .unwrap_or_default();
+        self.stats.packets += 1;
+        self.stats.packet_bytes += u64::from(rec.caplen);
+        self.stats.stream_bytes += u64::from(rec.record_len);
+        Ok(Some(Packet {
+            ts_ns: rec.ts_ns,
+            link_type: rec.link_type,
+            interface_id: rec.interface_id,
+            data,
+            orig_len: rec.orig_len,
+            location: PacketLocation {
+                file_id: inner.file_id,
+                offset,
+                record_len: rec.record_len,
+            },
+        }))
+    }
+
+    /// The general walk: any format, any input, refilling the stream window as needed. Returns the
+    /// record, its stream offset and its start in `Input::raw`, already consumed; `None` at the end.
+    fn next_record(&mut self) -> Result<Option<(Record, u64, usize)>, SourceError> {
+        let inner = &mut self.inner;
         // The walkers return offsets, not borrows, so the window can be refilled inside this loop
         // and sliced once after it.
         let rec: Record = loop {
@@ -423,28 +458,30 @@ impl CaptureReader {
         let offset = inner.input.offset();
         let (_, cursor) = inner.input.raw();
         inner.input.consume(rec.record_len as usize);
-        // Consuming only moves the cursor: the record's bytes stay where they are until the next call.
-        let (raw, _) = inner.input.raw();
-        let start = cursor + rec.data_start as usize;
-        let data = raw
-            .get(start..start + rec.caplen as usize)
-            .unwrap_or_default();
-        self.stats.packets += 1;
-        self.stats.packet_bytes += u64::from(rec.caplen);
-        self.stats.stream_bytes += u64::from(rec.record_len);
-        Ok(Some(Packet {
-            ts_ns: rec.ts_ns,
-            link_type: rec.link_type,
-            interface_id: rec.interface_id,
-            data,
-            orig_len: rec.orig_len,
-            location: PacketLocation {
-                file_id: inner.file_id,
-                offset,
-                record_len: rec.record_len,
-            },
-        }))
+        Ok(Some((rec, offset, cursor)))
     }
+}
+
+/// The common case on its own short path: a whole pcap record in a mapped file (everything is
+/// in the map, so there is never anything to refill). `None` sends the caller to the general walk,
+/// which also handles the end, a cut record and a corrupt one.
+#[inline(always)]
+fn mapped_pcap_record(inner: &mut Inner) -> Option<(Record, u64, usize)> {
+    let Inner {
+        input: Input::Mapped { map, pos },
+        walker: Walker::Pcap(header),
+        ..
+    } = inner
+    else {
+        return None;
+    };
+    let cursor = *pos;
+    let Step::Packet(rec) = pcap::step(header, map.get(cursor..).unwrap_or_default()) else {
+        return None;
+    };
+    // `step` saw all `record_len` bytes in the window, so this stays within the map.
+    *pos = cursor + rec.record_len as usize;
+    Some((rec, cursor as u64, cursor))
 }
 
 /// Re-read the exact bytes of one record (pcap record header + data, or the whole pcapng block)
