@@ -414,6 +414,7 @@ impl CaptureReader {
 
     /// The general walk: any format, any input, refilling the stream window as needed. Returns the
     /// record, its stream offset and its start in `Input::raw`, already consumed; `None` at the end.
+    #[inline(never)]
     fn next_record(&mut self) -> Result<Option<(Record, u64, usize)>, SourceError> {
         let inner = &mut self.inner;
         // The walkers return offsets, not borrows, so the window can be refilled inside this loop
