@@ -381,7 +381,7 @@ impl CaptureReader {
         if inner.done {
             return Ok(None);
         }
-        let (rec, offset, cursor) = match mapped_pcap_record(inner) {
+        let (rec, offset, cursor) = match mapped_record(inner, &mut self.stats) {
             Some(found) => found,
             None => match self.next_record()? {
                 Some(found) => found,
@@ -463,26 +463,48 @@ impl CaptureReader {
     }
 }
 
-/// The common case on its own short path: a whole pcap record in a mapped file (everything is
-/// in the map, so there is never anything to refill). `None` sends the caller to the general walk,
-/// which also handles the end, a cut record and a corrupt one.
+/// The common case on its own short path: a whole record in a mapped file (everything is in the
+/// map, so there is never anything to refill). pcapng blocks that carry no packet (IDB, ISB,
+/// unknown) are consumed here too. `None` sends the caller to the general walk, which handles
+/// the end, a cut record and a corrupt one: `step` changes no state before answering `Need` or
+/// `Corrupt`, so asking it again there gives the same answer.
 #[inline(always)]
-fn mapped_pcap_record(inner: &mut Inner) -> Option<(Record, u64, usize)> {
+fn mapped_record(inner: &mut Inner, stats: &mut ReadStats) -> Option<(Record, u64, usize)> {
     let Inner {
         input: Input::Mapped { map, pos },
-        walker: Walker::Pcap(header),
+        walker,
         ..
     } = inner
     else {
         return None;
     };
-    let cursor = *pos;
-    let Step::Packet(rec) = pcap::step(header, map.get(cursor..).unwrap_or_default()) else {
-        return None;
+    let state = match walker {
+        Walker::Pcap(header) => {
+            let cursor = *pos;
+            let Step::Packet(rec) = pcap::step(header, map.get(cursor..).unwrap_or_default())
+            else {
+                return None;
+            };
+            // `step` saw all `record_len` bytes in the window, so this stays within the map.
+            *pos = cursor + rec.record_len as usize;
+            return Some((rec, cursor as u64, cursor));
+        }
+        Walker::Pcapng(state) => state,
     };
-    // `step` saw all `record_len` bytes in the window, so this stays within the map.
-    *pos = cursor + rec.record_len as usize;
-    Some((rec, cursor as u64, cursor))
+    loop {
+        let cursor = *pos;
+        match state.step(map.get(cursor..).unwrap_or_default(), stats) {
+            Step::Packet(rec) => {
+                *pos = cursor + rec.record_len as usize;
+                return Some((rec, cursor as u64, cursor));
+            }
+            Step::Consumed(n) => {
+                *pos = (cursor + n as usize).min(map.len());
+                stats.stream_bytes += u64::from(n);
+            }
+            Step::Need(_) | Step::Corrupt(_) => return None,
+        }
+    }
 }
 
 /// Re-read the exact bytes of one record (pcap record header + data, or the whole pcapng block)
