@@ -27,6 +27,7 @@ impl Ipv4<'_> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Malformed;
 
+#[inline(always)]
 pub(crate) fn parse(data: &[u8]) -> Result<Ipv4<'_>, Malformed> {
     let Some(h) = data.get(..20) else {
         return Err(Malformed);

@@ -42,7 +42,16 @@ fn family(af: u32) -> Result<Network, LinkError> {
     }
 }
 
+#[inline]
 fn by_ethertype(ethertype: u16, rest: &[u8]) -> Result<L3<'_>, LinkError> {
+    // Untagged IPv4 is nearly every frame on a trunk: no tag walk for it.
+    if ethertype == ETHERTYPE_IPV4 {
+        return Ok(L3 {
+            net: Network::Ipv4,
+            bytes: rest,
+            vlan: None,
+        });
+    }
     let (ethertype, bytes, vlan) = vlan::strip(ethertype, rest)?;
     let net = match ethertype {
         ETHERTYPE_IPV4 => Network::Ipv4,
@@ -53,6 +62,7 @@ fn by_ethertype(ethertype: u16, rest: &[u8]) -> Result<L3<'_>, LinkError> {
 }
 
 /// Ethernet II; an 802.3 length field (< 0x0600) means LLC/SNAP, which never carries our IP here.
+#[inline]
 pub(crate) fn ethernet(data: &[u8]) -> Result<L3<'_>, LinkError> {
     let ethertype = u16_at(data, 12).ok_or(LinkError::Malformed)?;
     if ethertype < 0x0600 {
@@ -62,6 +72,7 @@ pub(crate) fn ethernet(data: &[u8]) -> Result<L3<'_>, LinkError> {
 }
 
 /// Network bytes of one captured frame of link type `link_type`.
+#[inline]
 pub(crate) fn parse(link_type: LinkType, data: &[u8]) -> Result<L3<'_>, LinkError> {
     match link_type {
         linktype::ETHERNET => ethernet(data),

@@ -12,7 +12,7 @@ pub(crate) struct Udp<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Malformed;
 
-#[inline]
+#[inline(always)]
 pub(crate) fn parse(data: &[u8]) -> Result<Udp<'_>, Malformed> {
     let Some(&[s0, s1, d0, d1, l0, l1, _, _]) = data.get(..8) else {
         return Err(Malformed);

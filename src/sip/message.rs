@@ -8,7 +8,9 @@
 //! is text, and NULs mean binary data or a zero-filled reassembly gap. A message without the empty line
 //! that ends the headers is `Truncated` (on a stream: wait for more bytes).
 use super::rtp_stat::{RtpStat, RtpStatIter};
-use super::scan::{is_token, is_ws, param, parse_u32, split_unquoted, trim, SplitUnquoted};
+use super::scan::{
+    is_token, is_token_char, is_ws, param, parse_u32, split_unquoted, trim, SplitUnquoted,
+};
 use super::sdp::{self, SdpError, SessionDescription};
 use super::{NameAddr, Uri, Via};
 
@@ -350,10 +352,48 @@ fn skip_leading_crlf(buf: &[u8]) -> usize {
         .unwrap_or(buf.len())
 }
 
+/// `is_token_char` as a table, for the per-packet pre-check.
+const TOKEN_CHARS: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut b = 0;
+    while b < 256 {
+        t[b] = is_token_char(b as u8);
+        b += 1;
+    }
+    t
+};
+
+/// Bytes a SIP message may start with: a token character, or CR/LF of keep-alives before it.
+const OPENS_START_LINE: [bool; 256] = {
+    let mut t = TOKEN_CHARS;
+    t[b'\r' as usize] = true;
+    t[b'\n' as usize] = true;
+    t
+};
+
 /// Cheap pre-check on a payload's first line: a SIP request line (any token method) or status line.
 /// Leading CR/LF (keep-alives) are skipped as `parse` does.
 pub fn looks_like_sip(payload: &[u8]) -> bool {
+    // Most payloads on a trunk are RTP (first byte 0x80..0xbf), which must leave after one lookup.
+    match payload.first() {
+        Some(&b) if OPENS_START_LINE[usize::from(b)] => {}
+        _ => return false,
+    }
     let rest = &payload[skip_leading_crlf(payload)..];
+    // A start line opens with a token (the method, or the "SIP" of "SIP/2.0") ended by SP/HT or
+    // by that "/": anything else fails `parse_start_line`, so the line end need not be sought.
+    let token_len = rest
+        .iter()
+        .take_while(|&&b| TOKEN_CHARS[usize::from(b)])
+        .count();
+    let opens_right = match rest.get(token_len) {
+        Some(&b) if is_ws(b) => token_len > 0,
+        Some(b'/') => token_len == 3 && rest[..3].eq_ignore_ascii_case(b"SIP"),
+        _ => false,
+    };
+    if !opens_right {
+        return false;
+    }
     let line = match rest.iter().position(|&b| b == b'\n') {
         Some(lf) => &rest[..lf],
         None => rest,
@@ -806,6 +846,53 @@ v=0\r\nm=audio 4000 RTP/AVP 0\r\nc=X\r\n";
         ] {
             assert!(!looks_like_sip(no), "{:?}", String::from_utf8_lossy(no));
         }
+    }
+
+    /// The pre-check in `looks_like_sip` must never reject what the start-line parser accepts (nor
+    /// accept what it rejects): compare with the plain definition on every one-byte change of a
+    /// few start lines, with every byte value in every position.
+    #[test]
+    fn looks_like_sip_fast_reject_agrees_with_the_start_line_parser() {
+        fn by_definition(payload: &[u8]) -> bool {
+            let rest = &payload[skip_leading_crlf(payload)..];
+            let line = match rest.iter().position(|&b| b == b'\n') {
+                Some(lf) => &rest[..lf],
+                None => rest,
+            };
+            let line = line.strip_suffix(b"\r").unwrap_or(line);
+            !line.is_empty() && parse_start_line(line).is_ok()
+        }
+        let mut checked = 0;
+        let mut accepted = 0;
+        for base in [
+            &b"SIP/2.0 200 OK\r\n"[..],
+            b"sip/2.0\t180 x",
+            b"\r\nINVITE sip:a@b SIP/2.0\r\n",
+            b"A sip:x SIP/2.0",
+            b"SIP sip:x SIP/2.0\r\n",
+            b"\x80\x00\x12\x34\x00\x00",
+        ] {
+            for i in 0..base.len() {
+                for v in 0..=255u8 {
+                    let mut p = base.to_vec();
+                    p[i] = v;
+                    let want = by_definition(&p);
+                    assert_eq!(
+                        looks_like_sip(&p),
+                        want,
+                        "{:?}",
+                        String::from_utf8_lossy(&p)
+                    );
+                    checked += 1;
+                    accepted += usize::from(want);
+                }
+            }
+        }
+        // Both answers occur often, so the comparison is not vacuous.
+        assert!(
+            accepted > 1000 && checked - accepted > 1000,
+            "{accepted}/{checked}"
+        );
     }
 
     #[test]

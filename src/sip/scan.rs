@@ -21,7 +21,7 @@ pub(crate) fn trim(s: &[u8]) -> &[u8] {
 
 /// RFC 3261 §25.1 `token` characters.
 #[inline]
-pub(crate) fn is_token_char(b: u8) -> bool {
+pub(crate) const fn is_token_char(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

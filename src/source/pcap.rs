@@ -68,11 +68,20 @@ fn caplen_limit(snaplen: u32) -> u32 {
 /// Look at the record at the start of `b`.
 #[inline]
 pub(crate) fn step(h: &Header, b: &[u8]) -> Step {
-    if b.len() < RECORD_HEADER_LEN as usize {
+    let Some(head) = b.first_chunk::<{ RECORD_HEADER_LEN as usize }>() else {
         return Step::Need(RECORD_HEADER_LEN);
-    }
-    let o = h.order;
-    let caplen = o.u32(b, 8);
+    };
+    // One fixed-size header read as four words: no per-field bounds checks.
+    let little = h.order == ByteOrder::Little;
+    let word = |i: usize| {
+        let w = [head[i], head[i + 1], head[i + 2], head[i + 3]];
+        if little {
+            u32::from_le_bytes(w)
+        } else {
+            u32::from_be_bytes(w)
+        }
+    };
+    let caplen = word(8);
     if caplen > h.caplen_limit {
         return Step::Corrupt("pcap record caplen larger than any snapshot length");
     }
@@ -80,8 +89,8 @@ pub(crate) fn step(h: &Header, b: &[u8]) -> Step {
     if b.len() < record_len as usize {
         return Step::Need(record_len);
     }
-    let sec = i64::from(o.u32(b, 0));
-    let frac = i64::from(o.u32(b, 4));
+    let sec = i64::from(word(0));
+    let frac = i64::from(word(4));
     let frac_ns = if h.nanosecond { frac } else { frac * 1_000 };
     Step::Packet(Record {
         ts_ns: sec * 1_000_000_000 + frac_ns,
@@ -89,7 +98,7 @@ pub(crate) fn step(h: &Header, b: &[u8]) -> Step {
         interface_id: 0,
         data_start: RECORD_HEADER_LEN,
         caplen,
-        orig_len: o.u32(b, 12),
+        orig_len: word(12),
         record_len,
     })
 }

@@ -223,7 +223,7 @@ impl State {
         }
     }
 
-    #[inline]
+    #[inline(always)]
     fn packet_block(
         &mut self,
         block_type: u32,

@@ -381,6 +381,42 @@ impl CaptureReader {
         if inner.done {
             return Ok(None);
         }
+        let (rec, offset, cursor) = match mapped_record(inner, &mut self.stats) {
+            Some(found) => found,
+            None => match self.next_record()? {
+                Some(found) => found,
+                None => return Ok(None),
+            },
+        };
+        let inner = &self.inner;
+        // Consuming only moves the cursor: the record's bytes stay where they are until the next call.
+        let (raw, _) = inner.input.raw();
+        let start = cursor + rec.data_start as usize;
+        let data = raw
+            .get(start..start + rec.caplen as usize)
+            .unwrap_or_default();
+        self.stats.packets += 1;
+        self.stats.packet_bytes += u64::from(rec.caplen);
+        self.stats.stream_bytes += u64::from(rec.record_len);
+        Ok(Some(Packet {
+            ts_ns: rec.ts_ns,
+            link_type: rec.link_type,
+            interface_id: rec.interface_id,
+            data,
+            orig_len: rec.orig_len,
+            location: PacketLocation {
+                file_id: inner.file_id,
+                offset,
+                record_len: rec.record_len,
+            },
+        }))
+    }
+
+    /// The general walk: any format, any input, refilling the stream window as needed. Returns the
+    /// record, its stream offset and its start in `Input::raw`, already consumed; `None` at the end.
+    #[inline(never)]
+    fn next_record(&mut self) -> Result<Option<(Record, u64, usize)>, SourceError> {
+        let inner = &mut self.inner;
         // The walkers return offsets, not borrows, so the window can be refilled inside this loop
         // and sliced once after it.
         let rec: Record = loop {
@@ -423,27 +459,51 @@ impl CaptureReader {
         let offset = inner.input.offset();
         let (_, cursor) = inner.input.raw();
         inner.input.consume(rec.record_len as usize);
-        // Consuming only moves the cursor: the record's bytes stay where they are until the next call.
-        let (raw, _) = inner.input.raw();
-        let start = cursor + rec.data_start as usize;
-        let data = raw
-            .get(start..start + rec.caplen as usize)
-            .unwrap_or_default();
-        self.stats.packets += 1;
-        self.stats.packet_bytes += u64::from(rec.caplen);
-        self.stats.stream_bytes += u64::from(rec.record_len);
-        Ok(Some(Packet {
-            ts_ns: rec.ts_ns,
-            link_type: rec.link_type,
-            interface_id: rec.interface_id,
-            data,
-            orig_len: rec.orig_len,
-            location: PacketLocation {
-                file_id: inner.file_id,
-                offset,
-                record_len: rec.record_len,
-            },
-        }))
+        Ok(Some((rec, offset, cursor)))
+    }
+}
+
+/// The common case on its own short path: a whole record in a mapped file (everything is in the
+/// map, so there is never anything to refill). pcapng blocks that carry no packet (IDB, ISB,
+/// unknown) are consumed here too. `None` sends the caller to the general walk, which handles
+/// the end, a cut record and a corrupt one: `step` changes no state before answering `Need` or
+/// `Corrupt`, so asking it again there gives the same answer.
+#[inline(always)]
+fn mapped_record(inner: &mut Inner, stats: &mut ReadStats) -> Option<(Record, u64, usize)> {
+    let Inner {
+        input: Input::Mapped { map, pos },
+        walker,
+        ..
+    } = inner
+    else {
+        return None;
+    };
+    let state = match walker {
+        Walker::Pcap(header) => {
+            let cursor = *pos;
+            let Step::Packet(rec) = pcap::step(header, map.get(cursor..).unwrap_or_default())
+            else {
+                return None;
+            };
+            // `step` saw all `record_len` bytes in the window, so this stays within the map.
+            *pos = cursor + rec.record_len as usize;
+            return Some((rec, cursor as u64, cursor));
+        }
+        Walker::Pcapng(state) => state,
+    };
+    loop {
+        let cursor = *pos;
+        match state.step(map.get(cursor..).unwrap_or_default(), stats) {
+            Step::Packet(rec) => {
+                *pos = cursor + rec.record_len as usize;
+                return Some((rec, cursor as u64, cursor));
+            }
+            Step::Consumed(n) => {
+                *pos = (cursor + n as usize).min(map.len());
+                stats.stream_bytes += u64::from(n);
+            }
+            Step::Need(_) | Step::Corrupt(_) => return None,
+        }
     }
 }
 

@@ -565,6 +565,12 @@ fn damaged_files_never_panic_and_mapped_equals_streamed() {
                         (sb.truncated_at, sb.corrupt_at, sb.skipped_blocks)
                     );
                     assert_eq!(sa.interface_drops, sb.interface_drops);
+                    // The mapped short path counts for itself; it must count the same.
+                    assert_eq!(
+                        (sa.packets, sa.packet_bytes, sa.stream_bytes),
+                        (sb.packets, sb.packet_bytes, sb.stream_bytes)
+                    );
+                    assert_eq!(sa.packets_without_timestamp, sb.packets_without_timestamp);
                 }
                 (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
                 (a, b) => panic!("mapped {:?} vs streamed {:?}", a.is_ok(), b.is_ok()),
