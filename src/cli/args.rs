@@ -28,7 +28,12 @@ pub enum Command {
 #[derive(Args, Debug, Clone)]
 pub struct DbArgs {
     /// Database directory
-    #[arg(long, env = "SIPIDX_DB", default_value = "sipidx.db", value_name = "DIR")]
+    #[arg(
+        long,
+        env = "SIPIDX_DB",
+        default_value = "sipidx.db",
+        value_name = "DIR"
+    )]
     pub db: PathBuf,
 }
 

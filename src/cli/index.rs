@@ -77,7 +77,12 @@ pub fn run(a: IndexArgs) -> Result<u8> {
         index::run(&plan, &mut index::run::NoProgress)?
     };
     for (path, err) in &report.files_failed {
-        eprintln!("sipidx: error: {}: {err}", path.display());
+        // source errors already name the file
+        if err.contains(&*path.to_string_lossy()) {
+            eprintln!("sipidx: error: {err}");
+        } else {
+            eprintln!("sipidx: error: {}: {err}", path.display());
+        }
     }
     for (path, off) in &report.files_truncated {
         eprintln!(

@@ -187,11 +187,35 @@ fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IndexError> {
     for p in entries {
         if p.is_dir() {
             walk(&p, out)?;
-        } else if p.is_file() && !is_hidden(&p) {
+        } else if p.is_file() && !is_hidden(&p) && looks_like_capture(&p) {
             out.push(p);
         }
     }
     Ok(())
+}
+
+/// Directory walks take only files that start like a capture (pcap, pcapng) or a compressed
+/// stream (gzip, bzip2, zstd), so README files and oracle outputs beside captures are not errors.
+/// Files named explicitly are always taken, and reported if they are not captures.
+pub fn looks_like_capture(p: &Path) -> bool {
+    let mut magic = [0u8; 4];
+    let Ok(mut f) = File::open(p) else {
+        return true; // let the reader report why it cannot be opened
+    };
+    if read_up_to(&mut f, &mut magic).unwrap_or(0) < 4 {
+        return false;
+    }
+    matches!(
+        magic,
+        [0xd4, 0xc3, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0xc3, 0xd4]
+            | [0x4d, 0x3c, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0x3c, 0x4d]
+            | [0x0a, 0x0d, 0x0d, 0x0a]
+            | [0x28, 0xb5, 0x2f, 0xfd]
+            | [0x1f, 0x8b, _, _]
+            | [b'B', b'Z', b'h', _]
+    )
 }
 
 fn is_hidden(p: &Path) -> bool {
