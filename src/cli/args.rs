@@ -65,12 +65,22 @@ pub struct IndexArgs {
     pub no_hep: bool,
     #[command(flatten)]
     pub dedup: DedupArgs,
+    /// RTP stream metrics: `wireshark` (counts and times exactly as Wireshark's RTP analysis) or
+    /// `rfc3550` (RFC 3550 A.1/A.3 expected/lost, A.8 jitter); see README "RTP metrics"
+    #[arg(long, value_enum, default_value = "wireshark")]
+    pub metrics: MetricsMode,
     /// No progress bar or summary on stderr
     #[arg(short, long)]
     pub quiet: bool,
     /// Print the run's summary as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum MetricsMode {
+    Wireshark,
+    Rfc3550,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -6,12 +6,14 @@ use std::time::Duration;
 use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
-use super::args::IndexArgs;
+use super::args::{IndexArgs, MetricsMode};
 use super::grep::{dedup_config, parse_duration};
 use super::{EXIT_ERROR, EXIT_MATCH};
 use crate::decode::DecodeConfig;
+use crate::index::media::MediaConfig;
 use crate::index::scan::ScanConfig;
 use crate::index::{self, IndexPlan, Progress};
+use crate::rtp::Metrics;
 use crate::sip::correlate::{CorrelateConfig, NumberMatch};
 
 struct Bar {
@@ -59,6 +61,16 @@ pub fn run(a: IndexArgs) -> Result<u8> {
             dedup: dedup_config(&a.dedup, !a.no_hep)?,
             ..ScanConfig::default()
         },
+        media: MediaConfig {
+            metrics: match a.metrics {
+                MetricsMode::Wireshark => Metrics::Wireshark,
+                MetricsMode::Rfc3550 => Metrics::Rfc3550,
+            },
+            decode: DecodeConfig {
+                hep: !a.no_hep,
+                ..DecodeConfig::default()
+            },
+        },
     };
     let show_bar = !a.quiet && std::io::stderr().is_terminal();
     let report = if show_bar {
@@ -105,6 +117,10 @@ pub fn run(a: IndexArgs) -> Result<u8> {
             "sip_messages": report.messages,
             "malformed_sip": report.malformed_sip,
             "dialogs": report.dialogs,
+            "rtp_streams": report.rtp_streams,
+            "rtp_packets": report.rtp_packets,
+            "rtcp_reports": report.rtcp_reports,
+            "qos_reports": report.qos_reports,
             "seconds": secs,
         });
         println!("{v}");
@@ -112,7 +128,7 @@ pub fn run(a: IndexArgs) -> Result<u8> {
     if !a.quiet {
         eprintln!(
             "sipidx: indexed {} new files ({} already indexed, {} still being written, {} failed): \
-             {} packets, {:.1} MB, {} SIP messages, {} dialogs in {:.2}s ({:.0} MB/s)",
+             {} packets, {:.1} MB, {} SIP messages, {} dialogs, {} RTP streams in {:.2}s ({:.0} MB/s)",
             report.files_indexed,
             report.files_known,
             report.files_waiting.len(),
@@ -121,6 +137,7 @@ pub fn run(a: IndexArgs) -> Result<u8> {
             report.bytes as f64 / 1e6,
             report.messages,
             report.dialogs,
+            report.rtp_streams,
             secs,
             report.bytes as f64 / 1e6 / secs
         );

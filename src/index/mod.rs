@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod dialogs;
+pub mod media;
 pub mod run;
 pub mod scan;
 

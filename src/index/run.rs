@@ -2,12 +2,15 @@
 //! Commit protocol (crash-safe at any instant, see schemas/db.md):
 //! 1. `pending.json` names the run and the file ids it will use;
 //! 2. message parts and text documents are written, the text index committed;
-//! 3. dialog day partitions are rewritten (old parts superseded, not yet deleted);
-//! 4. the catalog is saved with the files and `last_run` — the commit point;
-//! 5. `pending.json` is removed and superseded parts are deleted.
+//! 3. the media pass (`media`, on its own thread beside the scan) writes `rtcp_reports` and
+//!    `qos_reports` parts, rewrites `rtp_streams` day partitions, and saves its carried state as
+//!    `state/media-<run>.json.zst`;
+//! 4. dialog day partitions are rewritten (old parts superseded, not yet deleted);
+//! 5. the catalog is saved with the files and `last_run` — the commit point;
+//! 6. `pending.json` is removed, superseded parts and older media states are deleted.
 //!
-//! A run that dies before 4 is rolled back by the next run: its parts and documents are removed,
-//! and the superseded dialog parts become live again.
+//! A run that dies before 5 is rolled back by the next run: its parts, documents and media state
+//! are removed, and the superseded dialog and stream parts become live again.
 use std::collections::{BTreeSet, HashMap};
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -18,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{dialog_record, summary_of};
+use super::media::{self, CallMedia, MediaConfig, MediaOutcome, MediaPass, MediaState};
 use super::scan::{scan_file, FileScan, ScanConfig};
 use super::IndexError;
 use crate::sip::correlate::correlate_dialogs;
@@ -38,6 +42,8 @@ pub struct IndexPlan {
     pub scan: ScanConfig,
     /// Files scanned at once; bounds memory (each file's rows are held until written).
     pub batch_files: usize,
+    /// RTP/RTCP analysis settings (metric definitions).
+    pub media: MediaConfig,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -53,6 +59,10 @@ pub struct IndexReport {
     pub messages: u64,
     pub malformed_sip: u64,
     pub dialogs: u64,
+    pub rtp_streams: u64,
+    pub rtp_packets: u64,
+    pub rtcp_reports: u64,
+    pub qos_reports: u64,
     pub elapsed: Duration,
 }
 
@@ -114,7 +124,13 @@ pub fn recover(db: &Path, catalog: &Catalog) -> Result<(), IndexError> {
     if let Ok(bytes) = std::fs::read(&pending_path) {
         if let Ok(p) = serde_json::from_slice::<Pending>(&bytes) {
             if p.run > catalog.last_run {
-                for table in ["messages", "dialogs"] {
+                for table in [
+                    "messages",
+                    "dialogs",
+                    "rtp_streams",
+                    "rtcp_reports",
+                    "qos_reports",
+                ] {
                     pq::remove_parts(db, table, p.run).map_err(|e| store_err(db, e))?;
                 }
                 let text = TextIndex::open_or_create(&store::text_dir(db))
@@ -129,8 +145,17 @@ pub fn recover(db: &Path, catalog: &Catalog) -> Result<(), IndexError> {
         }
         std::fs::remove_file(&pending_path).map_err(|e| IndexError::io(&pending_path, e))?;
     }
+    media::prune_states(db, catalog.last_run, true);
     pq::recover(db).map_err(|e| store_err(db, e))?;
     Ok(())
+}
+
+fn call_media_of(r: &crate::store::record::DialogRecord) -> CallMedia {
+    CallMedia {
+        worst_mos: r.worst_mos,
+        max_loss_pct: r.max_loss_pct,
+        max_jitter_ms: r.max_jitter_ms,
+    }
 }
 
 struct Candidate {
@@ -231,112 +256,161 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     let mut rate: HashMap<(std::net::IpAddr, i64), u32> = HashMap::new();
     let mut entries: Vec<CatalogFile> = Vec::new();
     let batch = plan.batch_files.max(1);
-    for (chunk_no, chunk) in new_files.chunks(batch).enumerate() {
-        let base = first_id + (chunk_no * batch) as u32;
-        let scans: Vec<FileScan> = pool.install(|| {
-            chunk
-                .par_iter()
-                .enumerate()
-                .map(|(i, c)| scan_file(&c.path, base + i as u32, &plan.scan))
-                .collect()
+    let media_state = MediaState::load(db, catalog.last_run)?;
+    let media_files: Vec<(PathBuf, u32)> = new_files
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (c.path.clone(), first_id + i as u32))
+        .collect();
+    std::thread::scope(|scope| -> Result<(), IndexError> {
+        // The media pass is sequential over the files in order; it overlaps the parallel SIP scan.
+        let media_thread = scope.spawn(|| -> Result<MediaOutcome, IndexError> {
+            let mut pass = MediaPass::new(db, run, &plan.media, media_state)?;
+            for (path, id) in &media_files {
+                pass.file(path, *id)?;
+            }
+            pass.finish()
         });
-        for (c, scan) in chunk.iter().zip(scans) {
-            progress.file_done(&c.path, c.size, scan.stats.packets);
-            report.packets += scan.stats.packets;
-            report.bytes += c.size;
-            report.messages += scan.stats.sip_messages;
-            report.malformed_sip += scan.stats.malformed_sip;
-            if let Some(off) = scan.stats.truncated_at {
-                report.files_truncated.push((c.path.clone(), off));
-            }
-            if let Some(e) = &scan.error {
-                report.files_failed.push((c.path.clone(), e.clone()));
-            }
-            for m in scan.messages {
-                text_writer.add(&m).map_err(|e| store_err(db, e))?;
-                messages.push(m).map_err(|e| store_err(db, e))?;
-            }
-            for (id, d) in scan.dialogs {
-                match dialogs.get_mut(&id) {
-                    Some(x) => x.merge(d),
-                    None => {
-                        dialogs.insert(id, d);
+        for (chunk_no, chunk) in new_files.chunks(batch).enumerate() {
+            let base = first_id + (chunk_no * batch) as u32;
+            let scans: Vec<FileScan> = pool.install(|| {
+                chunk
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, c)| scan_file(&c.path, base + i as u32, &plan.scan))
+                    .collect()
+            });
+            for (c, scan) in chunk.iter().zip(scans) {
+                progress.file_done(&c.path, c.size, scan.stats.packets);
+                report.packets += scan.stats.packets;
+                report.bytes += c.size;
+                report.messages += scan.stats.sip_messages;
+                report.malformed_sip += scan.stats.malformed_sip;
+                if let Some(off) = scan.stats.truncated_at {
+                    report.files_truncated.push((c.path.clone(), off));
+                }
+                if let Some(e) = &scan.error {
+                    report.files_failed.push((c.path.clone(), e.clone()));
+                }
+                for m in scan.messages {
+                    text_writer.add(&m).map_err(|e| store_err(db, e))?;
+                    messages.push(m).map_err(|e| store_err(db, e))?;
+                }
+                for (id, d) in scan.dialogs {
+                    match dialogs.get_mut(&id) {
+                        Some(x) => x.merge(d),
+                        None => {
+                            dialogs.insert(id, d);
+                        }
                     }
                 }
+                for (k, n) in scan.request_rate {
+                    *rate.entry(k).or_default() += n;
+                }
+                entries.push(CatalogFile {
+                    id: scan.file_id,
+                    path: c.path.to_string_lossy().into_owned(),
+                    size: c.size,
+                    fingerprint: c.fingerprint.clone(),
+                    mtime_ns: c.mtime_ns,
+                    run,
+                    packets: scan.stats.packets,
+                    sip_messages: scan.stats.sip_messages,
+                    first_ts_ns: scan.stats.first_ts_ns,
+                    last_ts_ns: scan.stats.last_ts_ns,
+                    truncated_at: scan.stats.truncated_at,
+                    malformed_sip: scan.stats.malformed_sip,
+                    hep_mirrors: scan.stats.hep_mirrors,
+                    span_duplicates: scan.stats.span_duplicates,
+                    error: scan.error.clone(),
+                });
             }
-            for (k, n) in scan.request_rate {
-                *rate.entry(k).or_default() += n;
-            }
-            entries.push(CatalogFile {
-                id: scan.file_id,
-                path: c.path.to_string_lossy().into_owned(),
-                size: c.size,
-                fingerprint: c.fingerprint.clone(),
-                mtime_ns: c.mtime_ns,
-                run,
-                packets: scan.stats.packets,
-                sip_messages: scan.stats.sip_messages,
-                first_ts_ns: scan.stats.first_ts_ns,
-                last_ts_ns: scan.stats.last_ts_ns,
-                truncated_at: scan.stats.truncated_at,
-                malformed_sip: scan.stats.malformed_sip,
-                hep_mirrors: scan.stats.hep_mirrors,
-                span_duplicates: scan.stats.span_duplicates,
-                error: scan.error.clone(),
-            });
         }
-    }
-    progress.phase("writing tables");
-    messages.finish().map_err(|e| store_err(db, e))?;
-    text_writer.commit().map_err(|e| store_err(db, e))?;
-    text_writer.finish().map_err(|e| store_err(db, e))?;
+        progress.phase("writing tables");
+        messages.finish().map_err(|e| store_err(db, e))?;
+        progress.phase("media analysis");
+        let media_out = media_thread
+            .join()
+            .map_err(|_| IndexError::io(db, std::io::Error::other("media pass panicked")))??;
+        report.rtp_streams = media_out.streams_written;
+        report.rtp_packets = media_out.rtp_packets;
+        report.rtcp_reports = media_out.rtcp_rows;
+        report.qos_reports = media_out.qos_rows;
+        text_writer.commit().map_err(|e| store_err(db, e))?;
+        text_writer.finish().map_err(|e| store_err(db, e))?;
 
-    // 4. dialogs: merge with what earlier runs stored, correlate, rewrite the days touched
-    report.dialogs = dialogs.len() as u64;
-    let touched: Vec<String> = {
-        let mut v: Vec<String> = dialogs.keys().cloned().collect();
-        v.sort();
-        v
-    };
-    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-    for d in dialogs.values() {
-        if let Some(s) = d.start_ns {
-            lo = lo.min(s);
-            hi = hi.max(s);
-        }
-    }
-    let mut previous_days = BTreeSet::new();
-    if lo <= hi {
-        // a call extended by this run started at most a day before its first message here
-        let filter = DialogFilter {
-            since_ns: Some(lo.saturating_sub(DAY_NS)),
-            until_ns: Some(hi.saturating_add(DAY_NS)),
-            ..Default::default()
+        // 4. dialogs: merge with what earlier runs stored, correlate, rewrite the days touched
+        report.dialogs = dialogs.len() as u64;
+        let touched: Vec<String> = {
+            let mut v: Vec<String> = dialogs.keys().cloned().collect();
+            v.sort();
+            v
         };
-        let old = pq::read_dialogs(db, &filter).map_err(|e| store_err(db, e))?;
-        for rec in old {
-            if let Some(d) = dialogs.get_mut(&rec.call_id) {
-                previous_days.insert(pq::day_of(rec.start_ns));
-                if let Some(prev) = summary_of(&rec) {
-                    d.merge(prev);
+        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+        for d in dialogs.values() {
+            if let Some(s) = d.start_ns {
+                lo = lo.min(s);
+                hi = hi.max(s);
+            }
+        }
+        // calls whose media changed need their row even when no new SIP message touched them
+        if let Some((a, b)) = media_out.span {
+            lo = lo.min(a);
+            hi = hi.max(b);
+        }
+        let mut old_media: HashMap<String, CallMedia> = HashMap::new();
+        let mut media_only = Vec::new();
+        let mut previous_days = BTreeSet::new();
+        if lo <= hi {
+            // a call extended by this run started at most a day before its first message here
+            let filter = DialogFilter {
+                since_ns: Some(lo.saturating_sub(DAY_NS)),
+                until_ns: Some(hi.saturating_add(DAY_NS)),
+                ..Default::default()
+            };
+            let old = pq::read_dialogs(db, &filter).map_err(|e| store_err(db, e))?;
+            for rec in old {
+                if let Some(d) = dialogs.get_mut(&rec.call_id) {
+                    previous_days.insert(pq::day_of(rec.start_ns));
+                    old_media.insert(rec.call_id.clone(), call_media_of(&rec));
+                    if let Some(prev) = summary_of(&rec) {
+                        d.merge(prev);
+                    }
+                } else if media_out.calls.contains_key(&rec.call_id) {
+                    media_only.push(rec);
                 }
             }
         }
-    }
-    let flooders: BTreeSet<std::net::IpAddr> = rate
-        .iter()
-        .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
-        .map(|((ip, _), _)| *ip)
-        .collect();
-    let summaries: Vec<DialogSummary> = touched.iter().map(|id| dialogs[id].clone()).collect();
-    let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
-    let records = summaries
-        .iter()
-        .zip(correlation)
-        .map(|(d, corr)| dialog_record(d, corr, &flooders))
-        .collect();
-    let previous: Vec<_> = previous_days.into_iter().collect();
-    pq::upsert_dialogs_with(db, run, records, &previous, false).map_err(|e| store_err(db, e))?;
+        let flooders: BTreeSet<std::net::IpAddr> = rate
+            .iter()
+            .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
+            .map(|((ip, _), _)| *ip)
+            .collect();
+        let summaries: Vec<DialogSummary> = touched.iter().map(|id| dialogs[id].clone()).collect();
+        let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
+        let with_media = |mut r: crate::store::record::DialogRecord| {
+            let m = media_out
+                .calls
+                .get(&r.call_id)
+                .or_else(|| old_media.get(&r.call_id));
+            if let Some(m) = m {
+                r.worst_mos = m.worst_mos;
+                r.max_loss_pct = m.max_loss_pct;
+                r.max_jitter_ms = m.max_jitter_ms;
+            }
+            r
+        };
+        let records: Vec<_> = summaries
+            .iter()
+            .zip(correlation)
+            .map(|(d, corr)| with_media(dialog_record(d, corr, &flooders)))
+            .chain(media_only.into_iter().map(with_media))
+            .collect();
+        let previous: Vec<_> = previous_days.into_iter().collect();
+        pq::upsert_dialogs_with(db, run, records, &previous, false)
+            .map_err(|e| store_err(db, e))?;
+        Ok(())
+    })?;
 
     // 5. commit
     progress.phase("committing");
@@ -345,6 +419,7 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     catalog.last_run = run;
     catalog.save(db)?;
     let _ = std::fs::remove_file(db.join(PENDING));
+    media::prune_states(db, run, false);
     pq::recover(db).map_err(|e| store_err(db, e))?;
     report.files_indexed = new_files.len();
     report.elapsed = started.elapsed();

@@ -10,6 +10,7 @@ pub mod header;
 pub mod mos;
 pub mod rtcp;
 pub mod stream;
+pub mod vq;
 
 #[cfg(test)]
 mod oracle_tests;
@@ -21,7 +22,7 @@ pub use detect::{
 };
 pub use header::RtpHeader;
 pub use stream::{
-    ConvKey, Metrics, PayloadFormat, StreamKey, StreamState, StreamSummary, StreamTable,
+    ConvKey, Metrics, PayloadFormat, StreamKey, StreamState, StreamSummary, StreamTable, Timeline,
 };
 
 /// Why bytes are not a well-formed RTP or RTCP packet. `Copy`, to be counted on the hot path.

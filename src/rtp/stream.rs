@@ -496,6 +496,56 @@ impl LossModel {
     }
 }
 
+/// Received, lost and worst jitter per time bucket since the stream's first packet. Buckets start
+/// one second wide and double (pairs merged) past `TIMELINE_BUCKETS`, so memory stays per
+/// stream whatever the call's length; it depends only on packet times, so it is split-proof.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    /// Bucket width in seconds (0 before the first packet).
+    pub width_s: u32,
+    /// (packets received, packets lost by sequence gap, max Wireshark jitter in ms).
+    pub buckets: Vec<(u32, u32, f32)>,
+}
+
+pub const TIMELINE_BUCKETS: usize = 512;
+
+impl Timeline {
+    fn slot(&mut self, rel_ns: i64) -> &mut (u32, u32, f32) {
+        if self.width_s == 0 {
+            self.width_s = 1;
+        }
+        let sec = (rel_ns.max(0) / 1_000_000_000) as u64;
+        let mut i = (sec / u64::from(self.width_s)) as usize;
+        while i >= TIMELINE_BUCKETS {
+            let merged: Vec<(u32, u32, f32)> = self
+                .buckets
+                .chunks(2)
+                .map(|c| {
+                    c.iter()
+                        .fold((0, 0, 0.0f32), |a, b| (a.0 + b.0, a.1 + b.1, a.2.max(b.2)))
+                })
+                .collect();
+            self.buckets = merged;
+            self.width_s *= 2;
+            i = (sec / u64::from(self.width_s)) as usize;
+        }
+        if self.buckets.len() <= i {
+            self.buckets.resize(i + 1, (0, 0, 0.0));
+        }
+        &mut self.buckets[i]
+    }
+    fn note_packet(&mut self, rel_ns: i64, jitter_ms: f32) {
+        let b = self.slot(rel_ns);
+        b.0 += 1;
+        b.2 = b.2.max(jitter_ms);
+    }
+    fn note_lost(&mut self, rel_ns: i64, lost: u32) {
+        if lost > 0 {
+            self.slot(rel_ns).1 += lost;
+        }
+    }
+}
+
 /// Everything known about one stream. Serde-able so the pipeline can carry it across files.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct StreamState {
@@ -516,6 +566,12 @@ pub struct StreamState {
     pub payload_names: Vec<(u8, String)>,
     pub dtmf: Vec<DtmfEvent>,
     pub loss: LossModel,
+    /// The dialog whose SDP announced this stream's address, when one did.
+    #[serde(default)]
+    pub call_id: Option<String>,
+    /// Per-second received/lost/jitter, for the quality timeline.
+    #[serde(default)]
+    pub timeline: Timeline,
     ws: WiresharkStat,
     rfc: Rfc3550Stat,
     window: SeqWindow,
@@ -577,6 +633,8 @@ impl StreamState {
             payload_names: Vec::new(),
             dtmf: Vec::new(),
             loss: LossModel::default(),
+            call_id: None,
+            timeline: Timeline::default(),
             ws: WiresharkStat::default(),
             rfc: Rfc3550Stat::default(),
             window: SeqWindow::default(),
@@ -642,6 +700,9 @@ impl StreamState {
         self.note_payload_type(f.pt, name);
         self.rfc3550(f, clock_rate, first);
         self.extras(f, clock_rate, format);
+        let jitter = if clock_rate != 0 { self.ws.jitter } else { 0.0 };
+        self.timeline
+            .note_packet(f.ts_ns - self.first_ns, jitter as f32);
         self.packets += 1;
         self.last_ns = f.ts_ns;
         self.payload_bytes += f.payload.len() as u64;
@@ -827,6 +888,8 @@ impl StreamState {
             SeqEvent::Duplicate => self.duplicates += 1,
             SeqEvent::OutOfOrder => self.out_of_order += 1,
             SeqEvent::Advance(skipped) => {
+                self.timeline
+                    .note_lost(f.ts_ns - self.first_ns, skipped.min(1 << 16) as u32);
                 for _ in 0..skipped.min(1 << 16) {
                     self.loss.step(true);
                 }
@@ -983,6 +1046,34 @@ impl StreamState {
                 }
             }
         }
+    }
+
+    /// The media clock rate the analysis used (0: none known, e.g. events only).
+    pub fn clock_rate(&self) -> u32 {
+        if self.ws.clock_rate != 0 {
+            self.ws.clock_rate
+        } else {
+            self.rfc.clock_rate
+        }
+    }
+
+    /// The payload type carrying the media: the first seen that is neither comfort noise nor
+    /// an RFC 4733 event; else the first at all.
+    pub fn media_payload_type(&self) -> Option<(u8, &str)> {
+        let media = self.payload_names.iter().find(|(pt, name)| {
+            *pt != PT_CN
+                && *pt != PT_CN_OLD
+                && !starts_with_ci(name, "telephone-event")
+                && name != "rtpevent"
+        });
+        media
+            .or(self.payload_names.first())
+            .map(|(pt, n)| (*pt, n.as_str()))
+    }
+
+    /// The DTMF digits in order (`?` for events that are not digits).
+    pub fn dtmf_digits(&self) -> String {
+        self.dtmf.iter().map(|e| e.digit.unwrap_or('?')).collect()
     }
 
     /// RFC 3550 A.8 interarrival jitter now, in ms (None without a clock rate).
@@ -1209,6 +1300,47 @@ impl StreamTable {
                 self.tuple_index.insert(tk, self.tuples.len() - 1);
             }
         }
+    }
+
+    /// Mutable view, to label streams (e.g. with their dialog's Call-ID).
+    pub fn stream_mut(&mut self, idx: usize) -> Option<&mut StreamState> {
+        self.streams.get_mut(idx)
+    }
+
+    /// Removes and returns the streams whose last packet is before `before_ns`, with the
+    /// conversations and 5-tuples no remaining stream uses. Memory stays per live stream; a
+    /// stream that resumes later starts a new row (its first packet is its new start).
+    pub fn evict_idle(&mut self, before_ns: i64) -> Vec<StreamState> {
+        if self.streams.iter().all(|s| s.last_ns >= before_ns) {
+            return Vec::new();
+        }
+        let (gone, kept): (Vec<StreamState>, Vec<StreamState>) = std::mem::take(&mut self.streams)
+            .into_iter()
+            .partition(|s| s.last_ns < before_ns);
+        self.streams = kept;
+        let live_convs: std::collections::HashSet<ConvKey> =
+            self.streams.iter().map(|s| s.conv).collect();
+        self.convs.retain(|(c, _)| live_convs.contains(c));
+        let live_tuples: std::collections::HashSet<(IpAddr, u16, IpAddr, u16)> = self
+            .streams
+            .iter()
+            .map(|s| (s.key.src, s.key.src_port, s.key.dst, s.key.dst_port))
+            .collect();
+        self.tuples
+            .retain(|t| live_tuples.contains(&(t.src, t.src_port, t.dst, t.dst_port)));
+        self.stream_index.clear();
+        self.conv_index.clear();
+        self.tuple_index.clear();
+        self.reindex();
+        gone
+    }
+
+    pub fn len(&self) -> usize {
+        self.streams.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.streams.is_empty()
     }
 
     /// Streams in order of first packet.

@@ -1,9 +1,11 @@
 //! Column maps between the owned records and Arrow arrays: one `Column` per Parquet column with a
 //! getter and a setter, so the writer, the reader and the schema come from one list per table.
 
-use super::record::{DialogRecord, MessageRecord};
+use super::record::{
+    DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord, RtpStreamRecord,
+};
 use arrow::array::{
-    Array, ArrayRef, BooleanArray, Float64Array, StringArray, TimestampNanosecondArray,
+    Array, ArrayRef, BooleanArray, Float64Array, Int64Array, StringArray, TimestampNanosecondArray,
     UInt16Array, UInt32Array, UInt64Array,
 };
 use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
@@ -23,6 +25,10 @@ pub enum Access<R> {
     U32(fn(&R) -> u32, fn(&mut R, u32)),
     OptU32(fn(&R) -> Option<u32>, fn(&mut R, Option<u32>)),
     U64(fn(&R) -> u64, fn(&mut R, u64)),
+    OptU64(fn(&R) -> Option<u64>, fn(&mut R, Option<u64>)),
+    I64(fn(&R) -> i64, fn(&mut R, i64)),
+    OptI64(fn(&R) -> Option<i64>, fn(&mut R, Option<i64>)),
+    F64(fn(&R) -> f64, fn(&mut R, f64)),
     OptF64(fn(&R) -> Option<f64>, fn(&mut R, Option<f64>)),
     Bool(fn(&R) -> bool, fn(&mut R, bool)),
 }
@@ -59,6 +65,10 @@ impl<R> Column<R> {
             Access::U32(..) => (DataType::UInt32, false),
             Access::OptU32(..) => (DataType::UInt32, true),
             Access::U64(..) => (DataType::UInt64, false),
+            Access::OptU64(..) => (DataType::UInt64, true),
+            Access::I64(..) => (DataType::Int64, false),
+            Access::OptI64(..) => (DataType::Int64, true),
+            Access::F64(..) => (DataType::Float64, false),
             Access::OptF64(..) => (DataType::Float64, true),
             Access::Bool(..) => (DataType::Boolean, false),
         };
@@ -81,6 +91,10 @@ impl<R> Column<R> {
             Access::U32(g, _) => Arc::new(UInt32Array::from_iter_values(rows.iter().map(g))),
             Access::OptU32(g, _) => Arc::new(UInt32Array::from_iter(rows.iter().map(g))),
             Access::U64(g, _) => Arc::new(UInt64Array::from_iter_values(rows.iter().map(g))),
+            Access::OptU64(g, _) => Arc::new(UInt64Array::from_iter(rows.iter().map(g))),
+            Access::I64(g, _) => Arc::new(Int64Array::from_iter_values(rows.iter().map(g))),
+            Access::OptI64(g, _) => Arc::new(Int64Array::from_iter(rows.iter().map(g))),
+            Access::F64(g, _) => Arc::new(Float64Array::from_iter_values(rows.iter().map(g))),
             Access::OptF64(g, _) => Arc::new(Float64Array::from_iter(rows.iter().map(g))),
             Access::Bool(g, _) => {
                 Arc::new(BooleanArray::from_iter(rows.iter().map(|r| Some(g(r)))))
@@ -161,6 +175,32 @@ impl<R> Column<R> {
             }
             Access::U64(_, s) => {
                 let a = cast::<UInt64Array>(array, name)?;
+                for (i, r) in rows.iter_mut().enumerate() {
+                    need(a, i)?;
+                    s(r, a.value(i));
+                }
+            }
+            Access::OptU64(_, s) => {
+                let a = cast::<UInt64Array>(array, name)?;
+                for (i, r) in rows.iter_mut().enumerate() {
+                    s(r, a.is_valid(i).then(|| a.value(i)));
+                }
+            }
+            Access::I64(_, s) => {
+                let a = cast::<Int64Array>(array, name)?;
+                for (i, r) in rows.iter_mut().enumerate() {
+                    need(a, i)?;
+                    s(r, a.value(i));
+                }
+            }
+            Access::OptI64(_, s) => {
+                let a = cast::<Int64Array>(array, name)?;
+                for (i, r) in rows.iter_mut().enumerate() {
+                    s(r, a.is_valid(i).then(|| a.value(i)));
+                }
+            }
+            Access::F64(_, s) => {
+                let a = cast::<Float64Array>(array, name)?;
                 for (i, r) in rows.iter_mut().enumerate() {
                     need(a, i)?;
                     s(r, a.value(i));
@@ -358,6 +398,146 @@ impl TableRow for DialogRecord {
             col!("max_loss_pct", OptF64, max_loss_pct),
             col!("max_jitter_ms", OptF64, max_jitter_ms),
             col!("summary", OptStr, summary),
+        ];
+        COLUMNS
+    }
+}
+
+impl TableRow for RtpStreamRecord {
+    const TABLE: &'static str = "rtp_streams";
+    fn partition_ts(&self) -> i64 {
+        self.start_ns
+    }
+    fn columns() -> &'static [Column<Self>] {
+        static COLUMNS: &[Column<RtpStreamRecord>] = &[
+            col!("stream_id", Str, stream_id),
+            col!("call_id", OptStr, call_id),
+            col!("start", Ts, start_ns),
+            col!("end", Ts, end_ns),
+            col!("src_ip", Str, src_ip),
+            col!("src_port", U16, src_port),
+            col!("dst_ip", Str, dst_ip),
+            col!("dst_port", U16, dst_port),
+            col!("ssrc", U32, ssrc),
+            col!("announced", Bool, announced),
+            col!("payload_type", OptU16, payload_type),
+            col!("payload_types", Str, payload_types),
+            col!("payload", Str, payload),
+            col!("codec", OptStr, codec),
+            col!("clock_rate", U32, clock_rate),
+            col!("packets", U64, packets),
+            col!("expected", I64, expected),
+            col!("lost", I64, lost),
+            col!("lost_pct", F64, lost_pct),
+            col!("sequence_errors", U32, sequence_errors),
+            col!("duplicates", U64, duplicates),
+            col!("out_of_order", U64, out_of_order),
+            col!("min_delta_ms", F64, min_delta_ms),
+            col!("mean_delta_ms", F64, mean_delta_ms),
+            col!("max_delta_ms", F64, max_delta_ms),
+            col!("max_delta_at", OptTs, max_delta_at_ns),
+            col!("max_delta_index", U64, max_delta_index),
+            col!("min_jitter_ms", F64, min_jitter_ms),
+            col!("mean_jitter_ms", F64, mean_jitter_ms),
+            col!("max_jitter_ms", F64, max_jitter_ms),
+            col!("max_skew_ms", F64, max_skew_ms),
+            col!("rfc3550_jitter_ms", OptF64, rfc3550_jitter_ms),
+            col!("marker_packets", U64, marker_packets),
+            col!("comfort_noise_packets", U64, comfort_noise_packets),
+            col!("dtmf", OptStr, dtmf),
+            col!("dtmf_events", OptStr, dtmf_events),
+            col!("late_packets", U64, late_packets),
+            col!("burst_ratio", OptF64, burst_ratio),
+            col!("mos", OptF64, mos),
+            col!("r_factor", OptF64, r_factor),
+            col!("possible_capture_loss", Bool, possible_capture_loss),
+            col!("capture_drops", U64, capture_drops),
+            col!("problem", Bool, problem),
+            col!("metrics", Str, metrics),
+            col!("timeline", OptStr, timeline),
+        ];
+        COLUMNS
+    }
+}
+
+impl TableRow for RtcpReportRecord {
+    const TABLE: &'static str = "rtcp_reports";
+    fn partition_ts(&self) -> i64 {
+        self.ts_ns
+    }
+    fn columns() -> &'static [Column<Self>] {
+        static COLUMNS: &[Column<RtcpReportRecord>] = &[
+            col!("ts", Ts, ts_ns),
+            col!("call_id", OptStr, call_id),
+            col!("src_ip", Str, src_ip),
+            col!("src_port", U16, src_port),
+            col!("dst_ip", Str, dst_ip),
+            col!("dst_port", U16, dst_port),
+            col!("packet_type", Str, packet_type),
+            col!("block", Str, block),
+            col!("reporter_ssrc", U32, reporter_ssrc),
+            col!("source_ssrc", OptU32, source_ssrc),
+            col!("fraction_lost_pct", OptF64, fraction_lost_pct),
+            col!("cumulative_lost", OptI64, cumulative_lost),
+            col!("extended_highest_seq", OptU32, extended_highest_seq),
+            col!("jitter", OptU32, jitter),
+            col!("jitter_ms", OptF64, jitter_ms),
+            col!("lsr", OptU32, lsr),
+            col!("dlsr", OptU32, dlsr),
+            col!("rtt_ms", OptF64, rtt_ms),
+            col!("sender_packets", OptU32, sender_packets),
+            col!("sender_octets", OptU32, sender_octets),
+            col!("loss_rate_pct", OptF64, loss_rate_pct),
+            col!("discard_rate_pct", OptF64, discard_rate_pct),
+            col!("burst_density_pct", OptF64, burst_density_pct),
+            col!("gap_density_pct", OptF64, gap_density_pct),
+            col!("round_trip_delay_ms", OptF64, round_trip_delay_ms),
+            col!("end_system_delay_ms", OptF64, end_system_delay_ms),
+            col!("r_factor", OptF64, r_factor),
+            col!("mos_lq", OptF64, mos_lq),
+            col!("mos_cq", OptF64, mos_cq),
+            col!("jb_nominal_ms", OptF64, jb_nominal_ms),
+            col!("jb_maximum_ms", OptF64, jb_maximum_ms),
+            col!("file_id", U32, file_id),
+            col!("offset", U64, offset),
+        ];
+        COLUMNS
+    }
+}
+
+impl TableRow for QosReportRecord {
+    const TABLE: &'static str = "qos_reports";
+    fn partition_ts(&self) -> i64 {
+        self.ts_ns
+    }
+    fn columns() -> &'static [Column<Self>] {
+        static COLUMNS: &[Column<QosReportRecord>] = &[
+            col!("ts", Ts, ts_ns),
+            col!("call_id", OptStr, call_id),
+            col!("kind", Str, kind),
+            col!("side", OptStr, side),
+            col!("reporter_ip", Str, reporter_ip),
+            col!("reporter_port", U16, reporter_port),
+            col!("peer_ip", OptStr, peer_ip),
+            col!("peer_port", OptU16, peer_port),
+            col!("ssrc", OptU32, ssrc),
+            col!("codec", OptStr, codec),
+            col!("packets_sent", OptU64, packets_sent),
+            col!("packets_received", OptU64, packets_received),
+            col!("packets_lost", OptI64, packets_lost),
+            col!("loss_pct", OptF64, loss_pct),
+            col!("discard_pct", OptF64, discard_pct),
+            col!("jitter_ms", OptF64, jitter_ms),
+            col!("jitter_raw", OptF64, jitter_raw),
+            col!("max_jitter_ms", OptF64, max_jitter_ms),
+            col!("rtt_ms", OptF64, rtt_ms),
+            col!("mos_lq", OptF64, mos_lq),
+            col!("mos_cq", OptF64, mos_cq),
+            col!("r_factor", OptF64, r_factor),
+            col!("duration_s", OptF64, duration_s),
+            col!("fields", Str, fields),
+            col!("file_id", U32, file_id),
+            col!("offset", U64, offset),
         ];
         COLUMNS
     }

@@ -5,6 +5,9 @@
 //! ```text
 //! <db>/tables/messages/date=YYYY-MM-DD/part-<run>-<n>.parquet   one row per SIP message
 //! <db>/tables/dialogs/date=YYYY-MM-DD/part-<run>-<n>.parquet    one row per Call-ID
+//! <db>/tables/rtp_streams/date=…/part-<run>-<n>.parquet         one row per RTP stream
+//! <db>/tables/rtcp_reports/date=…/part-<run>-<n>.parquet        one row per RTCP report block
+//! <db>/tables/qos_reports/date=…/part-<run>-<n>.parquet         one row per endpoint quality report
 //! <db>/text/                                                    tantivy index of the messages
 //! ```
 //! The catalog (which files were indexed by which run) belongs to the index pipeline.
@@ -19,7 +22,10 @@ pub use self::parquet::{
     read_dialogs, read_messages, recover, remove_parts, upsert_dialogs, DialogFilter, PartInfo,
     TableWriter, WriterOptions,
 };
-pub use self::record::{DialogKind, DialogRecord, DialogState, EndedBy, MessageRecord, Transport};
+pub use self::record::{
+    DialogKind, DialogRecord, DialogState, EndedBy, MessageRecord, QosReportRecord,
+    RtcpReportRecord, RtpStreamRecord, Transport,
+};
 pub use self::text_index::{
     Hit, MessageFilter, SortOrder, StatusFilter, TextIndex, TextIndexWriter,
 };
@@ -150,6 +156,21 @@ mod schema_docs {
     #[test]
     fn dialogs_md_matches_the_writer() {
         check_table::<DialogRecord>("dialogs.md");
+    }
+
+    #[test]
+    fn rtp_streams_md_matches_the_writer() {
+        check_table::<record::RtpStreamRecord>("rtp_streams.md");
+    }
+
+    #[test]
+    fn rtcp_reports_md_matches_the_writer() {
+        check_table::<record::RtcpReportRecord>("rtcp_reports.md");
+    }
+
+    #[test]
+    fn qos_reports_md_matches_the_writer() {
+        check_table::<record::QosReportRecord>("qos_reports.md");
     }
 
     #[test]

@@ -483,6 +483,11 @@ pub struct DialogFilter {
     pub to_user: Option<String>,
     pub ruri_user: Option<String>,
     pub scanner: Option<bool>,
+    /// Calls whose worst stream lost at least this many percent (`max_loss_pct >= x`); dialogs
+    /// without measured media never match.
+    pub min_loss_pct: Option<f64>,
+    /// Calls whose worst stream MOS is at most this (`worst_mos <= x`); no media, no match.
+    pub max_mos: Option<f64>,
 }
 
 fn contains_ci(hay: Option<&str>, needle: &Option<String>) -> bool {
@@ -502,6 +507,12 @@ impl DialogFilter {
             && contains_ci(d.to_user.as_deref(), &self.to_user)
             && contains_ci(d.ruri_user.as_deref(), &self.ruri_user)
             && self.scanner.is_none_or(|s| s == d.scanner)
+            && self
+                .min_loss_pct
+                .is_none_or(|m| d.max_loss_pct.is_some_and(|l| l >= m))
+            && self
+                .max_mos
+                .is_none_or(|m| d.worst_mos.is_some_and(|x| x <= m))
     }
 }
 
@@ -563,14 +574,37 @@ pub fn upsert_dialogs_with(
     previous_days: &[NaiveDate],
     delete_superseded: bool,
 ) -> Result<Vec<PartInfo>, StoreError> {
-    let table = table_dir(db, DialogRecord::TABLE);
-    let replaced: HashSet<String> = records.iter().map(|r| r.call_id.clone()).collect();
-    let mut by_day: BTreeMap<NaiveDate, Vec<DialogRecord>> = BTreeMap::new();
+    upsert_rows_with(
+        db,
+        run,
+        records,
+        previous_days,
+        delete_superseded,
+        |d| &d.call_id,
+        |a, b| (a.start_ns, &a.call_id).cmp(&(b.start_ns, &b.call_id)),
+    )
+}
+
+/// The generic form of [`upsert_dialogs_with`] for any table whose rows have an identity
+/// (`key`): every stored row whose key is among `records` is dropped from the affected days, then
+/// `records` are added; each rewritten day is sorted by `order`.
+pub fn upsert_rows_with<R: TableRow>(
+    db: &Path,
+    run: u64,
+    records: Vec<R>,
+    previous_days: &[NaiveDate],
+    delete_superseded: bool,
+    key: fn(&R) -> &str,
+    order: fn(&R, &R) -> std::cmp::Ordering,
+) -> Result<Vec<PartInfo>, StoreError> {
+    let table = table_dir(db, R::TABLE);
+    let replaced: HashSet<String> = records.iter().map(|r| key(r).to_owned()).collect();
+    let mut by_day: BTreeMap<NaiveDate, Vec<R>> = BTreeMap::new();
     for d in previous_days {
         by_day.entry(*d).or_default();
     }
     for r in records {
-        by_day.entry(day_of(r.start_ns)).or_default().push(r);
+        by_day.entry(day_of(r.partition_ts())).or_default().push(r);
     }
     let mut next_n = next_part_number(&table, run)?;
     let mut published = Vec::new();
@@ -582,8 +616,8 @@ pub fn upsert_dialogs_with(
             Vec::new()
         };
         for part in &old {
-            read_part::<DialogRecord>(&part.path, &mut |d| {
-                if !replaced.contains(&d.call_id) {
+            read_part::<R>(&part.path, &mut |d| {
+                if !replaced.contains(key(&d)) {
                     rows.push(d);
                 }
                 Ok(())
@@ -592,8 +626,8 @@ pub fn upsert_dialogs_with(
         if rows.is_empty() && old.is_empty() {
             continue;
         }
-        rows.sort_by(|a, b| (a.start_ns, &a.call_id).cmp(&(b.start_ns, &b.call_id)));
-        let mut writer = TableWriter::<DialogRecord>::create_at(
+        rows.sort_by(order);
+        let mut writer = TableWriter::<R>::create_at(
             table.clone(),
             run,
             next_n,

@@ -277,6 +277,140 @@ pub struct DialogRecord {
     pub summary: Option<String>,
 }
 
+/// One RTP stream (SSRC on a 5-tuple, from its first packet) as the media pass measured it;
+/// see schemas/rtp_streams.md. `stream_id` identifies the row: a later run continuing the stream
+/// replaces it.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RtpStreamRecord {
+    pub stream_id: String,
+    pub call_id: Option<String>,
+    #[serde(rename = "start")]
+    pub start_ns: i64,
+    #[serde(rename = "end")]
+    pub end_ns: i64,
+    pub src_ip: String,
+    pub src_port: u16,
+    pub dst_ip: String,
+    pub dst_port: u16,
+    pub ssrc: u32,
+    /// Found through SDP (true) or by the heuristic.
+    pub announced: bool,
+    pub payload_type: Option<u16>,
+    pub payload_types: String,
+    /// tshark's Payload column text.
+    pub payload: String,
+    pub codec: Option<String>,
+    pub clock_rate: u32,
+    pub packets: u64,
+    pub expected: i64,
+    pub lost: i64,
+    pub lost_pct: f64,
+    pub sequence_errors: u32,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub min_delta_ms: f64,
+    pub mean_delta_ms: f64,
+    pub max_delta_ms: f64,
+    #[serde(rename = "max_delta_at")]
+    pub max_delta_at_ns: Option<i64>,
+    pub max_delta_index: u64,
+    pub min_jitter_ms: f64,
+    pub mean_jitter_ms: f64,
+    pub max_jitter_ms: f64,
+    pub max_skew_ms: f64,
+    pub rfc3550_jitter_ms: Option<f64>,
+    pub marker_packets: u64,
+    pub comfort_noise_packets: u64,
+    pub dtmf: Option<String>,
+    pub dtmf_events: Option<String>,
+    pub late_packets: u64,
+    pub burst_ratio: Option<f64>,
+    pub mos: Option<f64>,
+    pub r_factor: Option<f64>,
+    pub possible_capture_loss: bool,
+    pub capture_drops: u64,
+    pub problem: bool,
+    pub metrics: String,
+    pub timeline: Option<String>,
+}
+
+/// One RTCP report block (SR/RR) or RTCP-XR metrics block; see schemas/rtcp_reports.md.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct RtcpReportRecord {
+    #[serde(rename = "ts")]
+    pub ts_ns: i64,
+    pub call_id: Option<String>,
+    pub src_ip: String,
+    pub src_port: u16,
+    pub dst_ip: String,
+    pub dst_port: u16,
+    /// `SR`, `RR` or `XR`.
+    pub packet_type: String,
+    /// `report-block`, `sender-info`, `voip-metrics`, `statistics-summary`.
+    pub block: String,
+    pub reporter_ssrc: u32,
+    pub source_ssrc: Option<u32>,
+    pub fraction_lost_pct: Option<f64>,
+    pub cumulative_lost: Option<i64>,
+    pub extended_highest_seq: Option<u32>,
+    pub jitter: Option<u32>,
+    pub jitter_ms: Option<f64>,
+    pub lsr: Option<u32>,
+    pub dlsr: Option<u32>,
+    pub rtt_ms: Option<f64>,
+    pub sender_packets: Option<u32>,
+    pub sender_octets: Option<u32>,
+    pub loss_rate_pct: Option<f64>,
+    pub discard_rate_pct: Option<f64>,
+    pub burst_density_pct: Option<f64>,
+    pub gap_density_pct: Option<f64>,
+    pub round_trip_delay_ms: Option<f64>,
+    pub end_system_delay_ms: Option<f64>,
+    pub r_factor: Option<f64>,
+    pub mos_lq: Option<f64>,
+    pub mos_cq: Option<f64>,
+    pub jb_nominal_ms: Option<f64>,
+    pub jb_maximum_ms: Option<f64>,
+    pub file_id: u32,
+    pub offset: u64,
+}
+
+/// One quality report of any kind an endpoint sent: RTCP-XR VoIP metrics, RFC 6035 vq-rtcpxr
+/// PUBLISH, or an end-of-call statistics header; see schemas/qos_reports.md.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct QosReportRecord {
+    #[serde(rename = "ts")]
+    pub ts_ns: i64,
+    pub call_id: Option<String>,
+    pub kind: String,
+    /// Whose view: `local`/`remote` (vq-rtcpxr), `rx`/`tx` (stat headers), `receiver` (RTCP).
+    pub side: Option<String>,
+    pub reporter_ip: String,
+    pub reporter_port: u16,
+    pub peer_ip: Option<String>,
+    pub peer_port: Option<u16>,
+    pub ssrc: Option<u32>,
+    pub codec: Option<String>,
+    pub packets_sent: Option<u64>,
+    pub packets_received: Option<u64>,
+    pub packets_lost: Option<i64>,
+    pub loss_pct: Option<f64>,
+    pub discard_pct: Option<f64>,
+    pub jitter_ms: Option<f64>,
+    /// Jitter as the sender wrote it (units vary by vendor: see the kind).
+    pub jitter_raw: Option<f64>,
+    pub max_jitter_ms: Option<f64>,
+    pub rtt_ms: Option<f64>,
+    pub mos_lq: Option<f64>,
+    pub mos_cq: Option<f64>,
+    pub r_factor: Option<f64>,
+    pub duration_s: Option<f64>,
+    /// Every field as reported, unknown ones included: JSON object.
+    pub fields: String,
+    pub file_id: u32,
+    pub offset: u64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

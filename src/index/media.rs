@@ -1,0 +1,954 @@
+//! The media pass: RTP streams, RTCP reports and endpoint quality reports, computed sequentially
+//! over a run's files in path (= time) order, with the state carried from run to run.
+//!
+//! Why a second, sequential pass rather than per-file work in the parallel scan: Wireshark's
+//! stream analysis is sequential (extended timestamps, first-packet handling, jitter recurrences)
+//! and two partial states cannot be merged, and whether a datagram is RTP at all depends on the
+//! SDP seen *before* it, possibly in an earlier file or run. Shipping per-packet summaries from the
+//! parallel scan would hold memory per packet; re-reading the (memory-mapped) files costs a second
+//! decode but keeps memory per stream. The pass runs on its own thread beside the parallel SIP
+//! scan, so on two or more cores it mostly overlaps it.
+//!
+//! Exactness: the pass sees every datagram of the capture in the same order however the capture
+//! was split into files or runs, and everything it keeps (`MediaState`: the `StreamTable`, the SDP
+//! announcements, the SR times for RTT, idle-eviction clock) is serialised between runs to
+//! `<db>/state/media-<run>.json.zst`, written before the catalog commit point; a run loads the
+//! state of the catalog's last run. Idle streams and announcements are evicted on capture time
+//! only (never on file or run boundaries), so the output does not depend on the split either.
+use std::collections::HashMap;
+use std::io::Read;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::IndexError;
+use crate::decode::{Datagram, DecodeConfig, Decoder, Transport};
+use crate::rtp::mos::{self, Codec};
+use crate::rtp::rtcp::{self, RtcpPacket, XrBlock};
+use crate::rtp::{self, vq, Classification, ConvKey, Metrics, PayloadFormat, RtpHeader};
+use crate::rtp::{StreamKey, StreamState, StreamTable};
+use crate::sip;
+use crate::source::open_capture;
+use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};
+use crate::store::record::{QosReportRecord, RtcpReportRecord, RtpStreamRecord};
+use crate::store::StoreError;
+
+/// A stream or announcement silent this long (capture time) is closed and forgotten.
+pub const IDLE_NS: i64 = 600 * 1_000_000_000;
+/// How often (capture time) idle streams are looked for.
+const EVICT_EVERY_NS: i64 = 60 * 1_000_000_000;
+const STATE_DIR: &str = "state";
+
+#[derive(Clone, Debug)]
+pub struct MediaConfig {
+    pub metrics: Metrics,
+    pub decode: DecodeConfig,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            metrics: Metrics::Wireshark,
+            decode: DecodeConfig::default(),
+        }
+    }
+}
+
+/// A media address announced in SDP.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct Announcement {
+    call_id: String,
+    /// False for `m=image … udptl` (T.38): the port is not RTP.
+    rtp: bool,
+    rtpmap: Vec<(u8, String, u32)>,
+    /// Capture time of the announcement or of the last packet to this address.
+    last_ns: i64,
+}
+
+/// Everything the pass carries from one file (and run) to the next.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct MediaState {
+    table: StreamTable,
+    announced: Vec<((IpAddr, u16), Announcement)>,
+    rtcp_addrs: Vec<((IpAddr, u16), (String, i64))>,
+    /// Last SRs per sender SSRC: (NTP middle bits, capture time).
+    sr_seen: Vec<(u32, Vec<(u32, i64)>)>,
+    /// Latest measured RTT per reported SSRC, ms (feeds the E-model delay).
+    rtt_ms: Vec<(u32, f64)>,
+    /// Capturer drops reported by files a stream spans, per stream (key and first packet).
+    capture_drops: Vec<((StreamKey, i64), u64)>,
+    next_evict_ns: Option<i64>,
+    #[serde(skip)]
+    maps: Maps,
+}
+
+#[derive(Debug, Default)]
+struct Maps {
+    built: bool,
+    announced: HashMap<(IpAddr, u16), Announcement>,
+    rtcp_addrs: HashMap<(IpAddr, u16), (String, i64)>,
+    sr_seen: HashMap<u32, Vec<(u32, i64)>>,
+    rtt_ms: HashMap<u32, f64>,
+    capture_drops: HashMap<(StreamKey, i64), u64>,
+    /// SSRC → Call-ID of streams carrying one (RTCP about a stream inherits its call).
+    ssrc_call: HashMap<u32, (String, u32)>,
+}
+
+impl MediaState {
+    fn build_maps(&mut self) {
+        if self.maps.built {
+            return;
+        }
+        let m = &mut self.maps;
+        m.built = true;
+        m.announced = std::mem::take(&mut self.announced).into_iter().collect();
+        m.rtcp_addrs = std::mem::take(&mut self.rtcp_addrs).into_iter().collect();
+        m.sr_seen = std::mem::take(&mut self.sr_seen).into_iter().collect();
+        m.rtt_ms = std::mem::take(&mut self.rtt_ms).into_iter().collect();
+        m.capture_drops = std::mem::take(&mut self.capture_drops)
+            .into_iter()
+            .collect();
+        for s in self.table.streams() {
+            if let Some(c) = &s.call_id {
+                m.ssrc_call.insert(s.key.ssrc, (c.clone(), s.clock_rate()));
+            }
+        }
+    }
+
+    /// Sorted vectors so the saved state is byte-identical for identical content.
+    fn flatten(&mut self) {
+        fn sorted<K: Ord + Clone, V>(m: &mut HashMap<K, V>) -> Vec<(K, V)> {
+            let mut v: Vec<(K, V)> = m.drain().collect();
+            v.sort_by(|a, b| a.0.cmp(&b.0));
+            v
+        }
+        self.announced = sorted(&mut self.maps.announced);
+        self.rtcp_addrs = sorted(&mut self.maps.rtcp_addrs);
+        self.sr_seen = sorted(&mut self.maps.sr_seen);
+        let mut rtt: Vec<(u32, f64)> = self.maps.rtt_ms.drain().collect();
+        rtt.sort_by_key(|a| a.0);
+        self.rtt_ms = rtt;
+        let mut drops: Vec<_> = self.maps.capture_drops.drain().collect();
+        drops.sort_by(|a, b| a.0.cmp(&b.0));
+        self.capture_drops = drops;
+        self.maps = Maps::default();
+    }
+
+    fn path(db: &Path, run: u64) -> PathBuf {
+        db.join(STATE_DIR).join(format!("media-{run}.json.zst"))
+    }
+
+    /// The state the catalog's last run left (empty for a new DB).
+    pub fn load(db: &Path, last_run: u64) -> Result<MediaState, IndexError> {
+        let path = Self::path(db, last_run);
+        let f = match std::fs::File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(MediaState::default()),
+            Err(e) => return Err(IndexError::io(&path, e)),
+        };
+        let mut text = Vec::new();
+        zstd::Decoder::new(f)
+            .and_then(|mut d| d.read_to_end(&mut text))
+            .map_err(|e| IndexError::io(&path, e))?;
+        serde_json::from_slice(&text).map_err(|e| IndexError::Corrupt {
+            path,
+            what: e.to_string(),
+        })
+    }
+
+    /// Written atomically (tmp, fsync, rename) under the run's number.
+    pub fn save(mut self, db: &Path, run: u64) -> Result<(), IndexError> {
+        self.flatten();
+        let dir = db.join(STATE_DIR);
+        std::fs::create_dir_all(&dir).map_err(|e| IndexError::io(&dir, e))?;
+        let json = serde_json::to_vec(&self).expect("media state serialises");
+        let bytes = zstd::encode_all(&json[..], 3).map_err(|e| IndexError::io(&dir, e))?;
+        let path = Self::path(db, run);
+        super::catalog::write_atomic(&path.with_extension("zst.tmp"), &path, &bytes)
+    }
+}
+
+/// Deletes state files of runs other than `keep` (after a commit), or newer than `keep` (the
+/// leftovers of a run that died before its commit point).
+pub fn prune_states(db: &Path, keep: u64, only_newer: bool) {
+    let Ok(entries) = std::fs::read_dir(db.join(STATE_DIR)) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let Some(run) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix("media-"))
+            .and_then(|n| n.split('.').next())
+            .and_then(|n| n.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        if run != keep && (!only_newer || run > keep) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Per-call media summary for the dialogs table.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct CallMedia {
+    pub worst_mos: Option<f64>,
+    pub max_loss_pct: Option<f64>,
+    pub max_jitter_ms: Option<f64>,
+}
+
+#[derive(Debug, Default)]
+pub struct MediaOutcome {
+    pub streams_written: u64,
+    pub rtp_packets: u64,
+    pub rtcp_rows: u64,
+    pub qos_rows: u64,
+    /// Calls whose streams changed in this run, with their summary over all their streams.
+    pub calls: HashMap<String, CallMedia>,
+    /// Earliest and latest stream time among them (to find their dialog rows).
+    pub span: Option<(i64, i64)>,
+}
+
+/// One run of the pass: feed files in order, then write rows and the state.
+pub struct MediaPass<'a> {
+    db: &'a Path,
+    run: u64,
+    cfg: &'a MediaConfig,
+    state: MediaState,
+    finished: Vec<RtpStreamRecord>,
+    rtcp: TableWriter<RtcpReportRecord>,
+    qos: TableWriter<QosReportRecord>,
+    out: MediaOutcome,
+    file_id: u32,
+}
+
+fn store_err(db: &Path, e: StoreError) -> IndexError {
+    IndexError::Store {
+        path: db.to_path_buf(),
+        source: e,
+    }
+}
+
+impl<'a> MediaPass<'a> {
+    pub fn new(
+        db: &'a Path,
+        run: u64,
+        cfg: &'a MediaConfig,
+        mut state: MediaState,
+    ) -> Result<Self, IndexError> {
+        state.build_maps();
+        Ok(MediaPass {
+            db,
+            run,
+            cfg,
+            state,
+            finished: Vec::new(),
+            rtcp: TableWriter::create(db, run, WriterOptions::default())
+                .map_err(|e| store_err(db, e))?,
+            qos: TableWriter::create(db, run, WriterOptions::default())
+                .map_err(|e| store_err(db, e))?,
+            out: MediaOutcome::default(),
+            file_id: 0,
+        })
+    }
+
+    /// Feed one capture file; unreadable parts were already reported by the SIP scan.
+    pub fn file(&mut self, path: &Path, file_id: u32) -> Result<(), IndexError> {
+        self.file_id = file_id;
+        let Ok(mut reader) = open_capture(path, file_id) else {
+            return Ok(());
+        };
+        let mut decoder = Decoder::new(self.cfg.decode.clone());
+        let mut first_ts: Option<i64> = None;
+        let mut failed: Option<StoreError> = None;
+        loop {
+            match reader.next_packet() {
+                Ok(Some(p)) => {
+                    first_ts.get_or_insert(p.ts_ns);
+                    self.clock(p.ts_ns);
+                    decoder.decode(&p, |dg| {
+                        if let Err(e) = self.datagram(dg) {
+                            failed.get_or_insert(e);
+                        }
+                    });
+                }
+                Ok(None) | Err(_) => break,
+            }
+        }
+        decoder.finish(|dg| {
+            if let Err(e) = self.datagram(dg) {
+                failed.get_or_insert(e);
+            }
+        });
+        if let Some(e) = failed {
+            return Err(store_err(self.db, e));
+        }
+        let drops: u64 = reader.stats().interface_drops.iter().map(|d| d.1).sum();
+        if let (Some(first), true) = (first_ts, drops > 0) {
+            for s in self.state.table.streams() {
+                if s.last_ns >= first {
+                    *self
+                        .state
+                        .maps
+                        .capture_drops
+                        .entry((s.key, s.first_ns))
+                        .or_default() += drops;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Capture-time housekeeping: close idle streams, forget idle announcements.
+    fn clock(&mut self, ts_ns: i64) {
+        let next = *self
+            .state
+            .next_evict_ns
+            .get_or_insert(ts_ns + EVICT_EVERY_NS);
+        if ts_ns < next {
+            return;
+        }
+        self.state.next_evict_ns = Some(ts_ns + EVICT_EVERY_NS);
+        let cutoff = ts_ns - IDLE_NS;
+        for s in self.state.table.evict_idle(cutoff) {
+            let rec = self.record(&s);
+            self.state.maps.capture_drops.remove(&(s.key, s.first_ns));
+            if s.call_id.is_some() {
+                self.state.maps.ssrc_call.remove(&s.key.ssrc);
+            }
+            self.finished.push(rec);
+        }
+        self.state.maps.announced.retain(|_, a| a.last_ns >= cutoff);
+        self.state.maps.rtcp_addrs.retain(|_, a| a.1 >= cutoff);
+        self.state
+            .maps
+            .sr_seen
+            .retain(|_, v| v.last().is_some_and(|x| x.1 >= cutoff));
+    }
+
+    fn datagram(&mut self, dg: &Datagram<'_>) -> Result<(), StoreError> {
+        // tshark does not look for RTP inside HEP either; HEP copies of SIP are the scan's job.
+        if dg.hep.is_some() {
+            return Ok(());
+        }
+        if sip::looks_like_sip(dg.payload) {
+            if let Ok(msg) = sip::parse(dg.payload) {
+                return self.sip(dg, &msg);
+            }
+        }
+        if dg.transport != Transport::Udp
+            || rtp::tshark_claims_port(dg.src_port)
+            || rtp::tshark_claims_port(dg.dst_port)
+        {
+            return Ok(());
+        }
+        let m = &mut self.state.maps;
+        let dst = (dg.dst, dg.dst_port);
+        let src = (dg.src, dg.src_port);
+        let conv_addr = if m.announced.contains_key(&dst) {
+            Some(dst)
+        } else if m.announced.contains_key(&src) {
+            Some(src)
+        } else {
+            None
+        };
+        if let Some(a) = conv_addr {
+            let ann = m.announced.get_mut(&a).expect("looked up");
+            ann.last_ns = dg.ts_ns;
+            if !ann.rtp {
+                return Ok(()); // T.38 (UDPTL) took the port
+            }
+        }
+        let rtcp_call = m
+            .rtcp_addrs
+            .get(&dst)
+            .or_else(|| m.rtcp_addrs.get(&src))
+            .map(|c| c.0.clone());
+        if rtcp_call.is_some() && rtp::looks_like_rtcp(dg.payload) {
+            return self.rtcp(dg, rtcp_call);
+        }
+        let class = if conv_addr.is_some() {
+            rtp::classify_known_flow(dg.payload)
+        } else {
+            rtp::classify_heuristic(dg.payload)
+        };
+        match class {
+            Classification::Rtp => {
+                let Ok(h) = RtpHeader::parse(dg.payload) else {
+                    return Ok(());
+                };
+                self.rtp(dg, &h, conv_addr);
+                Ok(())
+            }
+            Classification::Rtcp => {
+                let call = conv_addr.map(|a| m.announced[&a].call_id.clone());
+                self.rtcp(dg, call)
+            }
+            Classification::Neither => Ok(()),
+        }
+    }
+
+    fn rtp(&mut self, dg: &Datagram<'_>, h: &RtpHeader<'_>, conv_addr: Option<(IpAddr, u16)>) {
+        self.out.rtp_packets += 1;
+        let m = &self.state.maps;
+        let ann = conv_addr.and_then(|a| m.announced.get(&a));
+        let format = ann.and_then(|a| {
+            a.rtpmap
+                .iter()
+                .find(|x| x.0 == h.payload_type())
+                .map(|x| PayloadFormat {
+                    encoding_name: &x.1,
+                    clock_rate: x.2,
+                })
+        });
+        let conv = match conv_addr {
+            Some(a) => ConvKey::announced(a.0, a.1),
+            None => ConvKey::heuristic(dg.src, dg.src_port, dg.dst, dg.dst_port),
+        };
+        let before = self.state.table.len();
+        let idx = self.state.table.push_datagram(dg, conv, h, format);
+        if self.state.table.len() != before {
+            if let Some(a) = ann {
+                let call = a.call_id.clone();
+                let s = self.state.table.stream_mut(idx).expect("just pushed");
+                s.call_id = Some(call.clone());
+                let rate = s.clock_rate();
+                self.state.maps.ssrc_call.insert(h.ssrc(), (call, rate));
+            }
+        } else if let Some((call, rate)) = self.state.maps.ssrc_call.get_mut(&h.ssrc()) {
+            // The clock rate becomes known with the first media packet (after e.g. an event).
+            if *rate == 0 {
+                let _ = call;
+                *rate = self.state.table.streams()[idx].clock_rate();
+            }
+        }
+    }
+
+    fn sip(&mut self, dg: &Datagram<'_>, msg: &sip::Message<'_>) -> Result<(), StoreError> {
+        let call_id = msg.call_id.map(|c| String::from_utf8_lossy(c).into_owned());
+        if let (Some(call_id), Some(Ok(sdp))) = (&call_id, msg.sdp()) {
+            for media in &sdp.media {
+                let Some(ip) = sdp.connection_for(media).and_then(|c| c.ip()) else {
+                    continue;
+                };
+                if media.port == 0 {
+                    continue;
+                }
+                let is_rtp = media.media != b"image";
+                let rtpmap = media
+                    .rtpmaps()
+                    .map(|r| {
+                        (
+                            r.payload_type,
+                            String::from_utf8_lossy(r.encoding).into_owned(),
+                            r.clock_rate,
+                        )
+                    })
+                    .collect();
+                self.state.maps.announced.insert(
+                    (ip, media.port),
+                    Announcement {
+                        call_id: call_id.clone(),
+                        rtp: is_rtp,
+                        rtpmap,
+                        last_ns: dg.ts_ns,
+                    },
+                );
+                if is_rtp && !media.rtcp_mux() {
+                    let (rip, rport) = match media.rtcp() {
+                        Some(r) => (r.connection.and_then(|c| c.ip()).unwrap_or(ip), r.port),
+                        None => (ip, media.port.wrapping_add(1)),
+                    };
+                    self.state
+                        .maps
+                        .rtcp_addrs
+                        .insert((rip, rport), (call_id.clone(), dg.ts_ns));
+                }
+            }
+        }
+        let loc = dg.locations.first().copied().unwrap_or_default();
+        let base = QosReportRecord {
+            ts_ns: dg.ts_ns,
+            call_id: call_id.clone(),
+            reporter_ip: dg.src.to_string(),
+            reporter_port: dg.src_port,
+            file_id: loc.file_id,
+            offset: loc.offset,
+            ..Default::default()
+        };
+        let is_vq = msg.content_type.is_some_and(|ct| {
+            let ct = String::from_utf8_lossy(ct).to_ascii_lowercase();
+            ct.starts_with("application/vq-rtcpxr")
+        });
+        if is_vq {
+            if let Some(r) = vq::parse(msg.body) {
+                for row in vq_rows(&r, &base) {
+                    self.qos.push(row)?;
+                    self.out.qos_rows += 1;
+                }
+            }
+        }
+        for stat in msg.rtp_stats() {
+            self.qos.push(stat_row(&stat, &base))?;
+            self.out.qos_rows += 1;
+        }
+        Ok(())
+    }
+
+    fn rtcp(&mut self, dg: &Datagram<'_>, call: Option<String>) -> Result<(), StoreError> {
+        let loc = dg.locations.first().copied().unwrap_or_default();
+        let base = RtcpReportRecord {
+            ts_ns: dg.ts_ns,
+            src_ip: dg.src.to_string(),
+            src_port: dg.src_port,
+            dst_ip: dg.dst.to_string(),
+            dst_port: dg.dst_port,
+            file_id: loc.file_id,
+            offset: loc.offset,
+            ..Default::default()
+        };
+        let m = &mut self.state.maps;
+        let call_of = |m: &Maps, ssrc: Option<u32>| {
+            call.clone()
+                .or_else(|| ssrc.and_then(|s| m.ssrc_call.get(&s).map(|c| c.0.clone())))
+        };
+        let mut rows: Vec<RtcpReportRecord> = Vec::new();
+        let mut qos: Vec<QosReportRecord> = Vec::new();
+        for pkt in rtcp::packets(dg.payload) {
+            let Ok(pkt) = pkt else { break };
+            match pkt {
+                RtcpPacket::SenderReport(sr) => {
+                    let v = m.sr_seen.entry(sr.ssrc()).or_default();
+                    if v.len() == 4 {
+                        v.remove(0);
+                    }
+                    v.push((sr.ntp_middle(), dg.ts_ns));
+                    let mut any = false;
+                    for b in sr.report_blocks() {
+                        any = true;
+                        let mut row = report_row(m, &base, "SR", sr.ssrc(), &b, dg.ts_ns);
+                        row.call_id =
+                            call_of(m, Some(b.ssrc)).or_else(|| call_of(m, Some(sr.ssrc())));
+                        row.sender_packets = Some(sr.packet_count());
+                        row.sender_octets = Some(sr.octet_count());
+                        rows.push(row);
+                    }
+                    if !any {
+                        rows.push(RtcpReportRecord {
+                            packet_type: "SR".into(),
+                            block: "sender-info".into(),
+                            reporter_ssrc: sr.ssrc(),
+                            call_id: call_of(m, Some(sr.ssrc())),
+                            sender_packets: Some(sr.packet_count()),
+                            sender_octets: Some(sr.octet_count()),
+                            ..base.clone()
+                        });
+                    }
+                }
+                RtcpPacket::ReceiverReport(rr) => {
+                    for b in rr.report_blocks() {
+                        let mut row = report_row(m, &base, "RR", rr.ssrc, &b, dg.ts_ns);
+                        row.call_id = call_of(m, Some(b.ssrc).or(Some(rr.ssrc)));
+                        rows.push(row);
+                    }
+                }
+                RtcpPacket::ExtendedReport(xr) => {
+                    for block in xr.blocks() {
+                        let Ok(block) = block else { break };
+                        match block {
+                            XrBlock::VoipMetrics(v) => {
+                                let ms = |x: u16| Some(f64::from(x));
+                                let row = RtcpReportRecord {
+                                    packet_type: "XR".into(),
+                                    block: "voip-metrics".into(),
+                                    reporter_ssrc: xr.ssrc,
+                                    source_ssrc: Some(v.ssrc),
+                                    call_id: call_of(m, Some(v.ssrc)),
+                                    loss_rate_pct: Some(v.loss_fraction() * 100.0),
+                                    discard_rate_pct: Some(v.discard_fraction() * 100.0),
+                                    burst_density_pct: Some(f64::from(v.burst_density) / 2.56),
+                                    gap_density_pct: Some(f64::from(v.gap_density) / 2.56),
+                                    round_trip_delay_ms: ms(v.round_trip_delay),
+                                    end_system_delay_ms: ms(v.end_system_delay),
+                                    r_factor: v.r_factor().map(f64::from),
+                                    mos_lq: v.mos_lq(),
+                                    mos_cq: v.mos_cq(),
+                                    jb_nominal_ms: ms(v.jb_nominal),
+                                    jb_maximum_ms: ms(v.jb_maximum),
+                                    ..base.clone()
+                                };
+                                qos.push(QosReportRecord {
+                                    ts_ns: dg.ts_ns,
+                                    call_id: row.call_id.clone(),
+                                    kind: "rtcp-xr".into(),
+                                    side: Some("receiver".into()),
+                                    reporter_ip: base.src_ip.clone(),
+                                    reporter_port: base.src_port,
+                                    peer_ip: Some(base.dst_ip.clone()),
+                                    peer_port: Some(base.dst_port),
+                                    ssrc: Some(v.ssrc),
+                                    loss_pct: row.loss_rate_pct,
+                                    discard_pct: row.discard_rate_pct,
+                                    rtt_ms: row.round_trip_delay_ms,
+                                    mos_lq: row.mos_lq,
+                                    mos_cq: row.mos_cq,
+                                    r_factor: row.r_factor,
+                                    fields: serde_json::to_string(&v).unwrap_or_default(),
+                                    file_id: base.file_id,
+                                    offset: base.offset,
+                                    ..Default::default()
+                                });
+                                rows.push(row);
+                            }
+                            XrBlock::StatisticsSummary(s) => {
+                                let rate = m.ssrc_call.get(&s.ssrc).map_or(0, |c| c.1);
+                                rows.push(RtcpReportRecord {
+                                    packet_type: "XR".into(),
+                                    block: "statistics-summary".into(),
+                                    reporter_ssrc: xr.ssrc,
+                                    source_ssrc: Some(s.ssrc),
+                                    call_id: call_of(m, Some(s.ssrc)),
+                                    cumulative_lost: s.lost_packets.map(i64::from),
+                                    jitter: s.mean_jitter,
+                                    jitter_ms: s
+                                        .mean_jitter
+                                        .filter(|_| rate != 0)
+                                        .map(|j| f64::from(j) * 1000.0 / f64::from(rate)),
+                                    ..base.clone()
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        for r in rows {
+            if let (Some(ssrc), Some(rtt)) = (r.source_ssrc, r.rtt_ms) {
+                m.rtt_ms.insert(ssrc, rtt);
+            }
+            self.rtcp.push(r)?;
+            self.out.rtcp_rows += 1;
+        }
+        for q in qos {
+            self.qos.push(q)?;
+            self.out.qos_rows += 1;
+        }
+        Ok(())
+    }
+
+    /// The table row of a stream as it stands.
+    fn record(&self, s: &StreamState) -> RtpStreamRecord {
+        let drops = self
+            .state
+            .maps
+            .capture_drops
+            .get(&(s.key, s.first_ns))
+            .copied()
+            .unwrap_or(0);
+        let rtt = self.state.maps.rtt_ms.get(&s.key.ssrc).copied();
+        stream_record(s, self.cfg.metrics, drops, rtt)
+    }
+
+    /// Write the rows and the state; returns what the dialogs need.
+    pub fn finish(mut self) -> Result<MediaOutcome, IndexError> {
+        let db = self.db;
+        let mut rows = std::mem::take(&mut self.finished);
+        for s in self.state.table.streams() {
+            rows.push(self.record(s));
+        }
+        self.out.streams_written = rows.len() as u64;
+        let mut calls: Vec<String> = rows.iter().filter_map(|r| r.call_id.clone()).collect();
+        calls.sort();
+        calls.dedup();
+        let span = rows.iter().fold(None, |acc: Option<(i64, i64)>, r| {
+            Some(match acc {
+                None => (r.start_ns, r.end_ns),
+                Some((a, b)) => (a.min(r.start_ns), b.max(r.end_ns)),
+            })
+        });
+        pq::upsert_rows_with(
+            db,
+            self.run,
+            rows,
+            &[],
+            false,
+            |r| &r.stream_id,
+            |a, b| (a.start_ns, &a.stream_id).cmp(&(b.start_ns, &b.stream_id)),
+        )
+        .map_err(|e| store_err(db, e))?;
+        self.rtcp.finish().map_err(|e| store_err(db, e))?;
+        self.qos.finish().map_err(|e| store_err(db, e))?;
+        // Per-call summary over all the call's streams, earlier runs' included.
+        if let Some((lo, hi)) = span {
+            let wanted: std::collections::HashSet<&str> =
+                calls.iter().map(String::as_str).collect();
+            let day = 86_400_000_000_000i64;
+            pq::for_each_row::<RtpStreamRecord>(
+                db,
+                DayRange::from_ns(Some(lo - day), Some(hi + day)),
+                |r| {
+                    if let Some(c) = r.call_id.as_deref().filter(|c| wanted.contains(c)) {
+                        let e = self.out.calls.entry(c.to_owned()).or_default();
+                        fold_call(e, &r);
+                    }
+                    Ok(())
+                },
+            )
+            .map_err(|e| store_err(db, e))?;
+            self.out.span = Some((lo, hi));
+        }
+        self.state.save(db, self.run)?;
+        Ok(self.out)
+    }
+}
+
+fn fold_call(e: &mut CallMedia, r: &RtpStreamRecord) {
+    let min = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(x), Some(y)) => Some(x.min(y)),
+        (x, y) => x.or(y),
+    };
+    let max = |a: Option<f64>, b: Option<f64>| match (a, b) {
+        (Some(x), Some(y)) => Some(x.max(y)),
+        (x, y) => x.or(y),
+    };
+    e.worst_mos = min(e.worst_mos, r.mos);
+    e.max_loss_pct = max(e.max_loss_pct, Some(r.lost_pct.max(0.0)));
+    if r.clock_rate != 0 {
+        e.max_jitter_ms = max(e.max_jitter_ms, Some(r.max_jitter_ms));
+    }
+}
+
+fn report_row(
+    m: &Maps,
+    base: &RtcpReportRecord,
+    kind: &str,
+    reporter: u32,
+    b: &rtcp::ReportBlock,
+    ts_ns: i64,
+) -> RtcpReportRecord {
+    let rate = m.ssrc_call.get(&b.ssrc).map_or(0, |c| c.1);
+    // RTT on the capture clock: the echoed SR's capture time is known when we saw it.
+    let rtt = (b.lsr != 0)
+        .then(|| {
+            let seen = m.sr_seen.get(&b.ssrc)?;
+            let &(_, sr_ns) = seen.iter().rev().find(|(mid, _)| *mid == b.lsr)?;
+            let dlsr_ns = (i64::from(b.dlsr) * 1_000_000_000) >> 16;
+            let rtt = ts_ns - sr_ns - dlsr_ns;
+            (rtt >= 0).then(|| rtt as f64 / 1e6)
+        })
+        .flatten();
+    RtcpReportRecord {
+        packet_type: kind.into(),
+        block: "report-block".into(),
+        reporter_ssrc: reporter,
+        source_ssrc: Some(b.ssrc),
+        fraction_lost_pct: Some(f64::from(b.fraction_lost) * 100.0 / 256.0),
+        cumulative_lost: Some(i64::from(b.cumulative_lost)),
+        extended_highest_seq: Some(b.extended_highest_seq),
+        jitter: Some(b.jitter),
+        jitter_ms: (rate != 0).then(|| f64::from(b.jitter) * 1000.0 / f64::from(rate)),
+        lsr: Some(b.lsr),
+        dlsr: Some(b.dlsr),
+        rtt_ms: rtt,
+        ..base.clone()
+    }
+}
+
+fn vq_rows(r: &vq::VqReport, base: &QosReportRecord) -> Vec<QosReportRecord> {
+    let mut out = Vec::new();
+    let kind = r.kind.map_or("vq-session", vq::VqKind::as_str);
+    for (side, metrics, own, peer) in [
+        ("local", &r.local, &r.local_addr, &r.remote_addr),
+        ("remote", &r.remote, &r.remote_addr, &r.local_addr),
+    ] {
+        let Some(mt) = metrics else { continue };
+        let mut fields = serde_json::Map::new();
+        for (t, k, v) in &mt.fields {
+            fields.insert(format!("{t}.{k}"), serde_json::Value::String(v.clone()));
+        }
+        for (t, v) in &r.other {
+            fields.insert(t.clone(), serde_json::Value::String(v.clone()));
+        }
+        if let Some(q) = &r.qualifier {
+            fields.insert("qualifier".into(), serde_json::Value::String(q.clone()));
+        }
+        out.push(QosReportRecord {
+            call_id: r.call_id.clone().or_else(|| base.call_id.clone()),
+            kind: kind.into(),
+            side: Some(side.into()),
+            peer_ip: peer.ip.clone(),
+            peer_port: peer.port,
+            ssrc: own.ssrc,
+            codec: mt.codec().map(str::to_owned),
+            loss_pct: mt.network_loss_pct(),
+            discard_pct: mt.discard_pct(),
+            jitter_ms: mt.jitter_ms(),
+            jitter_raw: mt.jitter_ms(),
+            max_jitter_ms: mt.mean_abs_jitter_ms(),
+            rtt_ms: mt.round_trip_ms(),
+            mos_lq: mt.mos_lq(),
+            mos_cq: mt.mos_cq(),
+            r_factor: mt.r_factor(),
+            fields: serde_json::Value::Object(fields).to_string(),
+            ..base.clone()
+        });
+    }
+    out
+}
+
+fn stat_row(stat: &sip::rtp_stat::RtpStat<'_>, base: &QosReportRecord) -> QosReportRecord {
+    use sip::rtp_stat::StatHeader;
+    let mut fields = serde_json::Map::new();
+    for (k, v) in stat.fields() {
+        fields.insert(
+            String::from_utf8_lossy(k).into_owned(),
+            serde_json::Value::String(String::from_utf8_lossy(v).into_owned()),
+        );
+    }
+    let side = match stat.header {
+        StatHeader::RtpRxStat => Some("rx"),
+        StatHeader::RtpTxStat => Some("tx"),
+        _ => None,
+    };
+    // Only Cisco CUBE's P-RTP-Stat is known to give JI in ms; the rest vary by vendor.
+    let jitter_ms = (stat.header == StatHeader::PRtpStat)
+        .then(|| stat.jitter())
+        .flatten();
+    let lost = stat.packets_lost().map(|l| l as i64);
+    let loss_pct = match (lost, stat.packets_received()) {
+        (Some(l), Some(r)) if l + r as i64 > 0 => Some(l as f64 * 100.0 / (l + r as i64) as f64),
+        _ => None,
+    };
+    let ip = stat
+        .get("IP")
+        .map(|v| String::from_utf8_lossy(v).into_owned());
+    QosReportRecord {
+        kind: stat.header.name().into(),
+        side: side.map(Into::into),
+        codec: stat
+            .decoder()
+            .or(stat.encoder())
+            .map(|c| String::from_utf8_lossy(c).into_owned()),
+        peer_ip: ip,
+        packets_sent: stat.packets_sent(),
+        packets_received: stat.packets_received(),
+        packets_lost: lost,
+        loss_pct,
+        jitter_ms,
+        jitter_raw: stat.jitter(),
+        rtt_ms: stat.latency_ms(),
+        mos_lq: stat.mos(),
+        duration_s: stat.duration_s().map(|d| d as f64),
+        fields: serde_json::Value::Object(fields).to_string(),
+        ..base.clone()
+    }
+}
+
+/// The row of one stream under the chosen metrics.
+pub fn stream_record(
+    s: &StreamState,
+    metrics: Metrics,
+    capture_drops: u64,
+    rtt_ms: Option<f64>,
+) -> RtpStreamRecord {
+    let sum = s.summary(metrics);
+    let media = s.media_payload_type();
+    let clock = s.clock_rate();
+    let codec_name = media.map(|(pt, name)| {
+        if pt < 96 {
+            sip::sdp::static_payload(pt)
+                .map(|m| String::from_utf8_lossy(m.encoding).into_owned())
+                .unwrap_or_else(|| name.to_owned())
+        } else {
+            name.to_owned()
+        }
+    });
+    let (mos, r) = match media {
+        // Voice only: the E-model says nothing about video (90 kHz) or event-only streams.
+        Some((pt, _)) if clock != 0 && clock != 90_000 => {
+            let codec = Codec::from_payload(pt, codec_name.as_deref());
+            let e = mos::explain(mos::inputs_for_stream(s, codec, rtt_ms));
+            (Some(e.mos), Some(e.r_factor))
+        }
+        _ => (None, None),
+    };
+    let dtmf_events = (!s.dtmf.is_empty()).then(|| {
+        let v: Vec<serde_json::Value> = s
+            .dtmf
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "digit": e.digit.map(String::from),
+                    "event": e.event,
+                    "start": e.start_ns,
+                    "end": e.end_ns,
+                    "duration_ms": e.duration_ms,
+                    "volume": e.volume,
+                })
+            })
+            .collect();
+        serde_json::Value::Array(v).to_string()
+    });
+    let pts: Vec<String> = s.payload_names.iter().map(|(p, _)| p.to_string()).collect();
+    RtpStreamRecord {
+        stream_id: format!(
+            "{}:{}>{}:{}/{:08X}@{}",
+            s.key.src, s.key.src_port, s.key.dst, s.key.dst_port, s.key.ssrc, s.first_ns
+        ),
+        call_id: s.call_id.clone(),
+        start_ns: s.first_ns,
+        end_ns: s.last_ns,
+        src_ip: s.key.src.to_string(),
+        src_port: s.key.src_port,
+        dst_ip: s.key.dst.to_string(),
+        dst_port: s.key.dst_port,
+        ssrc: s.key.ssrc,
+        announced: matches!(s.conv, ConvKey::Announced { .. }),
+        payload_type: media.map(|m| u16::from(m.0)),
+        payload_types: pts.join(","),
+        payload: sum.payload.clone(),
+        codec: codec_name,
+        clock_rate: clock,
+        packets: sum.packets,
+        expected: sum.expected,
+        lost: sum.lost,
+        lost_pct: sum.lost_percent,
+        sequence_errors: sum.sequence_errors,
+        duplicates: s.duplicates,
+        out_of_order: s.out_of_order,
+        min_delta_ms: sum.min_delta_ms,
+        mean_delta_ms: sum.mean_delta_ms,
+        max_delta_ms: sum.max_delta_ms,
+        max_delta_at_ns: (sum.max_delta_ms > 0.0).then_some(sum.max_delta_ns),
+        max_delta_index: sum.max_delta_index,
+        min_jitter_ms: sum.min_jitter_ms,
+        mean_jitter_ms: sum.mean_jitter_ms,
+        max_jitter_ms: sum.max_jitter_ms,
+        max_skew_ms: sum.max_skew_ms,
+        rfc3550_jitter_ms: s.rfc3550_jitter_ms(),
+        marker_packets: s.marker_packets,
+        comfort_noise_packets: s.comfort_noise_packets,
+        dtmf: (!s.dtmf.is_empty()).then(|| s.dtmf_digits()),
+        dtmf_events,
+        late_packets: s.loss.late,
+        burst_ratio: Some(s.loss.burst_ratio()),
+        mos,
+        r_factor: r,
+        possible_capture_loss: capture_drops > 0 && sum.lost > 0,
+        capture_drops,
+        problem: sum.problem,
+        metrics: match metrics {
+            Metrics::Wireshark => "wireshark",
+            Metrics::Rfc3550 => "rfc3550",
+        }
+        .into(),
+        timeline: Some(
+            serde_json::json!({"width_s": s.timeline.width_s, "buckets": s.timeline.buckets})
+                .to_string(),
+        ),
+    }
+}
