@@ -114,7 +114,11 @@ pub fn parse_duration(s: &str) -> Result<i64> {
         "ms" => 1e6,
         "" | "s" => 1e9,
         "m" | "min" => 60e9,
-        other => anyhow::bail!("invalid duration '{s}': unknown unit '{other}' (ns, us, ms, s, m)"),
+        "h" => 3600e9,
+        "d" => 86400e9,
+        other => {
+            anyhow::bail!("invalid duration '{s}': unknown unit '{other}' (ns, us, ms, s, m, h, d)")
+        }
     };
     let value: f64 = num
         .parse()

@@ -290,3 +290,43 @@ mod tests {
         assert_ne!(a, fingerprint(&p, 200_000).unwrap());
     }
 }
+
+#[cfg(test)]
+mod schema_doc {
+    use super::*;
+
+    /// schemas/db.md lists every field of a catalog file entry, and nothing else.
+    #[test]
+    fn catalog_fields_match_schemas_db_md() {
+        let doc = include_str!("../../schemas/db.md");
+        let section = doc.split("## `catalog.json`").nth(1).expect("catalog section");
+        let mut documented: Vec<&str> = section
+            .lines()
+            .filter_map(|l| l.strip_prefix("| "))
+            .filter_map(|l| l.split(" |").next())
+            .filter(|f| *f != "field" && !f.starts_with("---"))
+            .collect();
+        documented.sort();
+        let entry = CatalogFile {
+            id: 0,
+            path: String::new(),
+            size: 0,
+            fingerprint: String::new(),
+            mtime_ns: 0,
+            run: 0,
+            packets: 0,
+            sip_messages: 0,
+            first_ts_ns: None,
+            last_ts_ns: None,
+            truncated_at: None,
+            malformed_sip: 0,
+            hep_mirrors: 0,
+            span_duplicates: 0,
+            error: None,
+        };
+        let v = serde_json::to_value(&entry).unwrap();
+        let mut actual: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        actual.sort();
+        assert_eq!(actual, documented);
+    }
+}

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{dialog_record, summary_of};
 use super::media::{self, CallMedia, MediaConfig, MediaOutcome, MediaPass, MediaState};
-use super::scan::{scan_file, FileScan, ScanConfig};
+use super::scan::{scan_file, FileScan, Predecessor, ScanConfig};
 use super::IndexError;
 use crate::sip::correlate::correlate_dialogs;
 use crate::sip::dialog::DialogSummary;
@@ -255,6 +255,33 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     let mut dialogs: HashMap<String, DialogSummary> = HashMap::new();
     let mut rate: HashMap<(std::net::IpAddr, i64), u32> = HashMap::new();
     let mut entries: Vec<CatalogFile> = Vec::new();
+    // each new file's predecessor in its ring: the previous file of its directory, known or new
+    let predecessors: Vec<Option<Predecessor>> = {
+        let mut all: Vec<(PathBuf, u32)> = catalog
+            .files
+            .iter()
+            .filter(|f| f.error.is_none())
+            .map(|f| (PathBuf::from(&f.path), f.id))
+            .collect();
+        all.extend(
+            new_files
+                .iter()
+                .enumerate()
+                .map(|(i, c)| (c.path.clone(), first_id + i as u32)),
+        );
+        all.sort();
+        new_files
+            .iter()
+            .map(|c| {
+                let pos = all.partition_point(|(p, _)| p < &c.path);
+                let (prev, id) = all.get(pos.checked_sub(1)?)?;
+                (prev.parent() == c.path.parent() && prev.exists()).then(|| Predecessor {
+                    path: prev.clone(),
+                    file_id: *id,
+                })
+            })
+            .collect()
+    };
     let batch = plan.batch_files.max(1);
     let media_state = MediaState::load(db, catalog.last_run)?;
     let media_files: Vec<(PathBuf, u32)> = new_files
@@ -277,7 +304,15 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                 chunk
                     .par_iter()
                     .enumerate()
-                    .map(|(i, c)| scan_file(&c.path, base + i as u32, &plan.scan))
+                    .map(|(i, c)| {
+                        let k = (base - first_id) as usize + i;
+                        scan_file(
+                            &c.path,
+                            base + i as u32,
+                            predecessors[k].as_ref(),
+                            &plan.scan,
+                        )
+                    })
                     .collect()
             });
             for (c, scan) in chunk.iter().zip(scans) {

@@ -62,8 +62,47 @@ pub struct FileScan {
     pub error: Option<String>,
 }
 
-/// Scan `path` as file `file_id`.
-pub fn scan_file(path: &Path, file_id: u32, cfg: &ScanConfig) -> FileScan {
+/// Capture time replayed from the end of the previous ring file before a file is scanned.
+pub const PREROLL_NS: i64 = 5_000_000_000;
+
+/// The file before this one in its ring (same directory, previous in name order), whose last
+/// seconds are decoded first so that a TCP message or IP datagram cut by the rotation is
+/// completed here; messages the pre-roll completes belong to that file and are discarded.
+#[derive(Clone, Debug)]
+pub struct Predecessor {
+    pub path: std::path::PathBuf,
+    pub file_id: u32,
+}
+
+fn preroll(pred: &Predecessor, decoder: &mut Decoder, dedup: &mut Deduplicator) {
+    let Ok(mut reader) = open_capture(&pred.path, pred.file_id) else {
+        return;
+    };
+    let mut last = None;
+    while let Ok(Some(p)) = reader.next_packet() {
+        last = Some(p.ts_ns);
+    }
+    let Some(last) = last else { return };
+    let Ok(mut reader) = open_capture(&pred.path, pred.file_id) else {
+        return;
+    };
+    while let Ok(Some(p)) = reader.next_packet() {
+        if p.ts_ns >= last.saturating_sub(PREROLL_NS) {
+            let now = p.ts_ns;
+            decoder.decode(&p, &mut |dg: &Datagram<'_>| {
+                dedup.push(dg, now);
+            });
+        }
+    }
+}
+
+/// Scan `path` as file `file_id`, after replaying the tail of its predecessor in the ring.
+pub fn scan_file(
+    path: &Path,
+    file_id: u32,
+    predecessor: Option<&Predecessor>,
+    cfg: &ScanConfig,
+) -> FileScan {
     let mut scan = FileScan {
         file_id,
         ..Default::default()
@@ -77,6 +116,9 @@ pub fn scan_file(path: &Path, file_id: u32, cfg: &ScanConfig) -> FileScan {
     };
     let mut decoder = Decoder::new(cfg.decode.clone());
     let mut dedup = Deduplicator::new(cfg.dedup.clone());
+    if let Some(pred) = predecessor {
+        preroll(pred, &mut decoder, &mut dedup);
+    }
     let mut malformed = 0u64;
     // Kept SIP messages by dedup sequence number: a later raw copy may withdraw a HEP copy kept
     // first, so dialogs are folded only once the file is done.
