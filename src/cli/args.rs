@@ -22,6 +22,67 @@ pub enum Command {
     Grep(GrepArgs),
     /// Index capture files (files, directories, globs) into the DB: only files not indexed yet
     Index(IndexArgs),
+    /// RTP streams in the DB matching filters, like tshark's `-z rtp,streams` over the archive
+    Streams(StreamsArgs),
+    /// One call's media quality: measured per direction beside what the endpoints reported
+    Quality(QualityArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StreamsArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Streams of this Call-ID
+    #[arg(long = "call-id", value_name = "ID")]
+    pub call_id: Option<String>,
+    /// Source or destination address, or CIDR prefix
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<String>,
+    /// Source or destination port
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
+    /// SSRC (hex with 0x, or decimal)
+    #[arg(long, value_name = "SSRC")]
+    pub ssrc: Option<String>,
+    /// Codec name or payload text contains this (case-insensitive): pcma, g729, opus
+    #[arg(long, value_name = "NAME")]
+    pub codec: Option<String>,
+    /// Streams still active at or after this time (RFC 3339, or `2024-03-27 10:40`, UTC)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Streams started before this time
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Streams that lost at least PCT percent of the expected packets
+    #[arg(long, value_name = "PCT")]
+    pub min_loss: Option<f64>,
+    /// Streams whose MOS is at most X
+    #[arg(long, value_name = "X")]
+    pub max_mos: Option<f64>,
+    /// Only media no SDP announced (no Call-ID)
+    #[arg(long)]
+    pub unmatched: bool,
+    /// One JSON object per stream (NDJSON)
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV with a header line
+    #[arg(long)]
+    pub csv: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QualityArgs {
+    /// The call's Call-ID
+    #[arg(value_name = "CALL-ID")]
+    pub call_id: String,
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// One JSON object per stream and per report (NDJSON)
+    #[arg(long)]
+    pub json: bool,
+    /// Print the MOS model's inputs and formula for each stream
+    #[arg(long)]
+    pub explain: bool,
 }
 
 /// Where the DB lives: `--db DIR`, else `$SIPIDX_DB`, else `./sipidx.db`.

@@ -4,6 +4,7 @@
 mod args;
 mod grep;
 mod index;
+mod media;
 
 use std::process::ExitCode;
 
@@ -22,6 +23,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Grep(a) => grep::run(a),
         args::Command::Index(a) => index::run(a),
+        args::Command::Streams(a) => media::streams(a),
+        args::Command::Quality(a) => media::quality(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

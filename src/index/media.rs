@@ -867,14 +867,13 @@ pub fn stream_record(
             name.to_owned()
         }
     });
-    let (mos, r) = match media {
+    let model = match media {
         // Voice only: the E-model says nothing about video (90 kHz) or event-only streams.
         Some((pt, _)) if clock != 0 && clock != 90_000 => {
             let codec = Codec::from_payload(pt, codec_name.as_deref());
-            let e = mos::explain(mos::inputs_for_stream(s, codec, rtt_ms));
-            (Some(e.mos), Some(e.r_factor))
+            Some(mos::explain(mos::inputs_for_stream(s, codec, rtt_ms)))
         }
-        _ => (None, None),
+        _ => None,
     };
     let dtmf_events = (!s.dtmf.is_empty()).then(|| {
         let v: Vec<serde_json::Value> = s
@@ -936,8 +935,11 @@ pub fn stream_record(
         dtmf_events,
         late_packets: s.loss.late,
         burst_ratio: Some(s.loss.burst_ratio()),
-        mos,
-        r_factor: r,
+        mos: model.map(|e| e.mos),
+        r_factor: model.map(|e| e.r_factor),
+        mos_codec: model.map(|e| e.inputs.codec.name().to_owned()),
+        mos_loss_pct: model.map(|e| e.inputs.packet_loss_percent),
+        mos_delay_ms: model.map(|e| e.inputs.one_way_delay_ms),
         possible_capture_loss: capture_drops > 0 && sum.lost > 0,
         capture_drops,
         problem: sum.problem,

@@ -3,3 +3,4 @@
 
 pub mod filter;
 pub mod grep;
+pub mod media;

@@ -46,6 +46,34 @@ fn impairment(codec: Codec) -> (f64, f64, f64, bool) {
 }
 
 impl Codec {
+    pub fn name(self) -> &'static str {
+        match self {
+            Codec::G711 => "G711",
+            Codec::G711Plc => "G711+PLC",
+            Codec::G729 => "G729",
+            Codec::G723_1 => "G723.1",
+            Codec::G722 => "G722",
+            Codec::GsmFr => "GSM-FR",
+            Codec::Opus => "Opus",
+            Codec::Unknown => "unknown",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Codec> {
+        [
+            Codec::G711,
+            Codec::G711Plc,
+            Codec::G729,
+            Codec::G723_1,
+            Codec::G722,
+            Codec::GsmFr,
+            Codec::Opus,
+            Codec::Unknown,
+        ]
+        .into_iter()
+        .find(|c| c.name() == s)
+    }
+
     /// From the payload type and, for dynamic types, the SDP encoding name.
     pub fn from_payload(pt: u8, encoding_name: Option<&str>) -> Codec {
         match pt {
@@ -199,6 +227,14 @@ mod tests {
             ..base
         });
         assert!((far.id - (0.024 * 300.0 + 0.11 * (300.0 - 177.3))).abs() < 1e-9);
+    }
+
+    #[test]
+    fn codec_names_round_trip() {
+        for c in [Codec::G711, Codec::G723_1, Codec::GsmFr, Codec::Unknown] {
+            assert_eq!(Codec::from_name(c.name()), Some(c));
+        }
+        assert_eq!(Codec::from_name("nope"), None);
     }
 
     #[test]

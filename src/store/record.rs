@@ -327,6 +327,10 @@ pub struct RtpStreamRecord {
     pub burst_ratio: Option<f64>,
     pub mos: Option<f64>,
     pub r_factor: Option<f64>,
+    /// The E-model inputs: codec class, loss (network + late) and one-way delay.
+    pub mos_codec: Option<String>,
+    pub mos_loss_pct: Option<f64>,
+    pub mos_delay_ms: Option<f64>,
     pub possible_capture_loss: bool,
     pub capture_drops: u64,
     pub problem: bool,
