@@ -60,7 +60,10 @@ pub fn quality(a: QualityArgs) -> Result<u8> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     if q.streams.is_empty() && q.qos.is_empty() && q.rtcp.is_empty() {
         if !a.json {
-            eprintln!("sipidx: no media or quality reports for Call-ID {}", a.call_id);
+            eprintln!(
+                "sipidx: no media or quality reports for Call-ID {}",
+                a.call_id
+            );
         }
         return Ok(EXIT_NO_MATCH);
     }

@@ -79,6 +79,9 @@ pub struct MediaState {
     /// Capturer drops reported by files a stream spans, per stream (key and first packet).
     capture_drops: Vec<((StreamKey, i64), u64)>,
     next_evict_ns: Option<i64>,
+    /// Latest capture time seen: a file starting before it is out of order (see `file`).
+    #[serde(default)]
+    clock_ns: Option<i64>,
     #[serde(skip)]
     maps: Maps,
 }
@@ -205,6 +208,8 @@ pub struct MediaOutcome {
     pub rtp_packets: u64,
     pub rtcp_rows: u64,
     pub qos_rows: u64,
+    /// Files that started before media already analysed (analysed apart, see `MediaPass::file`).
+    pub files_out_of_order: u64,
     /// Calls whose streams changed in this run, with their summary over all their streams.
     pub calls: HashMap<String, CallMedia>,
     /// Earliest and latest stream time among them (to find their dialog rows).
@@ -255,7 +260,40 @@ impl<'a> MediaPass<'a> {
     }
 
     /// Feed one capture file; unreadable parts were already reported by the SIP scan.
+    ///
+    /// A file that starts before the latest packet already analysed (indexed out of time order,
+    /// e.g. an older ring file found late) cannot continue the carried streams exactly: it is
+    /// analysed on its own, with fresh state, and its streams are closed at its end. The carried
+    /// state is left untouched for the files that do follow on in time.
     pub fn file(&mut self, path: &Path, file_id: u32) -> Result<(), IndexError> {
+        let first = open_capture(path, file_id)
+            .ok()
+            .and_then(|mut r| r.next_packet().ok().flatten().map(|p| p.ts_ns));
+        let behind = matches!((first, self.state.clock_ns), (Some(f), Some(c)) if f < c);
+        if !behind {
+            return self.feed(path, file_id);
+        }
+        self.out.files_out_of_order += 1;
+        let mut fresh = MediaState::default();
+        fresh.build_maps();
+        let carried = std::mem::replace(&mut self.state, fresh);
+        let res = self.feed(path, file_id);
+        let isolated = std::mem::replace(&mut self.state, carried);
+        for s in isolated.table.streams() {
+            let drops = isolated
+                .maps
+                .capture_drops
+                .get(&(s.key, s.first_ns))
+                .copied()
+                .unwrap_or(0);
+            let rtt = isolated.maps.rtt_ms.get(&s.key.ssrc).copied();
+            self.finished
+                .push(stream_record(s, self.cfg.metrics, drops, rtt));
+        }
+        res
+    }
+
+    fn feed(&mut self, path: &Path, file_id: u32) -> Result<(), IndexError> {
         self.file_id = file_id;
         let Ok(mut reader) = open_capture(path, file_id) else {
             return Ok(());
@@ -267,6 +305,8 @@ impl<'a> MediaPass<'a> {
             match reader.next_packet() {
                 Ok(Some(p)) => {
                     first_ts.get_or_insert(p.ts_ns);
+                    self.state.clock_ns =
+                        Some(self.state.clock_ns.map_or(p.ts_ns, |c| c.max(p.ts_ns)));
                     self.clock(p.ts_ns);
                     decoder.decode(&p, |dg| {
                         if let Err(e) = self.datagram(dg) {

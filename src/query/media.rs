@@ -40,13 +40,12 @@ impl StreamFilter {
             .as_ref()
             .is_none_or(|c| s.call_id.as_deref() == Some(c))
             && (self.ip.is_none() || ip_ok(&s.src_ip) || ip_ok(&s.dst_ip))
-            && self
-                .port
-                .is_none_or(|p| s.src_port == p || s.dst_port == p)
+            && self.port.is_none_or(|p| s.src_port == p || s.dst_port == p)
             && self.ssrc.is_none_or(|x| s.ssrc == x)
             && self.codec.as_ref().is_none_or(|c| {
                 let c = lc(c);
-                s.codec.as_deref().is_some_and(|x| lc(x).contains(&c)) || lc(&s.payload).contains(&c)
+                s.codec.as_deref().is_some_and(|x| lc(x).contains(&c))
+                    || lc(&s.payload).contains(&c)
             })
             && self.since_ns.is_none_or(|t| s.end_ns >= t)
             && self.until_ns.is_none_or(|t| s.start_ns < t)
@@ -247,7 +246,8 @@ pub fn read_call_quality(db: &Path, call_id: &str) -> Result<CallQuality, StoreE
         }
         Ok(())
     })?;
-    q.streams.sort_by(|a, b| (a.start_ns, &a.stream_id).cmp(&(b.start_ns, &b.stream_id)));
+    q.streams
+        .sort_by(|a, b| (a.start_ns, &a.stream_id).cmp(&(b.start_ns, &b.stream_id)));
     q.rtcp.sort_by_key(|r| r.ts_ns);
     q.qos.sort_by_key(|r| r.ts_ns);
     Ok(q)
@@ -283,9 +283,10 @@ pub fn reports_for(q: &CallQuality, s: &RtpStreamRecord) -> Vec<Reported> {
             source: format!("RTCP {}", last.packet_type),
             packets: None,
             lost: last.cumulative_lost,
-            loss_pct: last.extended_highest_seq.zip(last.cumulative_lost).and_then(
-                |(_, l)| (s.expected > 0).then(|| l as f64 * 100.0 / s.expected as f64),
-            ),
+            loss_pct: last
+                .extended_highest_seq
+                .zip(last.cumulative_lost)
+                .and_then(|(_, l)| (s.expected > 0).then(|| l as f64 * 100.0 / s.expected as f64)),
             jitter_ms: last.jitter_ms,
             max_jitter_ms: max_j,
             rtt_ms: rtt,
