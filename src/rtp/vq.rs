@@ -186,7 +186,11 @@ pub fn parse(body: &[u8]) -> Option<VqReport> {
         if line.is_empty() {
             continue;
         }
-        let Some((tag, value)) = line.split_once(':') else {
+        // The report-type line may stand alone ("VQIntervalReport" without ": CallTerm").
+        let Some((tag, value)) = line
+            .split_once(':')
+            .or_else(|| r.kind.is_none().then_some((line, "")))
+        else {
             r.bad_lines += 1;
             continue;
         };

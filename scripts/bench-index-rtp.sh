@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# RTP analysis throughput: `sipidx index` (SIP + full RTP/RTCP analysis) against
+# `tshark -q -o rtp.heuristic_rtp:TRUE -z rtp,streams` on the same generated RTP-heavy trunk
+# archive, side by side in one run, with sipidx's peak anonymous memory (scripts/peak_rss.py).
+#
+#   scripts/bench-index-rtp.sh [SIZE] [RING_SIZE] [TSHARK_FILES]
+#     SIZE          archive size (default 2GB; generation is slow on a busy machine, 500MB works)
+#     RING_SIZE     per ring file (default: SIZE/20 so there are >= 20 files)
+#     TSHARK_FILES  ring files tshark reads (default 1: at ~30 MB/s tshark would take minutes on
+#                   the whole; its MB/s is measured on those files and the ratio uses it)
+# Env: BENCH_DIR (default target/bench), NO_BUILD=1 to use an existing target/release/sipidx,
+#      CALLS (concurrent calls, default 3000: thousands of concurrent streams).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SIZE=${1:-2GB}
+bytes_of() { python3 -c 'import re,sys; m=re.fullmatch(r"(\d+(?:\.\d+)?)\s*([KMG]?)B?", sys.argv[1].upper()); print(int(float(m[1])*{"":1,"K":1e3,"M":1e6,"G":1e9}[m[2]]))' "$1"; }
+SIZE_B=$(bytes_of "$SIZE")
+RING=${2:-$((SIZE_B / 20 / 1000000))MB}
+TFILES=${3:-1}
+CALLS=${CALLS:-3000}
+BENCH_DIR=${BENCH_DIR:-target/bench}
+RING_DIR="$BENCH_DIR/rtp-ring-$SIZE-$RING-$CALLS"
+DB="$BENCH_DIR/index-rtp-bench.db"
+mkdir -p "$BENCH_DIR"
+[ "${NO_BUILD:-}" = 1 ] || cargo build --release --quiet
+BIN=target/release/sipidx
+
+if [ ! -f "$RING_DIR/.complete" ]; then
+  rm -rf "$RING_DIR"; mkdir -p "$RING_DIR"
+  echo "generating $SIZE RTP-heavy trunk archive ($CALLS concurrent calls) in $RING ring files under $RING_DIR ..." >&2
+  g0=$(date +%s)
+  python3 scripts/gen-trunk.py --size "$SIZE" --calls "$CALLS" --ring-dir "$RING_DIR" \
+    --ring-size "$RING" --ring-style numbered --seed 11 >&2
+  echo "generated in $(( $(date +%s) - g0 )) s" >&2
+  touch "$RING_DIR/.complete"
+fi
+files=( "$RING_DIR"/*.pcap )
+total=$(cat "${files[@]}" | wc -c)
+echo "date:     $(date -u +%FT%TZ)"
+echo "machine:  nproc=$(nproc), $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "archive:  ${#files[@]} files, $total bytes"
+cat "${files[@]}" > /dev/null   # same warm page cache for both tools
+
+rm -rf "$DB"
+sip_line=$(python3 scripts/peak_rss.py --stdout "$BENCH_DIR/index-rtp.json" -- \
+  "$BIN" index --db "$DB" --settle 0s --quiet --json "$RING_DIR" 2>&1 >/dev/null | grep peak_rss)
+s_wall=$(sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p' <<<"$sip_line")
+s_anon=$(sed -n 's/.*rss_anon_kb=\([0-9]*\).*/\1/p' <<<"$sip_line")
+read -r s_streams s_rtp <<<"$(python3 -c 'import json,sys; j=json.load(open(sys.argv[1])); print(j["rtp_streams"], j["rtp_packets"])' "$BENCH_DIR/index-rtp.json")"
+
+tfiles=( "${files[@]:0:$TFILES}" )
+tbytes=$(cat "${tfiles[@]}" | wc -c)
+t_line=$(for f in "${tfiles[@]}"; do echo "$f"; done | python3 scripts/peak_rss.py --stdout "$BENCH_DIR/tshark-rtp.txt" -- \
+  bash -c 'while read -r f; do tshark -r "$f" -q -o rtp.heuristic_rtp:TRUE -z rtp,streams; done' 2>&1 | grep peak_rss)
+t_wall=$(sed -n 's/.*wall_s=\([0-9.]*\).*/\1/p' <<<"$t_line")
+t_anon=$(sed -n 's/.*rss_anon_kb=\([0-9]*\).*/\1/p' <<<"$t_line")
+t_streams=$(grep -c ' 0x' "$BENCH_DIR/tshark-rtp.txt" || true)
+
+python3 - "$total" "$s_wall" "$s_anon" "$s_streams" "$s_rtp" "$tbytes" "$t_wall" "$t_anon" "$t_streams" "$TFILES" <<'PY'
+import sys
+total, s_wall, s_anon, s_streams, s_rtp, tbytes, t_wall, t_anon, t_streams, tfiles = sys.argv[1:]
+total=int(total); s_wall=float(s_wall); s_anon=int(s_anon); tbytes=int(tbytes); t_wall=float(t_wall)
+s_mbs = total/1e6/s_wall; t_mbs = tbytes/1e6/t_wall
+print(f"{'tool':10} {'bytes':>12} {'wall_s':>8} {'MB/s':>8} {'peak_RssAnon_MB':>16} {'streams':>8}")
+print(f"{'sipidx':10} {total:>12} {s_wall:>8.2f} {s_mbs:>8.1f} {s_anon/1024:>16.1f} {s_streams:>8}  ({s_rtp} RTP packets analysed)")
+print(f"{'tshark':10} {tbytes:>12} {t_wall:>8.2f} {t_mbs:>8.1f} {int(t_anon)/1024:>16.1f} {t_streams:>8}  (first {tfiles} ring file(s); extrapolated per MB)")
+print(f"sipidx/tshark throughput ratio: {s_mbs/t_mbs:.1f}x (target >= 30x)")
+PY
