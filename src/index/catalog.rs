@@ -299,7 +299,10 @@ mod schema_doc {
     #[test]
     fn catalog_fields_match_schemas_db_md() {
         let doc = include_str!("../../schemas/db.md");
-        let section = doc.split("## `catalog.json`").nth(1).expect("catalog section");
+        let section = doc
+            .split("## `catalog.json`")
+            .nth(1)
+            .expect("catalog section");
         let mut documented: Vec<&str> = section
             .lines()
             .filter_map(|l| l.strip_prefix("| "))
