@@ -21,7 +21,7 @@ BIN=target/release/sipidx
 
 if [ ! -f "$RING_DIR/.complete" ]; then
   rm -rf "$RING_DIR"; mkdir -p "$RING_DIR"
-  echo "generating $SIZE trunk archive in $RING_SIZE ring files under $RING_DIR ..." >&2
+  echo "generating $SIZE trunk archive in $RING ring files under $RING_DIR ..." >&2
   python3 scripts/gen-trunk.py --size "$SIZE" --ring-dir "$RING_DIR" --ring-size "$RING" \
     --ring-style numbered --seed 7 >&2
   touch "$RING_DIR/.complete"

@@ -319,3 +319,105 @@ print(m, d, st[0], st[1], pm)
     assert_eq!(f[3], "487");
     assert_eq!(f[4].parse::<usize>().unwrap(), n_messages);
 }
+
+/// Keep the packets of `src` that `keep` accepts, in a new pcap (same link type).
+fn filter_capture(src: &Path, dst: &Path, keep: impl Fn(&[u8]) -> bool) {
+    let mut r = open_capture(src, 0).unwrap();
+    let mut w = None;
+    while let Some(p) = r.next_packet().unwrap() {
+        let w = w.get_or_insert_with(|| {
+            PcapWriter::new(
+                std::fs::File::create(dst).unwrap(),
+                p.link_type,
+                262_144,
+                true,
+            )
+            .unwrap()
+        });
+        if keep(p.data) {
+            w.write_packet(p.ts_ns, p.data, p.orig_len).unwrap();
+        }
+    }
+    w.unwrap().flush().unwrap();
+}
+
+#[test]
+fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = testdata("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
+    // the raw call alone: drop every packet that carries HEP3
+    let raw = tmp.path().join("raw-only.pcap");
+    filter_capture(&src, &raw, |d| !d.windows(4).any(|w| w == b"HEP3"));
+    let (a, b, c) = (
+        tmp.path().join("a"),
+        tmp.path().join("b"),
+        tmp.path().join("c"),
+    );
+    index(&a, &[&src], &[]);
+    index(&b, &[&raw], &[]);
+    index(&c, &[&src], &["--keep-hep-mirrors"]);
+    let with_mirrors = read_messages(&a, None, None).unwrap();
+    assert_eq!(with_mirrors.len(), 7);
+    assert!(with_mirrors
+        .iter()
+        .all(|m| m.hep_mirror_capture_id == Some(2001) && m.encap.is_none()));
+    assert_eq!(
+        messages(&a),
+        messages(&b),
+        "same messages as the raw call alone"
+    );
+    let (da, db) = (dialogs(&a), dialogs(&b));
+    assert_eq!(da.len(), 1);
+    assert_eq!(
+        da.values().map(|d| d.messages).collect::<Vec<_>>(),
+        db.values().map(|d| d.messages).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        read_messages(&c, None, None).unwrap().len(),
+        14,
+        "--keep-hep-mirrors"
+    );
+    // a HEP-only capture is indexed as messages in their own right
+    let d = tmp.path().join("d");
+    index(&d, &[&testdata("crafted/hep3-udp9060-call.pcap")], &[]);
+    let hep = read_messages(&d, None, None).unwrap();
+    assert_eq!(hep.len(), 7);
+    assert!(hep.iter().all(|m| m.hep_capture_id == Some(2001)));
+}
+
+#[test]
+fn reindex_rebuilds_the_same_db_and_applies_new_correlation_rules() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let corpus = testdata("corpus");
+    index(&db, &[&corpus], &["--correlate-window", "0s"]);
+    let (m, d) = (messages(&db), dialogs(&db));
+    // the T.38 capture holds two legs of one call through an SBC (same numbers, ms apart)
+    let legs = |d: &BTreeMap<String, DialogRecord>| {
+        d.values()
+            .filter(|x| x.to_user.as_deref() == Some("061963177"))
+            .map(|x| x.correlation_id.clone())
+            .collect::<std::collections::BTreeSet<_>>()
+            .len()
+    };
+    assert_eq!(
+        legs(&d),
+        2,
+        "without the time-window rule the legs stay apart"
+    );
+    let o = bin()
+        .args(["reindex", "--quiet", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let d2 = dialogs(&db);
+    assert_eq!(messages(&db), m, "same messages after the rebuild");
+    assert_eq!(d2.len(), d.len());
+    assert_eq!(legs(&d2), 1, "the default 2 s window links the two legs");
+}

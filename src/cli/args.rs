@@ -22,6 +22,9 @@ pub enum Command {
     Grep(GrepArgs),
     /// Index capture files (files, directories, globs) into the DB: only files not indexed yet
     Index(IndexArgs),
+    /// Rebuild tables and text index from the captures already in the catalog (e.g. with new
+    /// --correlate-header rules); captures that no longer exist are dropped
+    Reindex(IndexArgs),
     /// RTP streams in the DB matching filters, like tshark's `-z rtp,streams` over the archive
     Streams(StreamsArgs),
     /// One call's media quality: measured per direction beside what the endpoints reported
@@ -100,8 +103,8 @@ pub struct DbArgs {
 
 #[derive(Args, Debug)]
 pub struct IndexArgs {
-    /// Capture files, directories (walked recursively) or globs (`/ring/*.pcap`)
-    #[arg(required = true, value_name = "PATH")]
+    /// Capture files, directories (walked recursively) or globs (`/ring/*.pcap`); none for reindex
+    #[arg(value_name = "PATH")]
     pub paths: Vec<PathBuf>,
     #[command(flatten)]
     pub db: DbArgs,

@@ -38,7 +38,13 @@ impl Progress for Bar {
     }
 }
 
-pub fn run(a: IndexArgs) -> Result<u8> {
+pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
+    if !rebuild && a.paths.is_empty() {
+        anyhow::bail!("index needs at least one PATH (file, directory or glob)");
+    }
+    if rebuild && !a.paths.is_empty() {
+        anyhow::bail!("reindex takes no PATH: it rebuilds from the captures in the catalog");
+    }
     let window = parse_duration(&a.correlate_window)?;
     let plan = IndexPlan {
         db: a.db.db.clone(),
@@ -82,11 +88,20 @@ pub fn run(a: IndexArgs) -> Result<u8> {
             .expect("valid template"),
         );
         let mut p = Bar { bar, packets: 0 };
-        let r = index::run(&plan, &mut p);
+        let r = if rebuild {
+            index::run::reindex(&plan, &mut p)
+        } else {
+            index::run(&plan, &mut p)
+        };
         p.bar.finish_and_clear();
         r?
     } else {
-        index::run(&plan, &mut index::run::NoProgress)?
+        let mut quiet = index::run::NoProgress;
+        if rebuild {
+            index::run::reindex(&plan, &mut quiet)?
+        } else {
+            index::run(&plan, &mut quiet)?
+        }
     };
     for (path, err) in &report.files_failed {
         // source errors already name the file

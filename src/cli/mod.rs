@@ -22,7 +22,8 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         args::Command::Grep(a) => grep::run(a),
-        args::Command::Index(a) => index::run(a),
+        args::Command::Index(a) => index::run(a, false),
+        args::Command::Reindex(a) => index::run(a, true),
         args::Command::Streams(a) => media::streams(a),
         args::Command::Quality(a) => media::quality(a),
     };

@@ -460,3 +460,58 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     report.elapsed = started.elapsed();
     Ok(report)
 }
+
+const REINDEX: &str = "reindex.json";
+
+/// Rebuild the tables and the text index from the captures in the catalog (e.g. after new leg
+/// correlation rules): the file list is saved first, so a rebuild killed half-way resumes from it.
+pub fn reindex(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport, IndexError> {
+    let db = &plan.db;
+    let list_path = db.join(REINDEX);
+    let paths: Vec<PathBuf> = {
+        let _lock = lock_db(db)?;
+        let paths = match std::fs::read(&list_path) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
+                path: list_path.clone(),
+                what: e.to_string(),
+            })?,
+            Err(_) => {
+                let catalog = Catalog::load(db)?;
+                let paths: Vec<PathBuf> = catalog
+                    .files
+                    .iter()
+                    .filter(|f| f.error.is_none())
+                    .map(|f| PathBuf::from(&f.path))
+                    .collect();
+                catalog::write_atomic(
+                    &db.join(format!("{REINDEX}.tmp")),
+                    &list_path,
+                    &serde_json::to_vec(&paths).expect("paths serialise"),
+                )?;
+                for dir in ["text", "tables", "state"] {
+                    let p = db.join(dir);
+                    if p.exists() {
+                        std::fs::remove_dir_all(&p).map_err(|e| IndexError::io(&p, e))?;
+                    }
+                }
+                for f in [catalog::CATALOG_FILE, PENDING] {
+                    let _ = std::fs::remove_file(db.join(f));
+                }
+                paths
+            }
+        };
+        paths
+    };
+    let existing: Vec<PathBuf> = paths.into_iter().filter(|p| p.exists()).collect();
+    let mut report = if existing.is_empty() {
+        IndexReport::default()
+    } else {
+        let mut p = plan.clone();
+        p.inputs = existing;
+        p.settle = Duration::ZERO;
+        run(&p, progress)?
+    };
+    let _ = std::fs::remove_file(&list_path);
+    report.files_known = 0;
+    Ok(report)
+}
