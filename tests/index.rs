@@ -142,9 +142,20 @@ fn a_capture_split_into_ring_files_indexes_like_the_whole() {
     let want = dialogs(&whole_db);
     assert!(want.len() >= 13, "{} dialogs", want.len());
     assert_eq!(dialogs(&split_db), want, "split into ring files, 2 threads");
+    // Newest-first runs: SIP dialogs still merge exactly, but RTP analysis is sequential, so the
+    // media summary columns need files in time order (tests/media.rs checks that case); compare
+    // without them here.
+    let no_media = |m: BTreeMap<String, DialogRecord>| -> BTreeMap<String, DialogRecord> {
+        m.into_iter()
+            .map(|(k, mut d)| {
+                (d.worst_mos, d.max_loss_pct, d.max_jitter_ms) = (None, None, None);
+                (k, d)
+            })
+            .collect()
+    };
     assert_eq!(
-        dialogs(&runs_db),
-        want,
+        no_media(dialogs(&runs_db)),
+        no_media(want.clone()),
         "split files indexed in several runs"
     );
     assert_eq!(messages(&split_db), messages(&whole_db));

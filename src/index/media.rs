@@ -133,7 +133,7 @@ impl MediaState {
         rtt.sort_by_key(|a| a.0);
         self.rtt_ms = rtt;
         let mut drops: Vec<_> = self.maps.capture_drops.drain().collect();
-        drops.sort_by(|a, b| a.0.cmp(&b.0));
+        drops.sort_by_key(|a| a.0);
         self.capture_drops = drops;
         self.maps = Maps::default();
     }
@@ -301,21 +301,16 @@ impl<'a> MediaPass<'a> {
         let mut decoder = Decoder::new(self.cfg.decode.clone());
         let mut first_ts: Option<i64> = None;
         let mut failed: Option<StoreError> = None;
-        loop {
-            match reader.next_packet() {
-                Ok(Some(p)) => {
-                    first_ts.get_or_insert(p.ts_ns);
-                    self.state.clock_ns =
-                        Some(self.state.clock_ns.map_or(p.ts_ns, |c| c.max(p.ts_ns)));
-                    self.clock(p.ts_ns);
-                    decoder.decode(&p, |dg| {
-                        if let Err(e) = self.datagram(dg) {
-                            failed.get_or_insert(e);
-                        }
-                    });
+        // A read error ends the file here; the SIP scan reports it.
+        while let Ok(Some(p)) = reader.next_packet() {
+            first_ts.get_or_insert(p.ts_ns);
+            self.state.clock_ns = Some(self.state.clock_ns.map_or(p.ts_ns, |c| c.max(p.ts_ns)));
+            self.clock(p.ts_ns);
+            decoder.decode(&p, |dg| {
+                if let Err(e) = self.datagram(dg) {
+                    failed.get_or_insert(e);
                 }
-                Ok(None) | Err(_) => break,
-            }
+            });
         }
         decoder.finish(|dg| {
             if let Err(e) = self.datagram(dg) {
