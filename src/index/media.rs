@@ -86,16 +86,19 @@ pub struct MediaState {
     maps: Maps,
 }
 
+/// Seeded fast hashing: the per-packet path looks addresses up here (see rtp::stream).
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 #[derive(Debug, Default)]
 struct Maps {
     built: bool,
-    announced: HashMap<(IpAddr, u16), Announcement>,
-    rtcp_addrs: HashMap<(IpAddr, u16), (String, i64)>,
-    sr_seen: HashMap<u32, Vec<(u32, i64)>>,
-    rtt_ms: HashMap<u32, f64>,
-    capture_drops: HashMap<(StreamKey, i64), u64>,
+    announced: FastMap<(IpAddr, u16), Announcement>,
+    rtcp_addrs: FastMap<(IpAddr, u16), (String, i64)>,
+    sr_seen: FastMap<u32, Vec<(u32, i64)>>,
+    rtt_ms: FastMap<u32, f64>,
+    capture_drops: FastMap<(StreamKey, i64), u64>,
     /// SSRC → Call-ID of streams carrying one (RTCP about a stream inherits its call).
-    ssrc_call: HashMap<u32, (String, u32)>,
+    ssrc_call: FastMap<u32, (String, u32)>,
 }
 
 impl MediaState {
@@ -121,7 +124,7 @@ impl MediaState {
 
     /// Sorted vectors so the saved state is byte-identical for identical content.
     fn flatten(&mut self) {
-        fn sorted<K: Ord + Clone, V>(m: &mut HashMap<K, V>) -> Vec<(K, V)> {
+        fn sorted<K: Ord + Clone, V>(m: &mut FastMap<K, V>) -> Vec<(K, V)> {
             let mut v: Vec<(K, V)> = m.drain().collect();
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
@@ -396,13 +399,15 @@ impl<'a> MediaPass<'a> {
                 return Ok(()); // T.38 (UDPTL) took the port
             }
         }
-        let rtcp_call = m
-            .rtcp_addrs
-            .get(&dst)
-            .or_else(|| m.rtcp_addrs.get(&src))
-            .map(|c| c.0.clone());
-        if rtcp_call.is_some() && rtp::looks_like_rtcp(dg.payload) {
-            return self.rtcp(dg, rtcp_call);
+        if rtp::looks_like_rtcp(dg.payload) {
+            let rtcp_call = m
+                .rtcp_addrs
+                .get(&dst)
+                .or_else(|| m.rtcp_addrs.get(&src))
+                .map(|c| c.0.clone());
+            if rtcp_call.is_some() {
+                return self.rtcp(dg, rtcp_call);
+            }
         }
         let class = if conv_addr.is_some() {
             rtp::classify_known_flow(dg.payload)

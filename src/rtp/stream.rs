@@ -18,6 +18,10 @@
 //! Wireshark algorithm is sequential. Carry the state over instead.)
 
 use std::collections::HashMap;
+
+/// Seeded (HashDoS-resistant) and several times faster than SipHash on these small keys; the
+/// per-packet path does one lookup per packet.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
@@ -575,6 +579,12 @@ pub struct StreamState {
     ws: WiresharkStat,
     rfc: Rfc3550Stat,
     window: SeqWindow,
+    /// Positions of this stream's last conversation and its 5-tuple in the table's vectors, so a
+    /// packet costs one hash lookup; rebuilt with the maps.
+    #[serde(skip)]
+    conv_slot: usize,
+    #[serde(skip)]
+    tuple_slot: usize,
 }
 
 /// The numbers one row of `rtp,streams` shows, under either metric set.
@@ -638,6 +648,8 @@ impl StreamState {
             ws: WiresharkStat::default(),
             rfc: Rfc3550Stat::default(),
             window: SeqWindow::default(),
+            conv_slot: usize::MAX,
+            tuple_slot: usize::MAX,
         }
     }
 
@@ -1149,11 +1161,11 @@ pub struct StreamTable {
     tuples: Vec<SsrcHistory>,
     time_origin_ns: Option<i64>,
     #[serde(skip)]
-    stream_index: HashMap<StreamKey, usize>,
+    stream_index: FastMap<StreamKey, usize>,
     #[serde(skip)]
-    conv_index: HashMap<ConvKey, usize>,
+    conv_index: FastMap<ConvKey, usize>,
     #[serde(skip)]
-    tuple_index: HashMap<(IpAddr, u16, IpAddr, u16), usize>,
+    tuple_index: FastMap<(IpAddr, u16, IpAddr, u16), usize>,
 }
 
 impl StreamTable {
@@ -1173,8 +1185,9 @@ impl StreamTable {
         }
     }
 
-    /// Rebuild the lookup maps after deserialising.
+    /// Rebuild the lookup maps after deserialising or evicting, and the streams' slots with them.
     fn reindex(&mut self) {
+        let mut rebuilt = false;
         if self.stream_index.len() != self.streams.len() {
             self.stream_index = self
                 .streams
@@ -1182,6 +1195,7 @@ impl StreamTable {
                 .enumerate()
                 .map(|(i, s)| (s.key, i))
                 .collect();
+            rebuilt = true;
         }
         if self.conv_index.len() != self.convs.len() {
             self.conv_index = self
@@ -1190,6 +1204,7 @@ impl StreamTable {
                 .enumerate()
                 .map(|(i, c)| (c.0, i))
                 .collect();
+            rebuilt = true;
         }
         if self.tuple_index.len() != self.tuples.len() {
             self.tuple_index = self
@@ -1198,6 +1213,18 @@ impl StreamTable {
                 .enumerate()
                 .map(|(i, t)| ((t.src, t.src_port, t.dst, t.dst_port), i))
                 .collect();
+            rebuilt = true;
+        }
+        if rebuilt {
+            for s in &mut self.streams {
+                s.conv_slot = self.conv_index.get(&s.conv).copied().unwrap_or(usize::MAX);
+                let k = &s.key;
+                s.tuple_slot = self
+                    .tuple_index
+                    .get(&(k.src, k.src_port, k.dst, k.dst_port))
+                    .copied()
+                    .unwrap_or(usize::MAX);
+            }
         }
     }
 
@@ -1228,10 +1255,31 @@ impl StreamTable {
         format: Option<PayloadFormat<'_>>,
     ) -> usize {
         self.reindex();
-        let ext_timestamp = self.extend_timestamp(conv, header.timestamp());
-        self.note_ssrc(&key);
-        let idx = match self.stream_index.get(&key) {
-            Some(&i) => i,
+        let known = self.stream_index.get(&key).copied();
+        // Fast path: the stream's own conversation and 5-tuple, by position.
+        let conv_i = match known {
+            Some(i)
+                if self
+                    .convs
+                    .get(self.streams[i].conv_slot)
+                    .is_some_and(|c| c.0 == conv) =>
+            {
+                self.streams[i].conv_slot
+            }
+            _ => self.conv_slot(conv),
+        };
+        let ext_timestamp = self.extend_timestamp_at(conv_i, header.timestamp());
+        let tuple_i = match known {
+            Some(i) if self.streams[i].tuple_slot < self.tuples.len() => self.streams[i].tuple_slot,
+            _ => self.tuple_slot(&key),
+        };
+        let t = &mut self.tuples[tuple_i];
+        if t.last_ssrc != key.ssrc {
+            t.changes += 1;
+            t.last_ssrc = key.ssrc;
+        }
+        let idx = match known {
+            Some(i) => i,
             None => {
                 self.streams
                     .push(StreamState::new(key, conv, ts_ns, self.time_origin_ns));
@@ -1239,6 +1287,8 @@ impl StreamTable {
                 self.streams.len() - 1
             }
         };
+        self.streams[idx].conv_slot = conv_i;
+        self.streams[idx].tuple_slot = tuple_i;
         let facts = PacketFacts {
             ts_ns,
             seq: header.sequence_number(),
@@ -1252,9 +1302,9 @@ impl StreamTable {
         idx
     }
 
-    /// packet-rtp.c `calculate_extended_timestamp`: nearest 2^32 cycle to the conversation's last.
-    fn extend_timestamp(&mut self, conv: ConvKey, ts: u32) -> u64 {
-        let i = match self.conv_index.get(&conv) {
+    /// The position of a conversation, created on first use.
+    fn conv_slot(&mut self, conv: ConvKey) -> usize {
+        match self.conv_index.get(&conv) {
             Some(&i) => i,
             None => {
                 self.convs.push((
@@ -1266,28 +1316,14 @@ impl StreamTable {
                 self.conv_index.insert(conv, self.convs.len() - 1);
                 self.convs.len() - 1
             }
-        };
-        let prev = self.convs[i].1.extended_timestamp;
-        let mut t = (prev & 0xffff_ffff_0000_0000) | u64::from(ts);
-        if t.wrapping_add(0x8000_0000) < prev {
-            t = t.wrapping_add(0x1_0000_0000);
-        } else if prev.wrapping_add(0x8000_0000) < t {
-            t = t.wrapping_sub(0x1_0000_0000);
         }
-        self.convs[i].1.extended_timestamp = t;
-        t
     }
 
-    fn note_ssrc(&mut self, key: &StreamKey) {
+    /// The position of a 5-tuple's SSRC history, created on first use.
+    fn tuple_slot(&mut self, key: &StreamKey) -> usize {
         let tk = (key.src, key.src_port, key.dst, key.dst_port);
         match self.tuple_index.get(&tk) {
-            Some(&i) => {
-                let t = &mut self.tuples[i];
-                if t.last_ssrc != key.ssrc {
-                    t.changes += 1;
-                    t.last_ssrc = key.ssrc;
-                }
-            }
+            Some(&i) => i,
             None => {
                 self.tuples.push(SsrcHistory {
                     src: key.src,
@@ -1298,8 +1334,22 @@ impl StreamTable {
                     changes: 0,
                 });
                 self.tuple_index.insert(tk, self.tuples.len() - 1);
+                self.tuples.len() - 1
             }
         }
+    }
+
+    /// packet-rtp.c `calculate_extended_timestamp`: nearest 2^32 cycle to the conversation's last.
+    fn extend_timestamp_at(&mut self, i: usize, ts: u32) -> u64 {
+        let prev = self.convs[i].1.extended_timestamp;
+        let mut t = (prev & 0xffff_ffff_0000_0000) | u64::from(ts);
+        if t.wrapping_add(0x8000_0000) < prev {
+            t = t.wrapping_add(0x1_0000_0000);
+        } else if prev.wrapping_add(0x8000_0000) < t {
+            t = t.wrapping_sub(0x1_0000_0000);
+        }
+        self.convs[i].1.extended_timestamp = t;
+        t
     }
 
     /// Mutable view, to label streams (e.g. with their dialog's Call-ID).
