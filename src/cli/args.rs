@@ -20,6 +20,8 @@ pub struct Cli {
 pub enum Command {
     /// Print the SIP messages of capture files that match, like sipgrep (no database needed).
     Grep(GrepArgs),
+    /// Capture from interfaces and HEP agents into a rotating ring of files (like tcpdump -C/-G/-W).
+    Capture(super::capture::CaptureArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! Nothing below this module sees clap types.
 
 mod args;
+mod capture;
 mod grep;
 
 use std::process::ExitCode;
@@ -20,6 +21,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         args::Command::Grep(a) => grep::run(a),
+        args::Command::Capture(a) => capture::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -9,7 +9,7 @@ mod datagram;
 mod decoder;
 mod defrag;
 mod gre;
-mod hep;
+pub(crate) mod hep;
 mod ipv4;
 mod ipv6;
 mod link;
