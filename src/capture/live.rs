@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::os::fd::AsFd;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use pcap::{Active, Capture, Device};
 
 use super::ring::{Counters, Ring};
@@ -15,6 +18,8 @@ use super::{now_ns, CaptureError, CapturePlan};
 use crate::source::LinkType;
 
 const READ_TIMEOUT_MS: i32 = 100;
+/// How long one wait for packets lasts: bounds the reaction to stop, SIGHUP and boundaries.
+const POLL_MS: u16 = 100;
 const TICK: Duration = Duration::from_millis(250);
 
 pub(crate) struct LiveSource {
@@ -92,7 +97,10 @@ pub(crate) fn open(name: &str, plan: &CapturePlan) -> Result<LiveSource, Capture
     if nanosecond {
         c = c.precision(pcap::Precision::Nano);
     }
-    let mut cap = c.open().map_err(open_err)?;
+    let cap = c.open().map_err(open_err)?;
+    // Non-blocking, waited on with poll(2): with TPACKET_V3 a blocking read on a quiet interface
+    // never returns (the read timeout only retires blocks that hold packets).
+    let mut cap = cap.setnonblock().map_err(open_err)?;
     if let Some(f) = &plan.filter {
         cap.filter(f, true).map_err(|e| CaptureError::Filter {
             filter: f.clone(),
@@ -139,15 +147,33 @@ pub(crate) fn run(
         {
             break;
         }
-        let r = src.cap.dispatch(None, |p| {
-            if failed.is_some() {
-                return;
+        let ready = {
+            let mut fds = [PollFd::new(src.cap.as_fd(), PollFlags::POLLIN)];
+            match poll(&mut fds, PollTimeout::from(POLL_MS)) {
+                Ok(n) => n > 0,
+                Err(nix::errno::Errno::EINTR) => false,
+                Err(e) => {
+                    let _ = ring.close();
+                    return Err(CaptureError::Read {
+                        iface: src.name.clone(),
+                        msg: format!("poll: {e}"),
+                    });
+                }
             }
-            let ts = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * scale;
-            if let Err(e) = ring.write(ts, ts, p.data, p.header.len, None, None) {
-                failed = Some(e);
-            }
-        });
+        };
+        let r = if !ready {
+            Ok(0)
+        } else {
+            src.cap.dispatch(None, |p| {
+                if failed.is_some() {
+                    return;
+                }
+                let ts = p.header.ts.tv_sec * 1_000_000_000 + p.header.ts.tv_usec * scale;
+                if let Err(e) = ring.write(ts, ts, p.data, p.header.len, None, None) {
+                    failed = Some(e);
+                }
+            })
+        };
         if let Some(e) = failed.take() {
             update_stats(&mut src.cap, &counters);
             let _ = ring.close();

@@ -76,7 +76,7 @@ pub enum CaptureError {
     Filter { filter: String, msg: String },
     #[error("reading from '{iface}': {msg}")]
     Read { iface: String, msg: String },
-    #[error("directory {} is not writable: {source}", dir.display())]
+    #[error("directory {} is not writable", dir.display())]
     Dir { dir: PathBuf, source: io::Error },
     #[error(
         "disk full while writing {}: {}; {}",
@@ -91,9 +91,9 @@ pub enum CaptureError {
         kept: bool,
         budget: bool,
     },
-    #[error("{what}: {source}")]
+    #[error("{what}")]
     Io { what: String, source: io::Error },
-    #[error("cannot listen for HEP on {listen}: {source}")]
+    #[error("cannot listen for HEP on {listen}")]
     HepBind { listen: String, source: io::Error },
     #[error("cannot switch to user '{user}': {msg}")]
     User { user: String, msg: String },
@@ -310,6 +310,22 @@ pub fn run(
         Some(c)
     };
 
+    let mut names: Vec<String> = watched
+        .iter()
+        .filter(|w| w.name != "hep")
+        .map(|w| w.name.clone())
+        .collect();
+    names.extend(plan.hep_listen.iter().map(|l| match l {
+        HepListen::Udp(a) => format!("hep udp:{a}"),
+        HepListen::Tcp(a) => format!("hep tcp:{a}"),
+    }));
+    // Tests and supervisors wait for this line: every source is open when it appears.
+    let _ = writeln!(
+        err,
+        "sipidx capture: capturing from {} into {}",
+        names.join(", "),
+        plan.dir.display()
+    );
     let started = Instant::now();
     let mut last_stats = Instant::now();
     let mut last_age = Instant::now();
