@@ -425,6 +425,33 @@ fn crash_leaves_one_readable_part_file() {
 }
 
 #[test]
+fn drops_privileges_with_z_after_opening() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(o) = Command::new("id").args(["-u", "nobody"]).output() else {
+        return;
+    };
+    let Ok(uid) = String::from_utf8_lossy(&o.stdout).trim().parse::<u32>() else {
+        eprintln!("SKIP: no user nobody");
+        return;
+    };
+    let d = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let (_a, port) = sink();
+    let f = format!("udp port {port}");
+    let Some(c) = start_live(&["-i", "lo", "-w", s(d.path()), "-Z", "nobody", &f]) else {
+        return;
+    };
+    send_sip(port, "z@test", 3, Duration::ZERO);
+    std::thread::sleep(Duration::from_millis(400));
+    let (status, err, _) = stop(c, "TERM");
+    assert_eq!(status.code(), Some(0), "{err}");
+    let (done, _) = ring_files(d.path());
+    assert_eq!(done.len(), 1);
+    assert_eq!(std::fs::metadata(&done[0]).unwrap().uid(), uid);
+    assert_eq!(grep(&done).len(), 3);
+}
+
+#[test]
 fn errors_name_the_problem() {
     let d = tempfile::tempdir().unwrap();
     let run = |args: &[&str]| {

@@ -210,9 +210,17 @@ fn report(s: &Stats, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> io
     );
     for x in &s.sources {
         line.push_str(&format!(
-            " {}: {} packets, {} bytes, {} files, kernel drops {}, interface drops {};",
-            x.source, x.packets, x.bytes, x.files_written, x.kernel_drops, x.if_drops
+            " {}: {} packets, {} bytes, {} files",
+            x.source, x.packets, x.bytes, x.files_written
         ));
+        // pcap_stats exist only for interfaces; HEP has no kernel ring to drop from.
+        if x.source != "hep" {
+            line.push_str(&format!(
+                ", kernel drops {}, interface drops {}",
+                x.kernel_drops, x.if_drops
+            ));
+        }
+        line.push(';');
     }
     if let Some(h) = &s.hep {
         line.push_str(&format!(
