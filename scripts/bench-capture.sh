@@ -57,7 +57,8 @@ mkdir -p "$run/sipidx" "$run/tcpdump"
 "$SIPIDX" capture -i lo -w "$run/sipidx" -s 262144 -B "$BENCH_BUFFER" -C 100MB \
     --stats-interval 0 --stats-json >"$run/sipidx.json" 2>"$run/sipidx.err" &
 sip_pid=$!
-tcpdump -i lo -w "$run/tcpdump/trunk.pcap" -s 262144 -B "$BENCH_BUFFER" -C 100 \
+# -Z root: Debian's tcpdump otherwise switches to user tcpdump, who cannot write here.
+tcpdump -i lo -w "$run/tcpdump/trunk.pcap" -s 262144 -B "$BENCH_BUFFER" -C 100 -Z root \
     >/dev/null 2>"$run/tcpdump.err" &
 tcd_pid=$!
 # wait until both have their sockets open
@@ -66,6 +67,9 @@ for _ in $(seq 100); do
     sleep 0.1
 done
 sleep 0.5
+for p in "$sip_pid" "$tcd_pid"; do
+    kill -0 "$p" 2>/dev/null || { cat "$run/sipidx.err" "$run/tcpdump.err" >&2; exit 2; }
+done
 
 echo "replaying $F x$BENCH_LOOPS on lo at top speed ..." >&2
 t0=$(date +%s.%N)

@@ -415,11 +415,13 @@ def hep3(src, dst, sport, dport, ts_ns, payload, proto=17, capture_id=2001,
 def hep2(src, dst, sport, dport, ts_ns, payload, capture_id=2001):
     """HEPv2: 8-byte header (hp_l = 16 covers it and the IPv4 addresses), the
     addresses, then the time header (sec, usec, capture id) in the sender's host
-    byte order -- little-endian here, as x86 captagent/Kamailio write it."""
+    byte order -- little-endian here, as x86 captagent/Kamailio write it. Senders
+    copy sizeof(struct hep_timehdr), which the C ABI pads from 10 to 12 bytes, so
+    the payload starts 2 bytes after the capture id."""
     sec, usec = divmod(ts_ns // 1000, 10**6)
     return (struct.pack("!BBBBHH", 2, 16, 2, 17, sport, dport)
             + socket.inet_aton(src) + socket.inet_aton(dst)
-            + struct.pack("<IIH", sec, usec, capture_id) + payload)
+            + struct.pack("<IIHxx", sec, usec, capture_id) + payload)
 
 
 # --------------------------------------------------------------------------
@@ -483,7 +485,7 @@ class Crafter:
                    self.f14_hep3_tcp, self.f15_hep2, self.f16_nsec, self.f17_bigendian,
                    self.f18_pcapng3, self.f19_truncated, self.f20_compressed,
                    self.f21_not_capture, self.f22_port_compact, self.f23_junk,
-                   self.f24_hep_mirror, self.f25_span_dups):
+                   self.f24_hep_mirror, self.f25_span_dups, self.f26_ipip, self.f27_6in4):
             fn()
 
     def f01_qinq(self):
@@ -798,7 +800,7 @@ class Crafter:
             frames.append((ts + 250_000, eth(ipv4_udp("10.9.9.1", "10.9.9.2", 47002, 9060, hep2(src, dst, 5060, 5060, ts, msg), ip_id=70 + i))))
             f.sip(msg, "udp")
         self.write(name, pcap_bytes(LINKTYPE_ETHERNET, frames))
-        self.add(name, "HEPv2 over UDP 9060: hp_v=2, hp_l=16, AF_INET, UDP, then sec/usec/captid (little-endian host order)",
+        self.add(name, "HEPv2 over UDP 9060: hp_v=2, hp_l=16, AF_INET, UDP, then sec/usec/captid (little-endian host order) and the 2 pad bytes of the C struct",
                  "pcap", "ETHERNET", f, len(frames), hep={"version": 2, "capture_id": 2001})
 
     def _plain_call(self, name, t0, f, ns_jitter=0):
@@ -957,6 +959,35 @@ class Crafter:
                  "mirror to 127.0.0.1:9060 with identical inner addresses, ports, timestamp and payload",
                  "pcap", "LINUX_SLL", f, len(frames),
                  dedup={"sip_before": 14, "sip_after": 7, "hep_copies": 7, "gap_us": 200})
+
+    def _ipip_wrap(self, proto, outer=("192.0.2.1", "192.0.2.2")):
+        """Outer Ethernet/IPv4 with protocol 4 (IPv4-in-IPv4) or 41 (IPv6-in-IPv4)."""
+        state = {"n": 0}
+
+        def wrap(ip, d):
+            state["n"] += 1
+            src, dst = outer if d == "ab" else outer[::-1]
+            return eth(raw(IP(src=src, dst=dst, id=5000 + state["n"], ttl=255, proto=proto) / Raw(ip)))
+        return wrap
+
+    def f26_ipip(self):
+        name = "sip-udp-ipip-ipv4.pcap"
+        f = Facts(); f.encap("ipip")
+        frames, _ = self.udp_call_frames(name, self.t0(), self._ipip_wrap(4), f, a="10.0.9.1", b="10.0.9.2")
+        self.write(name, pcap_bytes(LINKTYPE_ETHERNET, frames))
+        self.add(name, "IPv4-in-IPv4 tunnel (RFC 2003, protocol 4) between 192.0.2.1 and 192.0.2.2 carrying a "
+                 "SIP/UDP call between 10.0.9.1 and 10.0.9.2", "pcap", "ETHERNET", f, len(frames),
+                 tunnel_endpoints=["192.0.2.1", "192.0.2.2"])
+
+    def f27_6in4(self):
+        name = "sip-udp-6in4-tunnel.pcap"
+        f = Facts(); f.encap("ipip")
+        frames, _ = self.udp_call_frames(name, self.t0(), self._ipip_wrap(41), f,
+                                         a="2001:db8:64::1", b="2001:db8:64::2")
+        self.write(name, pcap_bytes(LINKTYPE_ETHERNET, frames))
+        self.add(name, "IPv6-in-IPv4 tunnel (6in4, RFC 4213, protocol 41) between 192.0.2.1 and 192.0.2.2 "
+                 "carrying a SIP/UDP call between 2001:db8:64::1 and 2001:db8:64::2", "pcap", "ETHERNET", f,
+                 len(frames), ip_version=6, tunnel_endpoints=["192.0.2.1", "192.0.2.2"])
 
     def f25_span_dups(self):
         name = "sip-rtp-span-duplicates.pcap"

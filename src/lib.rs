@@ -11,3 +11,4 @@ pub mod query;
 pub mod rtp;
 pub mod sip;
 pub mod source;
+pub mod store;

@@ -59,7 +59,7 @@ fn push_option(out: &mut Vec<u8>, code: u16, value: &[u8]) {
     push_u16(out, code);
     push_u16(out, value.len() as u16);
     out.extend_from_slice(value);
-    out.extend(std::iter::repeat(0).take(pad4(value.len())));
+    out.extend(std::iter::repeat_n(0, pad4(value.len())));
 }
 
 /// Writes the block's total length at `start + 4` and as the trailer.
@@ -157,7 +157,7 @@ pub(crate) fn encode_record(
             push_u32(out, caplen);
             push_u32(out, orig_len);
             out.extend_from_slice(data);
-            out.extend(std::iter::repeat(0).take(pad4(data.len())));
+            out.extend(std::iter::repeat_n(0, pad4(data.len())));
             if let Some(c) = comment {
                 push_option(out, OPT_COMMENT, &c[..c.len().min(0xffff)]);
                 push_option(out, OPT_END, &[]);

@@ -394,3 +394,119 @@ pub(crate) fn lossy(b: &[u8]) -> std::borrow::Cow<'_, str> {
         std::borrow::Cow::Owned(b.escape_ascii().to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// schemas/capture-ring.md lists exactly the side table's fields, in order (house rule 7).
+    #[test]
+    fn side_table_matches_its_schema_doc() {
+        let doc = include_str!("../../schemas/capture-ring.md");
+        let table = doc.split("## `hep-nodes.jsonl`").nth(1).unwrap();
+        let documented: Vec<&str> = table
+            .lines()
+            .filter(|l| l.starts_with("| ") && !l.starts_with("| field"))
+            .map(|l| l.split('|').nth(1).unwrap().trim())
+            .collect();
+        let row = SideRow {
+            file: "f".into(),
+            capture_id: Some(1),
+            node: None,
+            agent: "127.0.0.1:9".parse().unwrap(),
+            vlan: None,
+            packets: 1,
+            ranges: vec![(0, 1)],
+        };
+        let v = serde_json::to_value(&row).unwrap();
+        let written: Vec<&str> = v.as_object().unwrap().keys().map(String::as_str).collect();
+        let mut sorted = documented.clone();
+        sorted.sort_unstable();
+        assert_eq!(sorted, written, "serde_json orders keys by name");
+        assert_eq!(documented[0], "file");
+    }
+
+    fn ring(dir: &Path, rotate_time: Option<Duration>) -> Ring {
+        let cfg = RingConfig {
+            dir: dir.to_path_buf(),
+            label: "t".into(),
+            if_name: "t".into(),
+            format: FileFormat::Pcap,
+            link_type: 1,
+            snaplen: 65535,
+            nanosecond: true,
+            rotate_size: None,
+            rotate_time,
+        };
+        let r = Arc::new(Retention::new(dir, super::super::Budget::default()));
+        Ring::new(cfg, r, 0)
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    }
+
+    #[test]
+    fn boundaries_are_wall_clock_aligned() {
+        let s = 1_000_000_000;
+        assert_eq!(next_boundary(61 * s + 5, Duration::from_secs(60)), 120 * s);
+        assert_eq!(next_boundary(120 * s, Duration::from_secs(60)), 180 * s);
+        assert_eq!(next_boundary(899 * s, Duration::from_secs(900)), 900 * s);
+    }
+
+    #[test]
+    fn part_until_finished_then_renamed_and_rotated_by_boundary_and_hup() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = ring(d.path(), Some(Duration::from_secs(10)));
+        let s = 1_000_000_000i64;
+        r.write(100 * s, 100 * s, b"a", 1, None, None).unwrap();
+        assert!(names(d.path())[0].ends_with(".pcap.part"));
+        r.write(109 * s, 109 * s, b"b", 1, None, None).unwrap();
+        r.write(110 * s, 110 * s, b"c", 1, None, None).unwrap(); // crosses :10
+        r.tick(111 * s, 1).unwrap(); // SIGHUP
+        let n = names(d.path());
+        assert_eq!(n.len(), 2, "{n:?}");
+        assert!(n.iter().all(|f| f.ends_with(".pcap")));
+        assert_eq!(
+            fs::metadata(d.path().join(&n[0])).unwrap().len(),
+            24 + 2 * 17
+        );
+        // nothing is opened without packets
+        r.tick(200 * s, 2).unwrap();
+        r.close().unwrap();
+        assert_eq!(names(d.path()).len(), 2);
+        assert_eq!(r.counters.files_written.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn side_rows_collect_runs_per_agent() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = ring(d.path(), None);
+        let a: SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let b: SocketAddr = "127.0.0.1:2".parse().unwrap();
+        let note = |agent| Annotation {
+            capture_id: Some(7),
+            node: Some(b"n\x01"),
+            agent,
+            vlan: None,
+        };
+        for agent in [a, a, b, a] {
+            r.write(1, 1, b"x", 1, None, Some(&note(agent))).unwrap();
+        }
+        r.close().unwrap();
+        let text = fs::read_to_string(d.path().join(HEP_SIDE_TABLE)).unwrap();
+        let rows: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0]["ranges"], serde_json::json!([[0, 2], [3, 1]]));
+        assert_eq!(rows[1]["ranges"], serde_json::json!([[2, 1]]));
+        assert_eq!(rows[0]["node"], "n\\x01");
+    }
+}

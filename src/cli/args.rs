@@ -69,6 +69,28 @@ pub struct MessageFilterArgs {
     pub until: Option<String>,
 }
 
+/// One message seen twice: HEP mirrors and SPAN duplicates; shared by `grep` and `index`.
+#[derive(Args, Debug, Clone)]
+pub struct DedupArgs {
+    /// Keep HEP copies of raw messages seen in the same capture (by default a HEP packet whose inner
+    /// payload, addresses and ports equal a raw message's within --hep-dedup-window is dropped and the
+    /// raw message is marked as mirrored)
+    #[arg(long)]
+    pub keep_hep_mirrors: bool,
+    /// How far apart a raw message and its HEP copy may be, in capture time (units ns, us, ms, s, m;
+    /// a bare number is seconds)
+    #[arg(long, value_name = "DUR", default_value = "1s")]
+    pub hep_dedup_window: String,
+    /// Drop SPAN duplicates: a datagram whose payload and 5-tuple equal one seen within
+    /// --dedup-window (off by default, so counts match tshark's)
+    #[arg(long)]
+    pub dedup: bool,
+    /// How far apart two copies may be to be duplicates; must stay below SIP T1 (500ms) so that
+    /// retransmissions are never dropped (units as for --hep-dedup-window)
+    #[arg(long, value_name = "DUR", default_value = "5ms")]
+    pub dedup_window: String,
+}
+
 #[derive(Args, Debug)]
 pub struct GrepArgs {
     /// Capture files (pcap, pcapng; plain, gzip, bzip2 or zstd compressed)
@@ -97,4 +119,6 @@ pub struct GrepArgs {
     /// Do not decode HEP (HOMER encapsulation) payloads
     #[arg(long)]
     pub no_hep: bool,
+    #[command(flatten)]
+    pub dedup: DedupArgs,
 }

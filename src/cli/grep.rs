@@ -1,9 +1,9 @@
 //! `grep` arguments → `query::grep::GrepPlan`.
 use anyhow::{Context, Result};
 
-use super::args::{Color, GrepArgs, MessageFilterArgs};
+use super::args::{Color, DedupArgs, GrepArgs, MessageFilterArgs};
 use super::{EXIT_ERROR, EXIT_MATCH, EXIT_NO_MATCH};
-use crate::decode::DecodeConfig;
+use crate::decode::{DecodeConfig, DedupConfig};
 use crate::output::ColorChoice;
 use crate::query::filter::{IpNet, MessageFilter, StatusFilter};
 use crate::query::grep::{self, GrepFormat, GrepPlan};
@@ -36,6 +36,8 @@ pub fn run(a: GrepArgs) -> Result<u8> {
             hep: !a.no_hep,
             ..DecodeConfig::default()
         },
+        // Without HEP decoding there are no copies to pair.
+        dedup: dedup_config(&a.dedup, !a.no_hep)?,
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
@@ -84,6 +86,44 @@ pub fn message_filter(a: &MessageFilterArgs) -> Result<MessageFilter> {
     })
 }
 
+/// The dedup flags as the engine's config; `hep` says whether HEP is decoded at all.
+pub fn dedup_config(a: &DedupArgs, hep: bool) -> Result<DedupConfig> {
+    let config = DedupConfig {
+        hep_mirrors: hep && !a.keep_hep_mirrors,
+        hep_window_ns: parse_duration(&a.hep_dedup_window)
+            .with_context(|| "--hep-dedup-window".to_string())?,
+        span: a.dedup,
+        span_window_ns: parse_duration(&a.dedup_window)
+            .with_context(|| "--dedup-window".to_string())?,
+        ..DedupConfig::default()
+    };
+    config.validate()?;
+    Ok(config)
+}
+
+/// A duration with a unit (`ns`, `us` or `µs`, `ms`, `s`, `m`), or a bare number of seconds; in ns.
+pub fn parse_duration(s: &str) -> Result<i64> {
+    let t = s.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let scale = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "" | "s" => 1e9,
+        "m" | "min" => 60e9,
+        other => anyhow::bail!("invalid duration '{s}': unknown unit '{other}' (ns, us, ms, s, m)"),
+    };
+    let value: f64 = num
+        .parse()
+        .with_context(|| format!("invalid duration '{s}': expected e.g. 5ms, 1s, 200us"))?;
+    let ns = value * scale;
+    anyhow::ensure!(ns.is_finite() && ns < 1e18, "duration '{s}' is too long");
+    Ok(ns.round() as i64)
+}
+
 /// RFC 3339, or `YYYY-MM-DD[ HH:MM[:SS[.frac]]]` taken as UTC; returns ns since the epoch.
 pub fn parse_time(s: &str) -> Result<i64> {
     let t = s.trim();
@@ -126,5 +166,32 @@ mod tests {
         assert_eq!(parse_time("2014-03-27 10:40").unwrap(), a - 25_000_000_000);
         assert_eq!(parse_time("2014-03-27T12:40:25+02:00").unwrap(), a);
         assert!(parse_time("yesterday").is_err());
+    }
+
+    #[test]
+    fn durations_take_units_and_bare_seconds() {
+        assert_eq!(parse_duration("5ms").unwrap(), 5_000_000);
+        assert_eq!(parse_duration("1s").unwrap(), 1_000_000_000);
+        assert_eq!(parse_duration("2").unwrap(), 2_000_000_000);
+        assert_eq!(parse_duration("200us").unwrap(), 200_000);
+        assert_eq!(parse_duration("1.5ms").unwrap(), 1_500_000);
+        assert_eq!(parse_duration("1m").unwrap(), 60_000_000_000);
+        assert!(parse_duration("5 parsecs").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("-1s").is_err());
+    }
+
+    #[test]
+    fn a_dedup_window_reaching_t1_is_refused() {
+        let args = |w: &str| DedupArgs {
+            keep_hep_mirrors: false,
+            hep_dedup_window: "1s".into(),
+            dedup: true,
+            dedup_window: w.into(),
+        };
+        assert!(dedup_config(&args("499ms"), true).is_ok());
+        let e = dedup_config(&args("500ms"), true).unwrap_err();
+        assert!(format!("{e:#}").contains("T1"), "{e:#}");
+        assert!(!dedup_config(&args("5ms"), false).unwrap().hep_mirrors);
     }
 }

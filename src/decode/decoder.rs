@@ -97,6 +97,10 @@ pub struct Decoder {
     /// Reused for inflated HEP payloads.
     inflated: Vec<u8>,
     next_sweep_ns: i64,
+    /// File of the last packet and the latest capture time seen, to notice a file that does not
+    /// continue the one before it.
+    file_id: u32,
+    latest_ns: i64,
 }
 
 impl Decoder {
@@ -112,6 +116,8 @@ impl Decoder {
             stats: DecodeStats::default(),
             inflated: Vec::new(),
             next_sweep_ns: i64::MIN,
+            file_id: 0,
+            latest_ns: i64::MIN,
         }
     }
 
@@ -119,6 +125,19 @@ impl Decoder {
     /// framed out of a TCP stream, and each HEP-carried payload that the packet completes.
     pub fn decode<F: FnMut(&Datagram<'_>)>(&mut self, packet: &Packet<'_>, mut sink: F) {
         self.stats.packets += 1;
+        if packet.location.file_id != self.file_id {
+            self.file_id = packet.location.file_id;
+            if packet.ts_ns < self.latest_ns {
+                // A file that starts before the previous one ended does not continue it (the same
+                // capture given twice, or another capture point): its TCP streams and fragments
+                // start afresh, or each of its segments would pass for a retransmission.
+                self.defrag.finish(&mut self.stats);
+                self.tcp.finish(&mut self.stats);
+                self.next_sweep_ns = i64::MIN;
+                self.latest_ns = i64::MIN;
+            }
+        }
+        self.latest_ns = self.latest_ns.max(packet.ts_ns);
         if packet.ts_ns >= self.next_sweep_ns {
             self.next_sweep_ns = packet.ts_ns.saturating_add(SWEEP_INTERVAL_NS);
             self.defrag.expire(packet.ts_ns, &mut self.stats);

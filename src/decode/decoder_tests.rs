@@ -425,6 +425,43 @@ fn tcp_messages_framed_across_and_within_segments() {
     assert_eq!((st.tcp_segments, st.tcp_messages, st.datagrams), (4, 2, 2));
 }
 
+#[test]
+fn same_tcp_capture_given_twice_yields_its_messages_twice() {
+    // `sipidx grep f.pcap f.pcap` runs one decoder over both files: the second file starts back in
+    // time, so it is not the first one's continuation and its segments are not retransmissions.
+    let bye = b"BYE sip:b@x SIP/2.0\r\nContent-Length: 0\r\n\r\n".to_vec();
+    let frames = [
+        tcp4(1000, 0x02, b""),
+        tcp4(1001, 0, &bye[..10]),
+        tcp4(1011, 0, &bye[10..]),
+    ];
+    let mut d = Decoder::new(DecodeConfig::default());
+    let mut out = Vec::new();
+    for file_id in 0..2 {
+        for (i, f) in frames.iter().enumerate() {
+            let p = Packet {
+                ts_ns: i as i64,
+                link_type: linktype::RAW,
+                interface_id: 0,
+                data: f,
+                orig_len: f.len() as u32,
+                location: PacketLocation {
+                    file_id,
+                    offset: i as u64,
+                    record_len: 0,
+                },
+            };
+            d.decode(&p, |dg| out.push(own(dg)));
+        }
+    }
+    d.finish(|dg| out.push(own(dg)));
+    assert_eq!(out.len(), 2, "{:?}", d.stats());
+    assert!(out
+        .iter()
+        .all(|o| o.payload == bye && o.locations == [1, 2]));
+    assert_eq!(d.stats().tcp_retransmissions, 0);
+}
+
 fn hep_sip() -> Vec<u8> {
     hep::build_v3(
         [192, 168, 1, 1],

@@ -183,9 +183,10 @@ impl Defrag {
     pub fn expire(&mut self, now_ns: i64, stats: &mut DecodeStats) {
         while let Some((_, key)) = self.order.first_key_value() {
             let key = *key;
-            let expired = self.sets.get(&key).map_or(true, |s| {
-                s.first_ts.saturating_add(self.timeout_ns) < now_ns
-            });
+            let expired = self
+                .sets
+                .get(&key)
+                .is_none_or(|s| s.first_ts.saturating_add(self.timeout_ns) < now_ns);
             if !expired {
                 break;
             }

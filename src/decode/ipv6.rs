@@ -208,8 +208,7 @@ mod tests {
         assert_eq!(walk(HOP_BY_HOP, &[17, 1, 0, 0]), Err(Malformed));
         assert_eq!(walk(FRAGMENT, &[17, 0, 0]), Err(Malformed));
         // a loop of empty destination options never ends on its own
-        let looped: Vec<u8> = std::iter::repeat([60u8, 0, 0, 0, 0, 0, 0, 0])
-            .take(40)
+        let looped: Vec<u8> = std::iter::repeat_n([60u8, 0, 0, 0, 0, 0, 0, 0], 40)
             .flatten()
             .collect();
         assert_eq!(walk(DESTINATION_OPTIONS, &looped), Err(Malformed));

@@ -3,10 +3,12 @@
 //!
 //! One file per wire structure (`link`, `vlan`, `ipv4`, `ipv6`, `gre`, `udp`, `tcp`, `hep`) and per
 //! engine (`defrag`, the reassembler in `tcp`, the SIP framer in `sipframe`); `decoder` ties them
-//! together. Every view checks its length once; no accessor panics after that check.
+//! together. Every view checks its length once; no accessor panics after that check. `dedup` is
+//! the stage after decoding: SPAN duplicates and HEP copies of raw messages, decided per datagram.
 
 mod datagram;
 mod decoder;
+mod dedup;
 mod defrag;
 mod gre;
 pub(crate) mod hep;
@@ -21,3 +23,7 @@ mod wire;
 
 pub use datagram::{Datagram, Encap, HepInfo, Transport};
 pub use decoder::{DecodeConfig, DecodeStats, Decoder};
+pub use dedup::{
+    DedupConfig, DedupError, DedupStats, Deduplicator, DelayBuffer, DelayLimits, DelayStats, Flow,
+    Mirror, OwnedDatagram, OwnedHepInfo, Released, Verdict, SIP_T1_NS,
+};

@@ -231,7 +231,7 @@ impl Reassembler {
             let idle = self
                 .dirs
                 .get(&key)
-                .map_or(true, |d| d.last_ts.saturating_add(self.timeout_ns) < now_ns);
+                .is_none_or(|d| d.last_ts.saturating_add(self.timeout_ns) < now_ns);
             if !idle {
                 break;
             }

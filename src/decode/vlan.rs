@@ -55,8 +55,7 @@ mod tests {
     #[test]
     fn truncated_tag_and_endless_stack_are_malformed() {
         assert_eq!(strip(0x8100, &[0, 1, 8]), Err(LinkError::Malformed));
-        let endless: Vec<u8> = std::iter::repeat([0u8, 1, 0x81, 0x00])
-            .take(20)
+        let endless: Vec<u8> = std::iter::repeat_n([0u8, 1, 0x81, 0x00], 20)
             .flatten()
             .collect();
         assert_eq!(strip(0x8100, &endless), Err(LinkError::Malformed));

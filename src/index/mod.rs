@@ -2,6 +2,11 @@
 //! A run's rows become visible only when the catalog names its files (see `catalog`).
 
 pub mod catalog;
+pub mod dialogs;
+pub mod run;
+pub mod scan;
+
+pub use run::{run, IndexPlan, IndexReport, Progress};
 
 use std::path::{Path, PathBuf};
 
@@ -15,8 +20,14 @@ pub enum IndexError {
     },
     #[error("{path}: corrupt: {what}")]
     Corrupt { path: PathBuf, what: String },
-    #[error("{path}: another sipidx index run holds the lock on this DB")]
+    #[error("{path}: another sipidx index run holds the lock on this DB; wait for it to finish")]
     Locked { path: PathBuf },
+    #[error("{path}: {source}")]
+    Store {
+        path: PathBuf,
+        #[source]
+        source: crate::store::StoreError,
+    },
 }
 
 impl IndexError {

@@ -110,7 +110,7 @@ pub fn rfc3339(ts_ns: i64) -> String {
     let secs = ts_ns.div_euclid(1_000_000_000);
     let nanos = ts_ns.rem_euclid(1_000_000_000) as u32;
     let dt = chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default();
-    if nanos % 1000 == 0 {
+    if nanos.is_multiple_of(1000) {
         dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
     } else {
         dt.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()

@@ -82,7 +82,7 @@ pub fn tshark_claims_port(port: u16) -> bool {
 /// length that is a multiple of four.
 pub fn looks_like_rtcp(payload: &[u8]) -> bool {
     payload.len() >= 4
-        && payload.len() % 4 == 0
+        && payload.len().is_multiple_of(4)
         && payload[0] >> 6 == 2
         && matches!(payload[1], 200 | 201 | 203 | 204 | 206)
 }

@@ -1,10 +1,12 @@
 //! SIP (RFC 3261) message parsing over borrowed bytes: start line, headers, URIs, name-addr, body.
 //! Hand-written: no maintained Rust crate parses SIP zero-copy and leniently enough for forensics.
 
+pub mod correlate;
 pub mod dialog;
 mod message;
 pub mod rtp_stat;
 mod scan;
+pub mod scanner;
 pub mod sdp;
 mod uri;
 mod via;

@@ -360,7 +360,7 @@ pub(crate) mod tests {
         }
         pub fn block(&mut self, block_type: u32, body: &[u8]) -> &mut Self {
             let mut body = body.to_vec();
-            while body.len() % 4 != 0 {
+            while !body.len().is_multiple_of(4) {
                 body.push(0);
             }
             let total = body.len() as u32 + 12;

@@ -1,0 +1,349 @@
+//! One indexing run: pick the new files, scan them in parallel, write rows, commit.
+//! Commit protocol (crash-safe at any instant, see schemas/db.md):
+//! 1. `pending.json` names the run and the file ids it will use;
+//! 2. message parts and text documents are written, the text index committed;
+//! 3. dialog day partitions are rewritten (old parts superseded, not yet deleted);
+//! 4. the catalog is saved with the files and `last_run` — the commit point;
+//! 5. `pending.json` is removed and superseded parts are deleted.
+//!
+//! A run that dies before 4 is rolled back by the next run: its parts and documents are removed,
+//! and the superseded dialog parts become live again.
+use std::collections::{BTreeSet, HashMap};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime};
+
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::catalog::{self, Catalog, CatalogFile};
+use super::dialogs::{dialog_record, summary_of};
+use super::scan::{scan_file, FileScan, ScanConfig};
+use super::IndexError;
+use crate::sip::correlate::correlate_dialogs;
+use crate::sip::dialog::DialogSummary;
+use crate::store::parquet::{self as pq, DialogFilter, TableWriter, WriterOptions};
+use crate::store::record::MessageRecord;
+use crate::store::text_index::TextIndex;
+use crate::store::{self, StoreError};
+
+#[derive(Clone, Debug)]
+pub struct IndexPlan {
+    pub db: PathBuf,
+    pub inputs: Vec<PathBuf>,
+    /// Files modified more recently than this are still being written: left for the next run.
+    pub settle: Duration,
+    /// Worker threads (0: one per core).
+    pub threads: usize,
+    pub scan: ScanConfig,
+    /// Files scanned at once; bounds memory (each file's rows are held until written).
+    pub batch_files: usize,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct IndexReport {
+    pub run: u64,
+    pub files_indexed: usize,
+    pub files_known: usize,
+    pub files_waiting: Vec<PathBuf>,
+    pub files_failed: Vec<(PathBuf, String)>,
+    pub files_truncated: Vec<(PathBuf, u64)>,
+    pub packets: u64,
+    pub bytes: u64,
+    pub messages: u64,
+    pub malformed_sip: u64,
+    pub dialogs: u64,
+    pub elapsed: Duration,
+}
+
+/// Progress callbacks for the CLI's bar: called from the committing thread only.
+pub trait Progress {
+    fn start(&mut self, _files: usize, _bytes: u64) {}
+    fn file_done(&mut self, _path: &Path, _bytes: u64, _packets: u64) {}
+    fn phase(&mut self, _what: &str) {}
+}
+
+pub struct NoProgress;
+impl Progress for NoProgress {}
+
+#[derive(Serialize, Deserialize)]
+struct Pending {
+    run: u64,
+    first_file_id: u32,
+    end_file_id: u32,
+}
+
+/// A dialog extended by a run is looked up among dialogs that started within a day of it.
+const DAY_NS: i64 = 86_400_000_000_000;
+const PENDING: &str = "pending.json";
+const LOCK: &str = "LOCK";
+
+/// The database lock: one writer at a time; released when dropped.
+pub struct DbLock {
+    _file: File,
+}
+
+pub fn lock_db(db: &Path) -> Result<DbLock, IndexError> {
+    std::fs::create_dir_all(db).map_err(|e| IndexError::io(db, e))?;
+    let path = db.join(LOCK);
+    let f = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| IndexError::io(&path, e))?;
+    match f.try_lock() {
+        Ok(()) => Ok(DbLock { _file: f }),
+        Err(std::fs::TryLockError::WouldBlock) => Err(IndexError::Locked {
+            path: db.to_path_buf(),
+        }),
+        Err(std::fs::TryLockError::Error(e)) => Err(IndexError::io(&path, e)),
+    }
+}
+
+fn store_err(db: &Path, e: StoreError) -> IndexError {
+    IndexError::Store {
+        path: db.to_path_buf(),
+        source: e,
+    }
+}
+
+/// Undo an uncommitted run (see the module doc); called with the lock held.
+pub fn recover(db: &Path, catalog: &Catalog) -> Result<(), IndexError> {
+    let pending_path = db.join(PENDING);
+    if let Ok(bytes) = std::fs::read(&pending_path) {
+        if let Ok(p) = serde_json::from_slice::<Pending>(&bytes) {
+            if p.run > catalog.last_run {
+                for table in ["messages", "dialogs"] {
+                    pq::remove_parts(db, table, p.run).map_err(|e| store_err(db, e))?;
+                }
+                let text = TextIndex::open_or_create(&store::text_dir(db))
+                    .map_err(|e| store_err(db, e))?;
+                let mut w = text.writer(1, 50_000_000).map_err(|e| store_err(db, e))?;
+                for id in p.first_file_id.min(catalog.next_file_id)..p.end_file_id {
+                    w.delete_file(id);
+                }
+                w.commit().map_err(|e| store_err(db, e))?;
+                w.finish().map_err(|e| store_err(db, e))?;
+            }
+        }
+        std::fs::remove_file(&pending_path).map_err(|e| IndexError::io(&pending_path, e))?;
+    }
+    pq::recover(db).map_err(|e| store_err(db, e))?;
+    Ok(())
+}
+
+struct Candidate {
+    path: PathBuf,
+    size: u64,
+    fingerprint: String,
+    mtime_ns: i64,
+}
+
+/// Run the indexer over the plan's inputs.
+pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let db = &plan.db;
+    let _lock = lock_db(db)?;
+    let mut catalog = Catalog::load(db)?;
+    recover(db, &catalog)?;
+    let mut report = IndexReport::default();
+
+    // 1. the new files, in path order (ring names sort by time)
+    let inputs = catalog::expand_inputs(&plan.inputs)?;
+    let now = SystemTime::now();
+    let mut new_files: Vec<Candidate> = Vec::new();
+    for path in inputs {
+        if path.starts_with(db) {
+            continue;
+        }
+        let meta = match std::fs::metadata(&path) {
+            Ok(m) => m,
+            Err(e) => {
+                report.files_failed.push((path, e.to_string()));
+                continue;
+            }
+        };
+        let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        let young = now
+            .duration_since(mtime)
+            .map(|age| age < plan.settle)
+            .unwrap_or(true);
+        let is_part = path.extension().is_some_and(|e| e == "part");
+        if is_part || (young && !plan.settle.is_zero()) {
+            report.files_waiting.push(path);
+            continue;
+        }
+        let fingerprint = match catalog::fingerprint(&path, meta.len()) {
+            Ok(f) => f,
+            Err(e) => {
+                report.files_failed.push((path, e.to_string()));
+                continue;
+            }
+        };
+        let spath = path.to_string_lossy().into_owned();
+        if catalog.find(&spath, meta.len(), &fingerprint).is_some() {
+            report.files_known += 1;
+            continue;
+        }
+        new_files.push(Candidate {
+            path,
+            size: meta.len(),
+            fingerprint,
+            mtime_ns: mtime
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as i64)
+                .unwrap_or(0),
+        });
+    }
+    if new_files.is_empty() {
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
+
+    // 2. announce the run
+    let run = catalog.last_run + 1;
+    report.run = run;
+    let first_id = catalog.next_file_id;
+    let end_id = first_id + new_files.len() as u32;
+    catalog::write_atomic(
+        &db.join(format!("{PENDING}.tmp")),
+        &db.join(PENDING),
+        &serde_json::to_vec(&Pending {
+            run,
+            first_file_id: first_id,
+            end_file_id: end_id,
+        })
+        .expect("pending serialises"),
+    )?;
+    progress.start(new_files.len(), new_files.iter().map(|c| c.size).sum());
+
+    // 3. scan in parallel, batch by batch; write rows in file order so output is deterministic
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(plan.threads)
+        .build()
+        .map_err(|e| IndexError::io(db, std::io::Error::other(e)))?;
+    let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
+    let mut text_writer = text.writer(1, 200_000_000).map_err(|e| store_err(db, e))?;
+    let mut messages = TableWriter::<MessageRecord>::create(db, run, WriterOptions::default())
+        .map_err(|e| store_err(db, e))?;
+    let mut dialogs: HashMap<String, DialogSummary> = HashMap::new();
+    let mut rate: HashMap<(std::net::IpAddr, i64), u32> = HashMap::new();
+    let mut entries: Vec<CatalogFile> = Vec::new();
+    let batch = plan.batch_files.max(1);
+    for (chunk_no, chunk) in new_files.chunks(batch).enumerate() {
+        let base = first_id + (chunk_no * batch) as u32;
+        let scans: Vec<FileScan> = pool.install(|| {
+            chunk
+                .par_iter()
+                .enumerate()
+                .map(|(i, c)| scan_file(&c.path, base + i as u32, &plan.scan))
+                .collect()
+        });
+        for (c, scan) in chunk.iter().zip(scans) {
+            progress.file_done(&c.path, c.size, scan.stats.packets);
+            report.packets += scan.stats.packets;
+            report.bytes += c.size;
+            report.messages += scan.stats.sip_messages;
+            report.malformed_sip += scan.stats.malformed_sip;
+            if let Some(off) = scan.stats.truncated_at {
+                report.files_truncated.push((c.path.clone(), off));
+            }
+            if let Some(e) = &scan.error {
+                report.files_failed.push((c.path.clone(), e.clone()));
+            }
+            for m in scan.messages {
+                text_writer.add(&m).map_err(|e| store_err(db, e))?;
+                messages.push(m).map_err(|e| store_err(db, e))?;
+            }
+            for (id, d) in scan.dialogs {
+                match dialogs.get_mut(&id) {
+                    Some(x) => x.merge(d),
+                    None => {
+                        dialogs.insert(id, d);
+                    }
+                }
+            }
+            for (k, n) in scan.request_rate {
+                *rate.entry(k).or_default() += n;
+            }
+            entries.push(CatalogFile {
+                id: scan.file_id,
+                path: c.path.to_string_lossy().into_owned(),
+                size: c.size,
+                fingerprint: c.fingerprint.clone(),
+                mtime_ns: c.mtime_ns,
+                run,
+                packets: scan.stats.packets,
+                sip_messages: scan.stats.sip_messages,
+                first_ts_ns: scan.stats.first_ts_ns,
+                last_ts_ns: scan.stats.last_ts_ns,
+                truncated_at: scan.stats.truncated_at,
+                error: scan.error.clone(),
+            });
+        }
+    }
+    progress.phase("writing tables");
+    messages.finish().map_err(|e| store_err(db, e))?;
+    text_writer.commit().map_err(|e| store_err(db, e))?;
+    text_writer.finish().map_err(|e| store_err(db, e))?;
+
+    // 4. dialogs: merge with what earlier runs stored, correlate, rewrite the days touched
+    report.dialogs = dialogs.len() as u64;
+    let touched: Vec<String> = {
+        let mut v: Vec<String> = dialogs.keys().cloned().collect();
+        v.sort();
+        v
+    };
+    let (mut lo, mut hi) = (i64::MAX, i64::MIN);
+    for d in dialogs.values() {
+        if let Some(s) = d.start_ns {
+            lo = lo.min(s);
+            hi = hi.max(s);
+        }
+    }
+    let mut previous_days = BTreeSet::new();
+    if lo <= hi {
+        // a call extended by this run started at most a day before its first message here
+        let filter = DialogFilter {
+            since_ns: Some(lo.saturating_sub(DAY_NS)),
+            until_ns: Some(hi.saturating_add(DAY_NS)),
+            ..Default::default()
+        };
+        let old = pq::read_dialogs(db, &filter).map_err(|e| store_err(db, e))?;
+        for rec in old {
+            if let Some(d) = dialogs.get_mut(&rec.call_id) {
+                previous_days.insert(pq::day_of(rec.start_ns));
+                if let Some(prev) = summary_of(&rec) {
+                    d.merge(prev);
+                }
+            }
+        }
+    }
+    let flooders: BTreeSet<std::net::IpAddr> = rate
+        .iter()
+        .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
+        .map(|((ip, _), _)| *ip)
+        .collect();
+    let summaries: Vec<DialogSummary> = touched.iter().map(|id| dialogs[id].clone()).collect();
+    let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
+    let records = summaries
+        .iter()
+        .zip(correlation)
+        .map(|(d, corr)| dialog_record(d, corr, &flooders))
+        .collect();
+    let previous: Vec<_> = previous_days.into_iter().collect();
+    pq::upsert_dialogs_with(db, run, records, &previous, false).map_err(|e| store_err(db, e))?;
+
+    // 5. commit
+    progress.phase("committing");
+    catalog.files.extend(entries);
+    catalog.next_file_id = end_id;
+    catalog.last_run = run;
+    catalog.save(db)?;
+    let _ = std::fs::remove_file(db.join(PENDING));
+    pq::recover(db).map_err(|e| store_err(db, e))?;
+    report.files_indexed = new_files.len();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}

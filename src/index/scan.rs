@@ -1,0 +1,199 @@
+//! Scanning one capture file: decode every packet, parse SIP, build message rows and partial
+//! dialog summaries. Files are scanned in parallel; everything returned merges commutatively.
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::Path;
+
+use crate::decode::{Datagram, DecodeConfig, DecodeStats, Decoder};
+use crate::sip::correlate::CorrelateConfig;
+use crate::sip::dialog::{DialogSummary, Seen};
+use crate::sip::{self, scanner};
+use crate::source::open_capture;
+use crate::store::record::{MessageRecord, Transport};
+
+#[derive(Clone, Debug)]
+pub struct ScanConfig {
+    pub decode: DecodeConfig,
+    pub correlate: CorrelateConfig,
+    /// Requests (INVITE, REGISTER) per source IP per minute above which a source is a flood.
+    pub flood_per_minute: u32,
+}
+
+impl Default for ScanConfig {
+    fn default() -> Self {
+        ScanConfig {
+            decode: DecodeConfig::default(),
+            correlate: CorrelateConfig::default(),
+            flood_per_minute: 300,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct FileStats {
+    pub packets: u64,
+    pub bytes: u64,
+    pub sip_messages: u64,
+    pub malformed_sip: u64,
+    pub first_ts_ns: Option<i64>,
+    pub last_ts_ns: Option<i64>,
+    pub truncated_at: Option<u64>,
+    pub decode: DecodeStats,
+}
+
+/// What one file contributes to a run.
+#[derive(Debug, Default)]
+pub struct FileScan {
+    pub file_id: u32,
+    pub messages: Vec<MessageRecord>,
+    pub dialogs: HashMap<String, DialogSummary>,
+    /// INVITE/REGISTER counts per (source, minute): a count, so it merges across files exactly.
+    pub request_rate: HashMap<(IpAddr, i64), u32>,
+    pub stats: FileStats,
+    /// The file could not be opened or broke off; rows read before the break are kept.
+    pub error: Option<String>,
+}
+
+/// Scan `path` as file `file_id`.
+pub fn scan_file(path: &Path, file_id: u32, cfg: &ScanConfig) -> FileScan {
+    let mut scan = FileScan {
+        file_id,
+        ..Default::default()
+    };
+    let mut reader = match open_capture(path, file_id) {
+        Ok(r) => r,
+        Err(e) => {
+            scan.error = Some(e.to_string());
+            return scan;
+        }
+    };
+    let mut decoder = Decoder::new(cfg.decode.clone());
+    let mut malformed = 0u64;
+    let mut messages = Vec::new();
+    let mut dialogs: HashMap<String, DialogSummary> = HashMap::new();
+    let mut rate: HashMap<(IpAddr, i64), u32> = HashMap::new();
+    let mut on_datagram = |dg: &Datagram<'_>| {
+        if !sip::looks_like_sip(dg.payload) {
+            return;
+        }
+        let msg = match sip::parse(dg.payload) {
+            Ok(m) => m,
+            Err(_) => {
+                malformed += 1;
+                return;
+            }
+        };
+        let Some(call_id) = msg.call_id else {
+            malformed += 1;
+            return;
+        };
+        let call_id = String::from_utf8_lossy(call_id);
+        let seen = Seen {
+            ts_ns: dg.ts_ns,
+            src_ip: dg.src,
+            src_port: dg.src_port,
+            dst_ip: dg.dst,
+            dst_port: dg.dst_port,
+        };
+        match dialogs.get_mut(call_id.as_ref()) {
+            Some(d) => d.observe_with(seen, &msg, &cfg.correlate),
+            None => {
+                let mut d = DialogSummary::new(&call_id);
+                d.observe_with(seen, &msg, &cfg.correlate);
+                dialogs.insert(call_id.to_string(), d);
+            }
+        }
+        if matches!(msg.method(), Some(b"INVITE") | Some(b"REGISTER"))
+            && msg.to.and_then(|t| t.tag).is_none()
+        {
+            *rate
+                .entry((dg.src, dg.ts_ns.div_euclid(60_000_000_000)))
+                .or_default() += 1;
+        }
+        messages.push(message_record(dg, &msg, call_id.into_owned()));
+    };
+    loop {
+        match reader.next_packet() {
+            Ok(Some(p)) => {
+                scan.stats.packets += 1;
+                scan.stats.bytes += p.data.len() as u64;
+                if scan.stats.first_ts_ns.is_none() {
+                    scan.stats.first_ts_ns = Some(p.ts_ns);
+                }
+                scan.stats.last_ts_ns = Some(p.ts_ns);
+                decoder.decode(&p, &mut on_datagram);
+            }
+            Ok(None) => break,
+            Err(e) => {
+                scan.error = Some(e.to_string());
+                break;
+            }
+        }
+    }
+    decoder.finish(&mut on_datagram);
+    scan.stats.truncated_at = reader.stats().truncated_at;
+    scan.stats.decode = decoder.stats().clone();
+    scan.stats.malformed_sip = malformed;
+    scan.stats.sip_messages = messages.len() as u64;
+    scan.messages = messages;
+    scan.dialogs = dialogs;
+    scan.request_rate = rate;
+    scan
+}
+
+fn text(b: Option<&[u8]>) -> Option<String> {
+    b.map(|b| String::from_utf8_lossy(b).into_owned())
+}
+
+/// One message row from a decoded datagram and its parsed SIP message.
+pub fn message_record(dg: &Datagram<'_>, msg: &sip::Message<'_>, call_id: String) -> MessageRecord {
+    let from_uri = msg.from.and_then(|f| f.uri);
+    let to_uri = msg.to.and_then(|f| f.uri);
+    let ruri = msg.request_uri();
+    let ua = msg.user_agent.or(msg.server);
+    let loc = dg.locations.first().copied().unwrap_or_default();
+    MessageRecord {
+        ts_ns: dg.ts_ns,
+        src_ip: dg.src.to_string(),
+        dst_ip: dg.dst.to_string(),
+        src_port: dg.src_port,
+        dst_port: dg.dst_port,
+        transport: match dg.transport {
+            crate::decode::Transport::Udp => Transport::Udp,
+            crate::decode::Transport::Tcp => Transport::Tcp,
+            crate::decode::Transport::Sctp => Transport::Sctp,
+        },
+        encap: dg.encap.name(),
+        vlan: dg.vlan,
+        method: text(msg.method()),
+        status: msg.status(),
+        reason: match msg.start {
+            sip::StartLine::Response { reason, .. } => text(Some(reason)),
+            _ => None,
+        },
+        call_id,
+        cseq_num: msg.cseq.map(|c| c.number),
+        cseq_method: text(msg.cseq.map(|c| c.method)),
+        from_user: text(from_uri.and_then(|u| u.user)),
+        from_host: text(from_uri.map(|u| u.host)),
+        from_tag: text(msg.from.and_then(|f| f.tag)),
+        from_display: text(msg.from.and_then(|f| f.display_name)),
+        to_user: text(to_uri.and_then(|u| u.user)),
+        to_host: text(to_uri.map(|u| u.host)),
+        to_tag: text(msg.to.and_then(|f| f.tag)),
+        ruri_user: text(ruri.and_then(|u| u.user)),
+        ruri_host: text(ruri.map(|u| u.host)),
+        user_agent: text(ua),
+        contact: text(msg.contact),
+        pai: text(msg.p_asserted_identity),
+        x_call_id: text(msg.x_call_id),
+        content_type: text(msg.content_type),
+        size: msg.raw.len() as u32,
+        text: String::from_utf8_lossy(msg.raw).into_owned(),
+        file_id: loc.file_id,
+        offset: loc.offset,
+        record_len: loc.record_len,
+        hep_capture_id: dg.hep.and_then(|h| h.capture_id),
+        scanner: ua.is_some_and(scanner::is_scanner_user_agent),
+    }
+}

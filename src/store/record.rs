@@ -1,0 +1,314 @@
+//! Owned rows the store persists: one `MessageRecord` per SIP message and one `DialogRecord` per call,
+//! registration or other Call-ID; the pipeline fills them, the store never looks inside packets.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::str::FromStr;
+
+/// Transport protocol a SIP message arrived over (RFC 3261 section 18).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    #[default]
+    Udp,
+    Tcp,
+    Sctp,
+}
+
+impl Transport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Tcp => "tcp",
+            Transport::Sctp => "sctp",
+        }
+    }
+}
+
+impl FromStr for Transport {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        match s {
+            "udp" => Ok(Transport::Udp),
+            "tcp" => Ok(Transport::Tcp),
+            "sctp" => Ok(Transport::Sctp),
+            _ => Err(UnknownValue),
+        }
+    }
+}
+
+/// A string column held a value outside its documented set (a corrupt or foreign file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnknownValue;
+
+/// What a Call-ID carried: an INVITE dialog, a REGISTER series, or anything else (OPTIONS, MESSAGE…).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DialogKind {
+    #[default]
+    Call,
+    Registration,
+    Other,
+}
+
+impl DialogKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DialogKind::Call => "call",
+            DialogKind::Registration => "registration",
+            DialogKind::Other => "other",
+        }
+    }
+}
+
+impl FromStr for DialogKind {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        match s {
+            "call" => Ok(DialogKind::Call),
+            "registration" => Ok(DialogKind::Registration),
+            "other" => Ok(DialogKind::Other),
+            _ => Err(UnknownValue),
+        }
+    }
+}
+
+/// Outcome of a dialog. Calls use answered/failed/canceled/in_progress; registrations
+/// registered/failed/unregistered/in_progress; `other` stores its final status code as text ("200").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum DialogState {
+    Answered,
+    Failed,
+    Canceled,
+    #[default]
+    InProgress,
+    Registered,
+    Unregistered,
+    /// Final response code of a non-INVITE, non-REGISTER transaction.
+    Final(u16),
+}
+
+impl fmt::Display for DialogState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = match self {
+            DialogState::Answered => "answered",
+            DialogState::Failed => "failed",
+            DialogState::Canceled => "canceled",
+            DialogState::InProgress => "in_progress",
+            DialogState::Registered => "registered",
+            DialogState::Unregistered => "unregistered",
+            DialogState::Final(code) => return write!(f, "{code}"),
+        };
+        f.write_str(s)
+    }
+}
+
+impl FromStr for DialogState {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        Ok(match s {
+            "answered" => DialogState::Answered,
+            "failed" => DialogState::Failed,
+            "canceled" => DialogState::Canceled,
+            "in_progress" => DialogState::InProgress,
+            "registered" => DialogState::Registered,
+            "unregistered" => DialogState::Unregistered,
+            code => DialogState::Final(code.parse().map_err(|_| UnknownValue)?),
+        })
+    }
+}
+
+impl Serialize for DialogState {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DialogState {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse()
+            .map_err(|_| serde::de::Error::custom(format!("unknown dialog state {s:?}")))
+    }
+}
+
+/// Which side sent the BYE that ended a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EndedBy {
+    Caller,
+    Callee,
+}
+
+impl EndedBy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EndedBy::Caller => "caller",
+            EndedBy::Callee => "callee",
+        }
+    }
+}
+
+impl FromStr for EndedBy {
+    type Err = UnknownValue;
+    fn from_str(s: &str) -> Result<Self, UnknownValue> {
+        match s {
+            "caller" => Ok(EndedBy::Caller),
+            "callee" => Ok(EndedBy::Callee),
+            _ => Err(UnknownValue),
+        }
+    }
+}
+
+/// One SIP message as indexed. Times are nanoseconds since the Unix epoch (UTC).
+/// `text` feeds the full-text index only; the `messages` table leaves it out and points back
+/// into the capture with `file_id`/`offset`/`record_len` instead.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct MessageRecord {
+    #[serde(rename = "ts")]
+    pub ts_ns: i64,
+    pub src_ip: String,
+    pub dst_ip: String,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub transport: Transport,
+    /// Outer encapsulations peeled to reach the datagram, e.g. "hep3", "vxlan", "gre".
+    pub encap: Option<String>,
+    pub vlan: Option<u16>,
+    /// Request method; `None` for responses.
+    pub method: Option<String>,
+    /// Response status code; `None` for requests.
+    pub status: Option<u16>,
+    pub reason: Option<String>,
+    pub call_id: String,
+    pub cseq_num: Option<u32>,
+    pub cseq_method: Option<String>,
+    pub from_user: Option<String>,
+    pub from_host: Option<String>,
+    pub from_tag: Option<String>,
+    pub from_display: Option<String>,
+    pub to_user: Option<String>,
+    pub to_host: Option<String>,
+    pub to_tag: Option<String>,
+    pub ruri_user: Option<String>,
+    pub ruri_host: Option<String>,
+    /// User-Agent, or Server for responses.
+    pub user_agent: Option<String>,
+    pub contact: Option<String>,
+    /// P-Asserted-Identity (RFC 3325).
+    pub pai: Option<String>,
+    /// X-Call-ID / X-CID style correlation header of B2BUAs.
+    pub x_call_id: Option<String>,
+    pub content_type: Option<String>,
+    /// SIP message size in bytes (start line to end of body).
+    pub size: u32,
+    /// The whole message as lossy UTF-8, for the full-text index only.
+    #[serde(skip_serializing_if = "String::is_empty", default)]
+    pub text: String,
+    pub file_id: u32,
+    pub offset: u64,
+    pub record_len: u32,
+    pub hep_capture_id: Option<u32>,
+    /// Sent by a known scanner (friendly-scanner, sipvicious…).
+    pub scanner: bool,
+}
+
+/// One dialog (Call-ID) summary. Times are nanoseconds since the Unix epoch (UTC); the JSON and
+/// Parquet names are the issue's (`start`, `end`, …), see schemas/dialogs.md.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct DialogRecord {
+    pub call_id: String,
+    pub kind: DialogKind,
+    pub state: DialogState,
+    pub final_status: Option<u16>,
+    pub final_reason: Option<String>,
+    #[serde(rename = "start")]
+    pub start_ns: i64,
+    #[serde(rename = "end")]
+    pub end_ns: i64,
+    #[serde(rename = "invite")]
+    pub invite_ns: Option<i64>,
+    #[serde(rename = "first_provisional")]
+    pub first_provisional_ns: Option<i64>,
+    /// 200 OK to the INVITE.
+    #[serde(rename = "answer")]
+    pub answer_ns: Option<i64>,
+    #[serde(rename = "ack")]
+    pub ack_ns: Option<i64>,
+    #[serde(rename = "bye")]
+    pub bye_ns: Option<i64>,
+    #[serde(rename = "cancel")]
+    pub cancel_ns: Option<i64>,
+    /// Post-dial delay: INVITE to first 18x (or final when no 18x), milliseconds.
+    pub pdd_ms: Option<f64>,
+    /// INVITE to 200 OK, milliseconds.
+    pub setup_ms: Option<f64>,
+    /// 200 OK to BYE, seconds.
+    pub duration_s: Option<f64>,
+    pub ended_by: Option<EndedBy>,
+    pub reinvites: u32,
+    /// 401/407 challenges seen.
+    pub auth_challenges: u32,
+    pub from_user: Option<String>,
+    pub to_user: Option<String>,
+    pub ruri_user: Option<String>,
+    pub from_host: Option<String>,
+    pub to_host: Option<String>,
+    /// Addresses of the first request.
+    pub src_ip: String,
+    pub dst_ip: String,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub user_agent: Option<String>,
+    pub contact: Option<String>,
+    /// Granted registration lifetime in seconds (REGISTER only).
+    pub expires: Option<u32>,
+    pub messages: u32,
+    pub correlation_id: String,
+    pub scanner: bool,
+    pub worst_mos: Option<f64>,
+    pub max_loss_pct: Option<f64>,
+    pub max_jitter_ms: Option<f64>,
+    /// The mergeable dialog summary (JSON) that later runs extend when new files add messages
+    /// to this Call-ID; internal to sipidx, documented in schemas/dialogs.md.
+    pub summary: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dialog_state_round_trips_through_text() {
+        for s in [
+            DialogState::Answered,
+            DialogState::Failed,
+            DialogState::Canceled,
+            DialogState::InProgress,
+            DialogState::Registered,
+            DialogState::Unregistered,
+            DialogState::Final(486),
+        ] {
+            assert_eq!(s.to_string().parse::<DialogState>(), Ok(s));
+        }
+        assert_eq!("bogus".parse::<DialogState>(), Err(UnknownValue));
+    }
+
+    #[test]
+    fn dialog_json_uses_the_issue_names() {
+        let d = DialogRecord {
+            call_id: "a@b".into(),
+            start_ns: 5,
+            end_ns: 9,
+            state: DialogState::Final(404),
+            ..Default::default()
+        };
+        let v = serde_json::to_value(&d).unwrap();
+        assert_eq!(v["start"], 5);
+        assert_eq!(v["end"], 9);
+        assert_eq!(v["state"], "404");
+        assert_eq!(v["kind"], "call");
+        let back: DialogRecord = serde_json::from_value(v).unwrap();
+        assert_eq!(back, d);
+    }
+}
