@@ -25,6 +25,8 @@ pub enum Command {
     /// Rebuild tables and text index from the captures already in the catalog (e.g. with new
     /// --correlate-header rules); captures that no longer exist are dropped
     Reindex(IndexArgs),
+    /// Capture from interfaces and HEP agents into a rotating ring of files (like tcpdump -C/-G/-W).
+    Capture(super::capture::CaptureArgs),
 }
 
 /// Where the DB lives: `--db DIR`, else `$SIPIDX_DB`, else `./sipidx.db`.
@@ -74,6 +76,13 @@ pub struct IndexArgs {
     /// Print the run's summary as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+    /// Keep running: index every complete file as it appears (ring files from `sipidx capture`),
+    /// polling every --interval, until SIGINT/SIGTERM
+    #[arg(long)]
+    pub follow: bool,
+    /// Poll interval for --follow (units ms, s, m)
+    #[arg(long, default_value = "2s", value_name = "DUR")]
+    pub interval: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

@@ -2,6 +2,7 @@
 //! Nothing below this module sees clap types.
 
 mod args;
+mod capture;
 mod grep;
 mod index;
 
@@ -23,6 +24,7 @@ pub fn main() -> ExitCode {
         args::Command::Grep(a) => grep::run(a),
         args::Command::Index(a) => index::run(a, false),
         args::Command::Reindex(a) => index::run(a, true),
+        args::Command::Capture(a) => capture::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -440,3 +440,24 @@ pub fn reindex(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRep
     report.files_known = 0;
     Ok(report)
 }
+
+/// `index --follow`: index whatever became complete every `interval`, until `stop` is set. Each
+/// round is an ordinary incremental run, so a restart (of this loop or of the capturer) resumes
+/// where it left off. `on_round` sees every round's report.
+pub fn follow(
+    plan: &IndexPlan,
+    interval: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    on_round: &mut dyn FnMut(&IndexReport),
+) -> Result<(), IndexError> {
+    use std::sync::atomic::Ordering;
+    while !stop.load(Ordering::Relaxed) {
+        let report = run(plan, &mut NoProgress)?;
+        on_round(&report);
+        let until = Instant::now() + interval;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(interval));
+        }
+    }
+    Ok(())
+}
