@@ -2,8 +2,10 @@
 //! Nothing below this module sees clap types.
 
 mod args;
+mod db;
 mod grep;
 mod index;
+mod search;
 
 use std::process::ExitCode;
 
@@ -22,6 +24,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Grep(a) => grep::run(a),
         args::Command::Index(a) => index::run(a),
+        args::Command::Search(a) => search::run_search(a),
+        args::Command::Calls(a) => search::run_calls(a),
+        args::Command::Stats(a) => search::run_stats(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
