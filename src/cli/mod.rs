@@ -5,7 +5,7 @@ mod args;
 mod db;
 mod grep;
 mod index;
-mod search;
+mod query;
 
 use std::process::ExitCode;
 
@@ -24,9 +24,9 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         args::Command::Grep(a) => grep::run(a),
         args::Command::Index(a) => index::run(a),
-        args::Command::Search(a) => search::run_search(a),
-        args::Command::Calls(a) => search::run_calls(a),
-        args::Command::Stats(a) => search::run_stats(a),
+        args::Command::Search(a) => query::run_search(a),
+        args::Command::Calls(a) => query::run_calls(a),
+        args::Command::Stats(a) => query::run_stats(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

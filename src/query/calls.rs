@@ -12,7 +12,8 @@ use super::search::flow;
 use super::QueryError;
 use crate::output::table::{write_table, Cell, Column};
 use crate::output::{rfc3339, sanitize, short_time, Format, Palette};
-use crate::store::{self, DialogFilter, DialogRecord, DialogState};
+use crate::store::parquet::{for_each_row, DayRange};
+use crate::store::{DialogFilter, DialogRecord, DialogState};
 
 /// Sort key of `calls --sort`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
@@ -107,12 +108,18 @@ pub struct CallsOutcome {
 }
 
 /// The matching dialogs in plan order, cut to the limit, and how many matched in all.
+/// Rows stream from the table; only matching ones are kept, without their `summary` (the bulk of
+/// a row), so memory follows the matches, not the table.
 pub fn select(db: &Path, plan: &CallsPlan) -> Result<(Vec<DialogRecord>, usize), QueryError> {
-    let mut rows: Vec<DialogRecord> = store::read_dialogs(db, &plan.filter)?
-        .into_iter()
-        .filter(|d| plan.keep(d))
-        .collect();
-    // read_dialogs orders by (start, call_id); a stable sort keeps that as the tie-break.
+    let mut rows: Vec<DialogRecord> = Vec::new();
+    let f = &plan.filter;
+    for_each_row::<DialogRecord>(db, DayRange::from_ns(f.since_ns, f.until_ns), |mut d| {
+        if f.matches(&d) && plan.keep(&d) {
+            d.summary = None;
+            rows.push(d);
+        }
+        Ok(())
+    })?;
     let CallSort { key, descending } = plan.sort;
     let value = |d: &DialogRecord| match key {
         CallSortKey::Start => Some(d.start_ns as f64),
@@ -120,8 +127,9 @@ pub fn select(db: &Path, plan: &CallsPlan) -> Result<(Vec<DialogRecord>, usize),
         CallSortKey::Pdd => d.pdd_ms,
     };
     rows.sort_by(|a, b| {
-        // Dialogs without the value (no answer, no PDD) go last either way.
-        match (value(a), value(b)) {
+        // Dialogs without the value (no answer, no PDD) go last either way; ties by start and
+        // Call-ID, so the order never depends on how the table was written.
+        let by_value = match (value(a), value(b)) {
             (Some(x), Some(y)) => {
                 let o = x.total_cmp(&y);
                 if descending {
@@ -133,7 +141,8 @@ pub fn select(db: &Path, plan: &CallsPlan) -> Result<(Vec<DialogRecord>, usize),
             (Some(_), None) => Ordering::Less,
             (None, Some(_)) => Ordering::Greater,
             (None, None) => Ordering::Equal,
-        }
+        };
+        by_value.then_with(|| (a.start_ns, &a.call_id).cmp(&(b.start_ns, &b.call_id)))
     });
     let matched = rows.len();
     if let Some(n) = plan.limit {
@@ -312,7 +321,7 @@ fn write(rows: &[DialogRecord], format: Format, out: &mut dyn Write) -> Result<(
     match format {
         Format::Json => {
             for d in rows {
-                serde_json::to_writer(&mut *out, &CallRow::new(d)).map_err(io::Error::other)?;
+                serde_json::to_writer(&mut *out, &CallRow::new(d)).map_err(io::Error::from)?;
                 out.write_all(b"\n")?;
             }
         }

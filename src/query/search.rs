@@ -268,7 +268,7 @@ fn write(
         Format::Json => {
             for h in hits {
                 serde_json::to_writer(&mut *out, &SearchRow::new(h, files))
-                    .map_err(io::Error::other)?;
+                    .map_err(io::Error::from)?;
                 out.write_all(b"\n")?;
             }
         }
@@ -388,7 +388,14 @@ mod tests {
             status,
             call_id: format!("c{i}"),
             cseq_num: Some(1),
-            cseq_method: Some(if i.is_multiple_of(2) { "INVITE" } else { "OPTIONS" }.into()),
+            cseq_method: Some(
+                if i.is_multiple_of(2) {
+                    "INVITE"
+                } else {
+                    "OPTIONS"
+                }
+                .into(),
+            ),
             from_user: Some("+4923231234".into()),
             text: format!("{first}\r\nCall-ID: c{i}\r\n\r\n"),
             file_id: i % 3,

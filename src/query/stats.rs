@@ -11,7 +11,7 @@ use serde::Serialize;
 use super::QueryError;
 use crate::output::{rfc3339, sanitize};
 use crate::store::parquet::{for_each_row, DayRange};
-use crate::store::{self, DialogFilter, DialogKind, DialogRecord, DialogState, MessageRecord};
+use crate::store::{DialogKind, DialogRecord, DialogState, MessageRecord};
 
 /// `--by hour|day`: UTC buckets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -198,20 +198,15 @@ pub fn collect(
         }
         Ok(())
     })?;
-    let dialogs = store::read_dialogs(
-        db,
-        &DialogFilter {
-            since_ns: plan.since_ns,
-            until_ns: until_excl,
-            ..Default::default()
-        },
-    )?;
-    for d in &dialogs {
-        report.total.add_dialog(d);
-        if let Some(b) = bucket_of(d.start_ns) {
-            report.buckets.entry(b).or_default().add_dialog(d);
+    for_each_row::<DialogRecord>(db, DayRange::from_ns(plan.since_ns, until_excl), |d| {
+        if inside(d.start_ns) {
+            report.total.add_dialog(&d);
+            if let Some(b) = bucket_of(d.start_ns) {
+                report.buckets.entry(b).or_default().add_dialog(&d);
+            }
         }
-    }
+        Ok(())
+    })?;
     for f in files.values() {
         let meets = f
             .last_ts_ns
@@ -329,7 +324,7 @@ pub fn run(
 
 fn write_json(r: &Report, plan: &StatsPlan, out: &mut dyn Write) -> io::Result<()> {
     let mut line = |v: &TallyJson| -> io::Result<()> {
-        serde_json::to_writer(&mut *out, v).map_err(io::Error::other)?;
+        serde_json::to_writer(&mut *out, v).map_err(io::Error::from)?;
         out.write_all(b"\n")
     };
     if let Some(by) = plan.by {
