@@ -3,8 +3,10 @@
 
 mod args;
 mod capture;
+mod db;
 mod grep;
 mod index;
+mod query;
 
 use std::process::ExitCode;
 
@@ -25,6 +27,9 @@ pub fn main() -> ExitCode {
         args::Command::Index(a) => index::run(a, false),
         args::Command::Reindex(a) => index::run(a, true),
         args::Command::Capture(a) => capture::run(a),
+        args::Command::Search(a) => query::run_search(a),
+        args::Command::Calls(a) => query::run_calls(a),
+        args::Command::Stats(a) => query::run_stats(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -358,12 +358,29 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             }
         }
     }
+    let summaries: Vec<DialogSummary> = touched.iter().map(|id| dialogs[id].clone()).collect();
+    // A flood is a high request rate from a source whose calls and registrations almost all fail:
+    // a busy SBC sends as many INVITEs per minute as a scanner, but its calls get answered.
+    let mut outcome: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
+    for d in &summaries {
+        if let Some(f) = &d.first {
+            let e = outcome.entry(f.src_ip).or_default();
+            e.0 += 1;
+            let ok = matches!(
+                d.state(),
+                crate::sip::dialog::DialogState::Answered
+                    | crate::sip::dialog::DialogState::Registered
+                    | crate::sip::dialog::DialogState::Unregistered
+            );
+            e.1 += ok as u64;
+        }
+    }
     let flooders: BTreeSet<std::net::IpAddr> = rate
         .iter()
         .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
         .map(|((ip, _), _)| *ip)
+        .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
         .collect();
-    let summaries: Vec<DialogSummary> = touched.iter().map(|id| dialogs[id].clone()).collect();
     let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
     let records = summaries
         .iter()
