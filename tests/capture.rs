@@ -810,3 +810,61 @@ fn sngrep_as_hep_sender() {
     assert_eq!(got.len(), 30);
     assert_eq!(got, want);
 }
+
+/// Live indexing: a call captured on lo is found by `sipidx search` within one rotation period
+/// (plus the follower's poll interval).
+#[test]
+fn follow_mode_makes_a_captured_call_searchable_within_one_rotation() {
+    let d = tempfile::tempdir().unwrap();
+    let ring = d.path().join("ring");
+    let db = d.path().join("db");
+    let (_a, port) = sink();
+    let f = format!("udp port {port}");
+    let Some(cap) = start_live(&["-i", "lo", "-w", s(&ring), "-G", "1s", &f]) else {
+        return;
+    };
+    let mut follower = bin()
+        .args(["index", "--follow", "--quiet", "--settle", "0s", "--interval", "200ms", "--db"])
+        .arg(&db)
+        .arg(&ring)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    send_sip(port, "followed@test", 1, Duration::ZERO);
+    let sent = Instant::now();
+    let found = loop {
+        let o = bin()
+            .args(["search", "--json", "--call-id", "followed@test", "--db"])
+            .arg(&db)
+            .output()
+            .unwrap();
+        if o.status.code() == Some(0) {
+            break sent.elapsed();
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(8),
+            "not searchable after 8 s: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    // one rotation (1 s) + the follower's interval (0.2 s) + one indexing round, with slack
+    assert!(found < Duration::from_secs(4), "searchable after {found:?}");
+    let (status, err, _) = stop(cap, "TERM");
+    assert_eq!(status.code(), Some(0), "{err}");
+    // SIGTERM ends the follower cleanly
+    Command::new("kill")
+        .args(["-TERM", &follower.id().to_string()])
+        .status()
+        .unwrap();
+    let t0 = Instant::now();
+    let st = loop {
+        if let Some(st) = follower.try_wait().unwrap() {
+            break st;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "follower did not stop");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(st.code(), Some(0));
+}
