@@ -770,6 +770,23 @@ fn hep_collector_rebuilds_packets_udp_and_tcp_with_password() {
             "{text}"
         );
     }
+    // the index takes the capture id of rebuilt packets from the side table: searchable by it
+    let db = d.path().join("db");
+    let o = bin()
+        .args(["index", "--quiet", "--settle", "0s", "--db"])
+        .arg(&db)
+        .arg(d.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rows = sipidx::store::parquet::read_messages(&db, None, None).unwrap();
+    assert!(!rows.is_empty());
+    assert!(rows.iter().all(|m| m.hep_capture_id == Some(2001)));
 }
 
 #[test]
@@ -824,7 +841,16 @@ fn follow_mode_makes_a_captured_call_searchable_within_one_rotation() {
         return;
     };
     let mut follower = bin()
-        .args(["index", "--follow", "--quiet", "--settle", "0s", "--interval", "200ms", "--db"])
+        .args([
+            "index",
+            "--follow",
+            "--quiet",
+            "--settle",
+            "0s",
+            "--interval",
+            "200ms",
+            "--db",
+        ])
         .arg(&db)
         .arg(&ring)
         .stdout(Stdio::null())
@@ -863,7 +889,10 @@ fn follow_mode_makes_a_captured_call_searchable_within_one_rotation() {
         if let Some(st) = follower.try_wait().unwrap() {
             break st;
         }
-        assert!(t0.elapsed() < Duration::from_secs(10), "follower did not stop");
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "follower did not stop"
+        );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(st.code(), Some(0));
