@@ -2,6 +2,7 @@
 //! Data flows down the module list (source → decode → sip/rtp → index → store → query); never back up.
 #![deny(unsafe_code)]
 
+pub mod capture;
 pub mod cli;
 pub mod decode;
 pub mod index;

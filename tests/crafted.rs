@@ -49,7 +49,8 @@ fn rows_with(opts: &[&str], names: &[&str]) -> Vec<Value> {
         .iter()
         .map(|n| crafted(n).to_str().unwrap().to_string())
         .collect();
-    let mut args = vec!["grep", "--json"];
+    // These tests check decoding: HEP copies are kept (the dedup of mirrors is tested in dedup.rs).
+    let mut args = vec!["grep", "--json", "--keep-hep-mirrors"];
     args.extend_from_slice(opts);
     args.extend(paths.iter().map(String::as_str));
     let o = run(&args);
@@ -71,7 +72,11 @@ fn rows(name: &str) -> Vec<Value> {
 
 /// `grep --count OPTS FILES`: the number alone on the last line.
 fn count(opts: &[&str], names: &[&str]) -> u64 {
-    let mut args = vec!["grep".to_string(), "--count".to_string()];
+    let mut args = vec![
+        "grep".to_string(),
+        "--count".to_string(),
+        "--keep-hep-mirrors".to_string(),
+    ];
     args.extend(opts.iter().map(|s| s.to_string()));
     args.extend(
         names

@@ -618,6 +618,14 @@ fn crafted_call_reports_land_in_their_tables() {
     assert_eq!(f(1.5, 4.5), 1);
     assert_eq!(f(2.5, 4.5), 0);
     assert_eq!(f(1.5, 1.0), 0);
+    let calls = |extra: &[&str]| {
+        let mut args = vec!["calls", "--json"];
+        args.extend_from_slice(extra);
+        String::from_utf8(run(&db, &args).stdout).unwrap()
+    };
+    assert!(calls(&["--min-loss", "1.5", "--max-mos", "4.5"]).contains(CALL));
+    assert!(!calls(&["--min-loss", "2.5"]).contains(CALL));
+    assert!(!calls(&["--max-mos", "1.0"]).contains(CALL));
 
     // quality: both directions, the reports side by side
     let o = run(&db, &["quality", CALL, "--explain"]);

@@ -25,6 +25,16 @@ pub enum Command {
     /// Rebuild tables and text index from the captures already in the catalog (e.g. with new
     /// --correlate-header rules); captures that no longer exist are dropped
     Reindex(IndexArgs),
+    /// Capture from interfaces and HEP agents into a rotating ring of files (like tcpdump -C/-G/-W).
+    Capture(super::capture::CaptureArgs),
+    /// SIP messages from the DB: grep's filters plus a full-text QUERY, as a table, NDJSON or CSV
+    #[command(args_override_self = true)]
+    Search(SearchArgs),
+    /// Dialogs (calls, registrations, other Call-IDs) from the DB, with their outcome and timings
+    #[command(args_override_self = true)]
+    Calls(CallsArgs),
+    /// Traffic statistics from the DB: methods, response codes, ASR, PDD, top User-Agents and sources
+    Stats(StatsArgs),
     /// RTP streams in the DB matching filters, like tshark's `-z rtp,streams` over the archive
     Streams(StreamsArgs),
     /// One call's media quality: measured per direction beside what the endpoints reported
@@ -88,6 +98,167 @@ pub struct QualityArgs {
     pub explain: bool,
 }
 
+/// How rows are printed by `search` and `calls`.
+#[derive(Args, Debug, Clone)]
+pub struct RowFormatArgs {
+    /// One JSON object per row (NDJSON)
+    #[arg(long, conflicts_with = "csv")]
+    pub json: bool,
+    /// CSV (RFC 4180) with a header line naming the JSON fields
+    #[arg(long)]
+    pub csv: bool,
+    /// Colour of the table: auto (when stdout is a terminal and NO_COLOR is unset), always, never
+    #[arg(long, value_enum, default_value = "auto")]
+    pub color: Color,
+    /// At most N rows (0: all); a note on stderr says when more matched
+    #[arg(long, default_value_t = 100, value_name = "N")]
+    pub limit: usize,
+}
+
+#[derive(Args, Debug)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    #[command(flatten)]
+    pub filter: MessageFilterArgs,
+    /// Only messages sent by known scanners (friendly-scanner, sipvicious, floods...)
+    #[arg(long, conflicts_with = "no_scanner")]
+    pub scanner: bool,
+    /// Leave out messages sent by known scanners
+    #[arg(long)]
+    pub no_scanner: bool,
+    /// Treat QUERY as a regular expression that one whole word of the message must match
+    /// (words are lowercased and split at non-alphanumerics: `zoip.*`, `48[0-9]`)
+    #[arg(long, requires = "query")]
+    pub regex: bool,
+    /// Order by capture time: `time` (oldest first) or `-time` (newest first)
+    #[arg(
+        long,
+        default_value = "time",
+        allow_hyphen_values = true,
+        value_name = "KEY"
+    )]
+    pub sort: String,
+    #[command(flatten)]
+    pub format: RowFormatArgs,
+    /// Full-text query over the whole message: words (all must occur, case-insensitive),
+    /// "quoted phrases", OR, -word; several arguments are joined with spaces
+    #[arg(value_name = "QUERY")]
+    pub query: Vec<String>,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum KindArg {
+    Call,
+    Registration,
+    Other,
+}
+
+#[derive(Args, Debug)]
+pub struct CallsArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Dialog kind (repeatable): call (INVITE), registration (REGISTER), other
+    #[arg(long, value_enum, value_name = "KIND")]
+    pub kind: Vec<KindArg>,
+    /// State (repeatable or comma-separated): answered, failed, canceled, in_progress (calls);
+    /// registered, unregistered, failed, in_progress (registrations); a final status code (other)
+    #[arg(long, value_delimiter = ',', value_name = "STATE")]
+    pub state: Vec<String>,
+    /// Only failed or canceled dialogs
+    #[arg(long)]
+    pub failed: bool,
+    /// Final response status code (486) or class (4xx)
+    #[arg(long, value_name = "CODE")]
+    pub status: Option<String>,
+    /// Calls that lasted at least this long from 200 OK to BYE (units ms, s, m, h; a bare number
+    /// is seconds)
+    #[arg(long, value_name = "DUR")]
+    pub min_duration: Option<String>,
+    /// Calls whose post-dial delay (INVITE to first 18x or final) is at least this (units as
+    /// --min-duration)
+    #[arg(long, value_name = "DUR")]
+    pub min_pdd: Option<String>,
+    /// Calls whose worst RTP stream lost at least PCT percent (calls without measured media never match)
+    #[arg(long, value_name = "PCT")]
+    pub min_loss: Option<f64>,
+    /// Calls whose worst RTP stream MOS is at most X (calls without measured media never match)
+    #[arg(long, value_name = "X")]
+    pub max_mos: Option<f64>,
+    /// From user part contains U (case-insensitive)
+    #[arg(long = "from", value_name = "U")]
+    pub from_user: Option<String>,
+    /// To user part contains U
+    #[arg(long = "to", value_name = "U")]
+    pub to_user: Option<String>,
+    /// Request-URI user part contains U
+    #[arg(long = "ruri", value_name = "U")]
+    pub ruri_user: Option<String>,
+    /// Call-ID equals ID
+    #[arg(long = "call-id", value_name = "ID")]
+    pub call_id: Option<String>,
+    /// User-Agent of the first request contains TEXT (case-insensitive)
+    #[arg(long = "ua", value_name = "TEXT")]
+    pub user_agent: Option<String>,
+    /// Source or destination of the first request: an address or CIDR prefix (10.0.0.0/8)
+    #[arg(long, value_name = "ADDR")]
+    pub ip: Option<String>,
+    /// Source or destination port of the first request
+    #[arg(long, value_name = "P")]
+    pub port: Option<u16>,
+    /// Only dialogs that started at or after this time (RFC 3339, or `2024-03-27 10:40`, UTC
+    /// unless an offset is given)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only dialogs that started at or before this time (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Only dialogs flagged as scanners
+    #[arg(long, conflicts_with = "no_scanner")]
+    pub scanner: bool,
+    /// Leave out dialogs flagged as scanners
+    #[arg(long)]
+    pub no_scanner: bool,
+    /// Order: time, duration or pdd; a leading `-` for descending (`-duration`: longest first)
+    #[arg(
+        long,
+        default_value = "time",
+        allow_hyphen_values = true,
+        value_name = "KEY"
+    )]
+    pub sort: String,
+    #[command(flatten)]
+    pub format: RowFormatArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum BucketArg {
+    Hour,
+    Day,
+}
+
+#[derive(Args, Debug)]
+pub struct StatsArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Only traffic at or after this time (RFC 3339, or `2024-03-27 10:40`, UTC unless an offset
+    /// is given)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only traffic at or before this time
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// The same figures per UTC hour or day, then the total
+    #[arg(long, value_enum, value_name = "BUCKET")]
+    pub by: Option<BucketArg>,
+    /// Length of the top lists
+    #[arg(long, default_value_t = 10, value_name = "N")]
+    pub top: usize,
+    /// One JSON object per bucket and one for the total (NDJSON)
+    #[arg(long)]
+    pub json: bool,
+}
+
 /// Where the DB lives: `--db DIR`, else `$SIPIDX_DB`, else `./sipidx.db`.
 #[derive(Args, Debug, Clone)]
 pub struct DbArgs {
@@ -139,6 +310,13 @@ pub struct IndexArgs {
     /// Print the run's summary as one JSON object on stdout
     #[arg(long)]
     pub json: bool,
+    /// Keep running: index every complete file as it appears (ring files from `sipidx capture`),
+    /// polling every --interval, until SIGINT/SIGTERM
+    #[arg(long)]
+    pub follow: bool,
+    /// Poll interval for --follow (units ms, s, m)
+    #[arg(long, default_value = "2s", value_name = "DUR")]
+    pub interval: String,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

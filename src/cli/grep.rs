@@ -101,7 +101,8 @@ pub fn dedup_config(a: &DedupArgs, hep: bool) -> Result<DedupConfig> {
     Ok(config)
 }
 
-/// A duration with a unit (`ns`, `us` or `µs`, `ms`, `s`, `m`), or a bare number of seconds; in ns.
+/// A duration with a unit (`ns`, `us` or `µs`, `ms`, `s`, `m`, `h`), or a bare number of seconds;
+/// in ns.
 pub fn parse_duration(s: &str) -> Result<i64> {
     let t = s.trim();
     let split = t
@@ -180,6 +181,7 @@ mod tests {
         assert_eq!(parse_duration("200us").unwrap(), 200_000);
         assert_eq!(parse_duration("1.5ms").unwrap(), 1_500_000);
         assert_eq!(parse_duration("1m").unwrap(), 60_000_000_000);
+        assert_eq!(parse_duration("2h").unwrap(), 7_200_000_000_000);
         assert!(parse_duration("5 parsecs").is_err());
         assert!(parse_duration("ms").is_err());
         assert!(parse_duration("-1s").is_err());

@@ -78,6 +78,9 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             },
         },
     };
+    if a.follow {
+        return follow(&plan, &a);
+    }
     let show_bar = !a.quiet && std::io::stderr().is_terminal();
     let report = if show_bar {
         let bar = ProgressBar::new(0);
@@ -161,5 +164,57 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         EXIT_MATCH
     } else {
         EXIT_ERROR
+    })
+}
+
+/// `--follow`: rounds of incremental indexing until SIGINT (exit 130) or SIGTERM (exit 0).
+fn follow(plan: &IndexPlan, a: &IndexArgs) -> Result<u8> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    let stop = Arc::new(AtomicBool::new(false));
+    let interrupted = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, interrupted.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())?;
+    let interval = Duration::from_nanos(parse_duration(&a.interval)?.max(1_000_000) as u64);
+    if !a.quiet {
+        eprintln!(
+            "sipidx index: following {} into {} every {:?}",
+            a.paths
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+            plan.db.display(),
+            interval
+        );
+    }
+    let quiet = a.quiet;
+    let json = a.json;
+    index::run::follow(plan, interval, &stop, &mut |r| {
+        for (path, err) in &r.files_failed {
+            eprintln!("sipidx: error: {}: {err}", path.display());
+        }
+        if r.files_indexed > 0 {
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"type": "index_run", "run": r.run,
+                        "files_indexed": r.files_indexed, "sip_messages": r.messages,
+                        "dialogs": r.dialogs, "packets": r.packets, "bytes": r.bytes})
+                );
+            }
+            if !quiet {
+                eprintln!(
+                    "sipidx: indexed {} files: {} SIP messages, {} dialogs",
+                    r.files_indexed, r.messages, r.dialogs
+                );
+            }
+        }
+    })?;
+    Ok(if interrupted.load(Ordering::Relaxed) {
+        130
+    } else {
+        EXIT_MATCH
     })
 }

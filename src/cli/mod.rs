@@ -2,9 +2,12 @@
 //! Nothing below this module sees clap types.
 
 mod args;
+mod capture;
+mod db;
 mod grep;
 mod index;
 mod media;
+mod query;
 
 use std::process::ExitCode;
 
@@ -24,6 +27,10 @@ pub fn main() -> ExitCode {
         args::Command::Grep(a) => grep::run(a),
         args::Command::Index(a) => index::run(a, false),
         args::Command::Reindex(a) => index::run(a, true),
+        args::Command::Capture(a) => capture::run(a),
+        args::Command::Search(a) => query::run_search(a),
+        args::Command::Calls(a) => query::run_calls(a),
+        args::Command::Stats(a) => query::run_stats(a),
         args::Command::Streams(a) => media::streams(a),
         args::Command::Quality(a) => media::quality(a),
     };

@@ -11,7 +11,7 @@ mod decoder;
 mod dedup;
 mod defrag;
 mod gre;
-mod hep;
+pub(crate) mod hep;
 mod ipv4;
 mod ipv6;
 mod link;

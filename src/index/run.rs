@@ -416,12 +416,29 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                 }
             }
         }
+        let summaries: Vec<DialogSummary> = touched.iter().map(|id| dialogs[id].clone()).collect();
+        // A flood is a high request rate from a source whose calls and registrations almost all fail:
+        // a busy SBC sends as many INVITEs per minute as a scanner, but its calls get answered.
+        let mut outcome: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
+        for d in &summaries {
+            if let Some(f) = &d.first {
+                let e = outcome.entry(f.src_ip).or_default();
+                e.0 += 1;
+                let ok = matches!(
+                    d.state(),
+                    crate::sip::dialog::DialogState::Answered
+                        | crate::sip::dialog::DialogState::Registered
+                        | crate::sip::dialog::DialogState::Unregistered
+                );
+                e.1 += ok as u64;
+            }
+        }
         let flooders: BTreeSet<std::net::IpAddr> = rate
             .iter()
             .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
             .map(|((ip, _), _)| *ip)
+            .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
             .collect();
-        let summaries: Vec<DialogSummary> = touched.iter().map(|id| dialogs[id].clone()).collect();
         let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
         let with_media = |mut r: crate::store::record::DialogRecord| {
             let m = media_out
@@ -514,4 +531,25 @@ pub fn reindex(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRep
     let _ = std::fs::remove_file(&list_path);
     report.files_known = 0;
     Ok(report)
+}
+
+/// `index --follow`: index whatever became complete every `interval`, until `stop` is set. Each
+/// round is an ordinary incremental run, so a restart (of this loop or of the capturer) resumes
+/// where it left off. `on_round` sees every round's report.
+pub fn follow(
+    plan: &IndexPlan,
+    interval: Duration,
+    stop: &std::sync::atomic::AtomicBool,
+    on_round: &mut dyn FnMut(&IndexReport),
+) -> Result<(), IndexError> {
+    use std::sync::atomic::Ordering;
+    while !stop.load(Ordering::Relaxed) {
+        let report = run(plan, &mut NoProgress)?;
+        on_round(&report);
+        let until = Instant::now() + interval;
+        while Instant::now() < until && !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50).min(interval));
+        }
+    }
+    Ok(())
 }

@@ -96,6 +96,36 @@ fn preroll(pred: &Predecessor, decoder: &mut Decoder, dedup: &mut Deduplicator) 
     }
 }
 
+/// HEP capture ids of the packets of a ring file written by `sipidx capture --hep-listen`, from
+/// the side table `hep-nodes.jsonl` beside it (schemas/capture-ring.md): (first index, count, id).
+fn hep_side_table(path: &Path) -> Vec<(u64, u64, u32)> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name()) else {
+        return Vec::new();
+    };
+    let Ok(text) = std::fs::read_to_string(dir.join("hep-nodes.jsonl")) else {
+        return Vec::new();
+    };
+    let name = name.to_string_lossy();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let Ok(v) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if v["file"].as_str() != Some(&*name) {
+            continue;
+        }
+        let Some(id) = v["capture_id"].as_u64() else {
+            continue;
+        };
+        for r in v["ranges"].as_array().into_iter().flatten() {
+            if let (Some(first), Some(count)) = (r[0].as_u64(), r[1].as_u64()) {
+                out.push((first, count, id as u32));
+            }
+        }
+    }
+    out
+}
+
 /// Scan `path` as file `file_id`, after replaying the tail of its predecessor in the ring.
 pub fn scan_file(
     path: &Path,
@@ -125,6 +155,8 @@ pub fn scan_file(
     let mut kept: Vec<Option<(MessageRecord, Seen)>> = Vec::new();
     let mut by_seq: HashMap<u64, usize> = HashMap::new();
     let now_ns = std::cell::Cell::new(0i64);
+    let packet_index = std::cell::Cell::new(0u64);
+    let hep_ids = hep_side_table(path);
     let mut on_datagram = |dg: &Datagram<'_>| {
         let verdict = dedup.push(dg, now_ns.get());
         let seq = match verdict {
@@ -171,6 +203,14 @@ pub fn scan_file(
             dst_port: dg.dst_port,
         };
         let mut rec = message_record(dg, &msg, call_id);
+        if rec.hep_capture_id.is_none() && !hep_ids.is_empty() {
+            // a packet rebuilt from HEP by `sipidx capture`: its capture id is in the side table
+            let i = packet_index.get();
+            rec.hep_capture_id = hep_ids
+                .iter()
+                .find(|(first, count, _)| (*first..first + count).contains(&i))
+                .map(|(_, _, id)| *id);
+        }
         if let Verdict::KeepMirrored { mirror, .. } = verdict {
             rec.hep_mirror_capture_id = Some(mirror.capture_id.unwrap_or(0));
         }
@@ -188,6 +228,7 @@ pub fn scan_file(
                 scan.stats.last_ts_ns = Some(p.ts_ns);
                 now_ns.set(p.ts_ns);
                 decoder.decode(&p, &mut on_datagram);
+                packet_index.set(packet_index.get() + 1);
             }
             Ok(None) => break,
             Err(e) => {

@@ -1,5 +1,8 @@
-//! Output policy: colour and TTY detection, timestamps, and sanitising of strings from packets.
+//! Output policy: colour and TTY detection, timestamps, sanitising of strings from packets, and
+//! the row formats of the DB queries (aligned table, NDJSON, CSV).
 //! Bytes from the wire never reach a terminal unescaped: control characters are shown as `\xNN`.
+
+pub mod table;
 
 use std::borrow::Cow;
 use std::io::IsTerminal;
@@ -71,6 +74,27 @@ impl Palette {
             _ => self.error,
         }
     }
+}
+
+/// How `search` and `calls` print their rows: people get a table, scripts NDJSON or CSV (RFC 4180,
+/// a header line naming the same fields as the JSON rows).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns cut to `width` display columns when set (the terminal's).
+    Table {
+        color: bool,
+        width: Option<usize>,
+    },
+    Json,
+    Csv,
+}
+
+/// `2014-03-27 10:40:25.298` (UTC, milliseconds): table cells, where width is scarce.
+pub fn short_time(ts_ns: i64) -> String {
+    let secs = ts_ns.div_euclid(1_000_000_000);
+    let nanos = ts_ns.rem_euclid(1_000_000_000) as u32;
+    let dt = chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default();
+    dt.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
 }
 
 /// Text from a packet, made safe for a terminal: valid UTF-8 is kept, CR/LF/TAB kept only if
