@@ -222,3 +222,84 @@ fn index_of_the_whole_suite_fits_in_a_bounded_address_space() {
     assert_eq!(v["sip_messages"], messages, "{v}");
     assert_eq!(v["files_corrupt"], 1, "{v}");
 }
+
+/// Rows `search` finds for the word "sentinel" (one per hostile file, two more over TCP).
+fn sentinel_rows(db: &Path) -> Result<usize, String> {
+    let o = bin()
+        .args(["search", "--json", "--limit", "0", "--db"])
+        .arg(db)
+        .arg("sentinel")
+        .output()
+        .unwrap();
+    match o.status.code() {
+        Some(0) | Some(1) => Ok(o
+            .stdout
+            .split(|&b| b == b'\n')
+            .filter(|l| !l.is_empty())
+            .count()),
+        _ => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+    }
+}
+
+#[test]
+fn search_while_index_writes_sees_only_whole_commits_and_a_second_index_refuses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    // the DB exists before readers start
+    let (o, _) = index_json(&db, &hostile("len-absurd.pcap"), None);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(sentinel_rows(&db), Ok(1));
+    // one file per commit, so readers can catch the DB between commits
+    let mut writer = bin()
+        .args([
+            "index",
+            "--settle",
+            "0s",
+            "--quiet",
+            "-j",
+            "2",
+            "--batch-files",
+            "1",
+            "--db",
+        ])
+        .arg(&db)
+        .arg(hostile(""))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut seen = vec![];
+    let mut refused = None;
+    while writer.try_wait().unwrap().is_none() {
+        // once the writer has committed a file it surely holds the lock
+        if refused.is_none() && seen.last().is_some_and(|&n| n > 1) {
+            let o = bin()
+                .args(["index", "--settle", "0s", "--quiet", "--db"])
+                .arg(&db)
+                .arg(hostile("timestamps.pcap"))
+                .output()
+                .unwrap();
+            refused = Some((
+                o.status.code(),
+                String::from_utf8_lossy(&o.stderr).into_owned(),
+            ));
+        }
+        match sentinel_rows(&db) {
+            Ok(n) => seen.push(n),
+            Err(e) => panic!("search failed while index ran: {e}"),
+        }
+    }
+    let o = writer.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (code, err) = refused.expect("the index run outlived one poll");
+    assert_eq!(code, Some(2), "{err}");
+    assert!(err.contains("another sipidx index run"), "{err}");
+    // counts only grow, by whole files, from the first run's to the final one
+    let last = sentinel_rows(&db).unwrap();
+    assert_eq!(last, 14);
+    assert!(
+        seen.len() > 1,
+        "too few reads to observe anything: {seen:?}"
+    );
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+    assert!(seen.iter().all(|&n| (1..=last).contains(&n)), "{seen:?}");
+}
