@@ -120,6 +120,12 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             path.display()
         );
     }
+    for (path, off) in &report.files_corrupt {
+        eprintln!(
+            "sipidx: warning: {}: corrupt record at byte offset {off}; indexed up to it, the rest is unreadable",
+            path.display()
+        );
+    }
     let secs = report.elapsed.as_secs_f64().max(1e-9);
     if a.json {
         let v = serde_json::json!({
@@ -130,6 +136,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             "files_waiting": report.files_waiting.len(),
             "files_failed": report.files_failed.len(),
             "files_truncated": report.files_truncated.len(),
+            "files_corrupt": report.files_corrupt.len(),
             "packets": report.packets,
             "bytes": report.bytes,
             "sip_messages": report.messages,

@@ -54,6 +54,8 @@ pub struct IndexReport {
     pub files_waiting: Vec<PathBuf>,
     pub files_failed: Vec<(PathBuf, String)>,
     pub files_truncated: Vec<(PathBuf, u64)>,
+    /// Files whose reading stopped at a corrupt record (the rest cannot be located), with its offset.
+    pub files_corrupt: Vec<(PathBuf, u64)>,
     pub packets: u64,
     pub bytes: u64,
     pub messages: u64,
@@ -323,6 +325,9 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                 report.malformed_sip += scan.stats.malformed_sip;
                 if let Some(off) = scan.stats.truncated_at {
                     report.files_truncated.push((c.path.clone(), off));
+                }
+                if let Some(off) = scan.stats.corrupt_at {
+                    report.files_corrupt.push((c.path.clone(), off));
                 }
                 if let Some(e) = &scan.error {
                     report.files_failed.push((c.path.clone(), e.clone()));

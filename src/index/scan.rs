@@ -42,6 +42,8 @@ pub struct FileStats {
     pub first_ts_ns: Option<i64>,
     pub last_ts_ns: Option<i64>,
     pub truncated_at: Option<u64>,
+    /// Offset of a record no capture format allows (absurd caplen): reading stopped there.
+    pub corrupt_at: Option<u64>,
     /// HEP copies of raw messages dropped (issue: one message seen twice).
     pub hep_mirrors: u64,
     /// SPAN duplicates dropped (only with dedup on).
@@ -239,6 +241,7 @@ pub fn scan_file(
     }
     decoder.finish(&mut on_datagram);
     scan.stats.truncated_at = reader.stats().truncated_at;
+    scan.stats.corrupt_at = reader.stats().corrupt_at;
     scan.stats.decode = decoder.stats().clone();
     scan.stats.malformed_sip = malformed;
     scan.stats.hep_mirrors = dedup.stats().hep_mirrors;

@@ -423,6 +423,15 @@ fn for_each_message(
                 reader.stats().packets
             )?;
         }
+        if let Some(off) = reader.stats().corrupt_at {
+            writeln!(
+                err,
+                "sipidx: warning: {}: corrupt record at byte offset {off}; \
+                 read {} whole packets before it, the rest is unreadable",
+                path.display(),
+                reader.stats().packets
+            )?;
+        }
     }
     let mut on_datagram = |dg: &Datagram<'_>| {
         if io_error.is_some() || !sip::looks_like_sip(dg.payload) {
