@@ -811,3 +811,33 @@ fn quality_on_the_public_single_call() {
     assert_eq!(w["metrics"], "wireshark");
     assert_ne!(r["max_jitter_ms"], w["max_jitter_ms"]);
 }
+
+/// SPAN duplicates: without --dedup the second copies are RTP duplicates (lost goes negative, as in
+/// Wireshark), never loss; with --dedup they are dropped and counted per stream.
+#[test]
+fn span_duplicates_are_duplicates_not_loss_and_dedup_counts_them_per_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let f = testdata("crafted/sip-rtp-span-duplicates.pcap");
+    let (plain, dedup) = (tmp.path().join("plain"), tmp.path().join("dedup"));
+    index(&plain, &[&f], &[]);
+    index(&dedup, &[&f], &["--dedup"]);
+    let a = streams(&plain, &[]);
+    let b = streams(&dedup, &[]);
+    assert_eq!(a.len(), 2);
+    assert_eq!(b.len(), 2);
+    for r in &a {
+        assert_eq!(r["packets"], 100);
+        assert_eq!(r["duplicates"], 50);
+        assert!(
+            r["lost"].as_i64().unwrap() <= 0,
+            "duplicates are not loss: {r}"
+        );
+        assert_eq!(r["span_duplicates_dropped"], 0);
+    }
+    for r in &b {
+        assert_eq!(r["packets"], 50);
+        assert_eq!(r["duplicates"], 0);
+        assert_eq!(r["lost"], 0);
+        assert_eq!(r["span_duplicates_dropped"], 50);
+    }
+}

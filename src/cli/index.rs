@@ -76,6 +76,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
                 hep: !a.no_hep,
                 ..DecodeConfig::default()
             },
+            dedup: dedup_config(&a.dedup, !a.no_hep)?,
         },
     };
     if a.follow {

@@ -23,7 +23,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::IndexError;
-use crate::decode::{Datagram, DecodeConfig, Decoder, Transport};
+use crate::decode::{
+    Datagram, DecodeConfig, Decoder, DedupConfig, Deduplicator, Transport, Verdict,
+};
 use crate::rtp::mos::{self, Codec};
 use crate::rtp::rtcp::{self, RtcpPacket, XrBlock};
 use crate::rtp::{self, vq, Classification, ConvKey, Metrics, PayloadFormat, RtpHeader};
@@ -44,6 +46,9 @@ const STATE_DIR: &str = "state";
 pub struct MediaConfig {
     pub metrics: Metrics,
     pub decode: DecodeConfig,
+    /// SPAN duplicates are dropped (and counted per stream) when `dedup.span` is on; HEP mirrors
+    /// concern signalling only and are left to the SIP scan.
+    pub dedup: DedupConfig,
 }
 
 impl Default for MediaConfig {
@@ -51,6 +56,7 @@ impl Default for MediaConfig {
         MediaConfig {
             metrics: Metrics::Wireshark,
             decode: DecodeConfig::default(),
+            dedup: DedupConfig::default(),
         }
     }
 }
@@ -82,12 +88,17 @@ pub struct MediaState {
     /// Latest capture time seen: a file starting before it is out of order (see `file`).
     #[serde(default)]
     clock_ns: Option<i64>,
+    /// SPAN duplicates dropped per 5-tuple (src, src port, dst, dst port).
+    #[serde(default)]
+    span_duplicates: Vec<(Flow5, u64)>,
     #[serde(skip)]
     maps: Maps,
 }
 
 /// Seeded fast hashing: the per-packet path looks addresses up here (see rtp::stream).
 type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+type Flow5 = (IpAddr, u16, IpAddr, u16);
 
 #[derive(Debug, Default)]
 struct Maps {
@@ -97,6 +108,7 @@ struct Maps {
     sr_seen: FastMap<u32, Vec<(u32, i64)>>,
     rtt_ms: FastMap<u32, f64>,
     capture_drops: FastMap<(StreamKey, i64), u64>,
+    span_duplicates: FastMap<Flow5, u64>,
     /// SSRC → Call-ID of streams carrying one (RTCP about a stream inherits its call).
     ssrc_call: FastMap<u32, (String, u32)>,
 }
@@ -113,6 +125,9 @@ impl MediaState {
         m.sr_seen = std::mem::take(&mut self.sr_seen).into_iter().collect();
         m.rtt_ms = std::mem::take(&mut self.rtt_ms).into_iter().collect();
         m.capture_drops = std::mem::take(&mut self.capture_drops)
+            .into_iter()
+            .collect();
+        m.span_duplicates = std::mem::take(&mut self.span_duplicates)
             .into_iter()
             .collect();
         for s in self.table.streams() {
@@ -138,6 +153,9 @@ impl MediaState {
         let mut drops: Vec<_> = self.maps.capture_drops.drain().collect();
         drops.sort_by_key(|a| a.0);
         self.capture_drops = drops;
+        let mut dups: Vec<_> = self.maps.span_duplicates.drain().collect();
+        dups.sort_by_key(|a| a.0);
+        self.span_duplicates = dups;
         self.maps = Maps::default();
     }
 
@@ -290,8 +308,9 @@ impl<'a> MediaPass<'a> {
                 .copied()
                 .unwrap_or(0);
             let rtt = isolated.maps.rtt_ms.get(&s.key.ssrc).copied();
-            self.finished
-                .push(stream_record(s, self.cfg.metrics, drops, rtt));
+            let mut row = stream_record(s, self.cfg.metrics, drops, rtt);
+            row.span_duplicates_dropped = span_dups(&isolated.maps, &s.key);
+            self.finished.push(row);
         }
         res
     }
@@ -302,6 +321,12 @@ impl<'a> MediaPass<'a> {
             return Ok(());
         };
         let mut decoder = Decoder::new(self.cfg.decode.clone());
+        let mut dedup = self.cfg.dedup.span.then(|| {
+            Deduplicator::new(DedupConfig {
+                hep_mirrors: false,
+                ..self.cfg.dedup.clone()
+            })
+        });
         let mut first_ts: Option<i64> = None;
         let mut failed: Option<StoreError> = None;
         // A read error ends the file here; the SIP scan reports it.
@@ -309,7 +334,19 @@ impl<'a> MediaPass<'a> {
             first_ts.get_or_insert(p.ts_ns);
             self.state.clock_ns = Some(self.state.clock_ns.map_or(p.ts_ns, |c| c.max(p.ts_ns)));
             self.clock(p.ts_ns);
+            let now = p.ts_ns;
             decoder.decode(&p, |dg| {
+                if let Some(d) = dedup.as_mut() {
+                    if let Verdict::Duplicate { .. } = d.push(dg, now) {
+                        *self
+                            .state
+                            .maps
+                            .span_duplicates
+                            .entry((dg.src, dg.src_port, dg.dst, dg.dst_port))
+                            .or_default() += 1;
+                        return;
+                    }
+                }
                 if let Err(e) = self.datagram(dg) {
                     failed.get_or_insert(e);
                 }
@@ -690,7 +727,9 @@ impl<'a> MediaPass<'a> {
             .copied()
             .unwrap_or(0);
         let rtt = self.state.maps.rtt_ms.get(&s.key.ssrc).copied();
-        stream_record(s, self.cfg.metrics, drops, rtt)
+        let mut row = stream_record(s, self.cfg.metrics, drops, rtt);
+        row.span_duplicates_dropped = span_dups(&self.state.maps, &s.key);
+        row
     }
 
     /// Write the rows and the state; returns what the dialogs need.
@@ -888,6 +927,13 @@ fn stat_row(stat: &sip::rtp_stat::RtpStat<'_>, base: &QosReportRecord) -> QosRep
     }
 }
 
+fn span_dups(maps: &Maps, k: &StreamKey) -> u64 {
+    maps.span_duplicates
+        .get(&(k.src, k.src_port, k.dst, k.dst_port))
+        .copied()
+        .unwrap_or(0)
+}
+
 /// The row of one stream under the chosen metrics.
 pub fn stream_record(
     s: &StreamState,
@@ -981,6 +1027,7 @@ pub fn stream_record(
         mos_loss_pct: model.map(|e| e.inputs.packet_loss_percent),
         mos_delay_ms: model.map(|e| e.inputs.one_way_delay_ms),
         possible_capture_loss: capture_drops > 0 && sum.lost > 0,
+        span_duplicates_dropped: 0,
         capture_drops,
         problem: sum.problem,
         metrics: match metrics {

@@ -455,6 +455,7 @@ impl TableRow for RtpStreamRecord {
             col!("mos_delay_ms", OptF64, mos_delay_ms),
             col!("possible_capture_loss", Bool, possible_capture_loss),
             col!("capture_drops", U64, capture_drops),
+            col!("span_duplicates_dropped", U64, span_duplicates_dropped),
             col!("problem", Bool, problem),
             col!("metrics", Str, metrics),
             col!("timeline", OptStr, timeline),

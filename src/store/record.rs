@@ -333,6 +333,9 @@ pub struct RtpStreamRecord {
     pub mos_delay_ms: Option<f64>,
     pub possible_capture_loss: bool,
     pub capture_drops: u64,
+    /// SPAN duplicates of this stream's packets dropped by `--dedup` (0 with dedup off: then
+    /// surviving copies count in `duplicates`, not as loss).
+    pub span_duplicates_dropped: u64,
     pub problem: bool,
     pub metrics: String,
     pub timeline: Option<String>,
