@@ -67,23 +67,27 @@ pub fn message_filter(a: &MessageFilterArgs) -> Result<MessageFilter> {
         ruri_user: a.ruri_user.clone(),
         call_id: a.call_id.clone(),
         methods: a.methods.iter().map(|m| m.to_ascii_uppercase()).collect(),
-        status: a
-            .status
-            .as_deref()
-            .map(str::parse::<StatusFilter>)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+        status: parse_status(a.status.as_deref())?,
         user_agent: a.user_agent.as_ref().map(|s| s.to_lowercase()),
-        ip: a
-            .ip
-            .as_deref()
-            .map(str::parse::<IpNet>)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+        ip: parse_ip(a.ip.as_deref())?,
         port: a.port,
         since_ns: a.since.as_deref().map(parse_time).transpose()?,
         until_ns: a.until.as_deref().map(parse_time).transpose()?,
     })
+}
+
+/// `--status 486|4xx`, validated.
+pub fn parse_status(s: Option<&str>) -> Result<Option<StatusFilter>> {
+    s.map(str::parse::<StatusFilter>)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
+/// `--ip ADDR|CIDR`, validated.
+pub fn parse_ip(s: Option<&str>) -> Result<Option<IpNet>> {
+    s.map(str::parse::<IpNet>)
+        .transpose()
+        .map_err(anyhow::Error::msg)
 }
 
 /// The dedup flags as the engine's config; `hep` says whether HEP is decoded at all.

@@ -5,12 +5,11 @@ use anyhow::{Context, Result};
 
 use super::args::{BucketArg, CallsArgs, KindArg, RowFormatArgs, SearchArgs, StatsArgs};
 use super::db::Db;
-use super::grep::{color, message_filter, parse_duration, parse_time};
+use super::grep::{color, message_filter, parse_duration, parse_ip, parse_status, parse_time};
 use super::{EXIT_MATCH, EXIT_NO_MATCH};
 use crate::output::table::terminal_width;
 use crate::output::Format;
 use crate::query::calls::{self, CallSort, CallSortKey, CallsPlan};
-use crate::query::filter::{IpNet, StatusFilter};
 use crate::query::search::{self, SearchPlan};
 use crate::query::stats::{self, Bucket, StatsPlan};
 use crate::store::{DialogFilter, DialogKind, DialogState, SortOrder};
@@ -173,19 +172,9 @@ pub fn run_calls(a: CallsArgs) -> Result<u8> {
         },
         states,
         failed: a.failed,
-        final_status: a
-            .status
-            .as_deref()
-            .map(str::parse::<StatusFilter>)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+        final_status: parse_status(a.status.as_deref())?,
         user_agent: a.user_agent.as_ref().map(|s| s.to_lowercase()),
-        ip: a
-            .ip
-            .as_deref()
-            .map(str::parse::<IpNet>)
-            .transpose()
-            .map_err(anyhow::Error::msg)?,
+        ip: parse_ip(a.ip.as_deref())?,
         port: a.port,
         min_duration_s: duration_arg(&a.min_duration, "--min-duration")?.map(|ns| ns / 1e9),
         min_pdd_ms: duration_arg(&a.min_pdd, "--min-pdd")?.map(|ns| ns / 1e6),
