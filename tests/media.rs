@@ -4,11 +4,14 @@
 //! reports landing in their tables; `sipidx quality`.
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
+mod common;
+
+use common::split;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use sipidx::source::{open_capture, PcapWriter};
+use sipidx::source::PcapWriter;
 use sipidx::store::parquet::{for_each_row, read_dialogs, DayRange, DialogFilter};
 use sipidx::store::record::{QosReportRecord, RtcpReportRecord};
 
@@ -673,28 +676,6 @@ fn crafted_call_reports_land_in_their_tables() {
 }
 
 // ---- split, runs, threads ----
-
-fn split(src: &Path, dir: &Path, n: usize) -> Vec<PathBuf> {
-    let mut r = open_capture(src, 0).unwrap();
-    let mut packets = Vec::new();
-    while let Some(p) = r.next_packet().unwrap() {
-        packets.push((p.ts_ns, p.link_type, p.data.to_vec(), p.orig_len));
-    }
-    let per = packets.len().div_ceil(n);
-    let stem = src.file_stem().unwrap().to_string_lossy().into_owned();
-    let mut out = Vec::new();
-    for (i, chunk) in packets.chunks(per).enumerate() {
-        let path = dir.join(format!("{stem}.ring{i:02}.pcap"));
-        let f = std::fs::File::create(&path).unwrap();
-        let mut w = PcapWriter::new(f, chunk[0].1, 262_144, true).unwrap();
-        for (ts, _, data, len) in chunk {
-            w.write_packet(*ts, data, *len).unwrap();
-        }
-        w.flush().unwrap();
-        out.push(path);
-    }
-    out
-}
 
 /// Stream rows keyed by stream_id, everything compared.
 fn stream_map(db: &Path) -> BTreeMap<String, Value> {
