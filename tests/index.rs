@@ -462,7 +462,8 @@ fn copy_dir(from: &Path, to: &Path) {
 }
 
 fn rfc3339(ts_ns: i64) -> String {
-    chrono::DateTime::from_timestamp_nanos(ts_ns).to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+    chrono::DateTime::from_timestamp_nanos(ts_ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
 }
 
 fn first_last_ts(path: &Path) -> (i64, i64) {
@@ -537,12 +538,25 @@ fn reindex_of_a_window_applies_new_rules_there_and_matches_a_full_reindex() {
     assert_eq!(table_counts(&db), table_counts(&full), "every table");
     assert_eq!(table_counts(&db), counts_before);
     assert_eq!(messages(&db), messages(&full), "no message lost or doubled");
-    assert_eq!(text_docs(&db), messages(&db).len(), "one document per message");
-    assert_eq!(got.keys().collect::<Vec<_>>(), want.keys().collect::<Vec<_>>());
+    assert_eq!(
+        text_docs(&db),
+        messages(&db).len(),
+        "one document per message"
+    );
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
     // the dialogs the window's files hold messages of, by time
     let (s, u) = (
-        chrono::DateTime::parse_from_rfc3339(&since).unwrap().timestamp_nanos_opt().unwrap(),
-        chrono::DateTime::parse_from_rfc3339(&until).unwrap().timestamp_nanos_opt().unwrap(),
+        chrono::DateTime::parse_from_rfc3339(&since)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap(),
+        chrono::DateTime::parse_from_rfc3339(&until)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap(),
     );
     let in_window: std::collections::BTreeSet<String> = read_messages(&db, None, None)
         .unwrap()
@@ -568,7 +582,10 @@ fn reindex_of_a_window_applies_new_rules_there_and_matches_a_full_reindex() {
         .collect();
     assert!(!outside.is_empty());
     for (id, d) in outside {
-        assert_eq!(&d.correlation_id, id, "outside the window the old rule stays");
+        assert_eq!(
+            &d.correlation_id, id,
+            "outside the window the old rule stays"
+        );
     }
     // a second identical window reindex changes nothing
     reindex_window(&db, &since, &until);
@@ -581,15 +598,18 @@ fn sigkill_during_a_window_reindex_then_rerun_gives_the_clean_result() {
     let (tmp, _ring, db, since, until) = window_fixture();
     let clean = tmp.path().join("clean");
     copy_dir(&db, &clean);
+    let t0 = std::time::Instant::now();
     reindex_window(&clean, &since, &until);
+    // kill moments spread over a clean run's duration, so most land inside one
+    let took = t0.elapsed().as_millis().max(20) as u64;
     let (want_m, want_d) = (messages(&clean), dialogs(&clean));
     let mut seed: u64 = 0xdead_beef;
     let mut killed_mid_run = 0;
-    for _ in 0..8 {
+    for _ in 0..10 {
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis((seed >> 33) % 400);
+        let delay = Duration::from_millis((seed >> 33) % took);
         let mut child = bin()
             .args(["reindex", "--quiet", "--db"])
             .arg(&db)
