@@ -412,3 +412,224 @@ fn reindex_rebuilds_the_same_db_and_applies_new_correlation_rules() {
     assert_eq!(d2.len(), d.len());
     assert_eq!(legs(&d2), 1, "the default 2 s window links the two legs");
 }
+
+/// Rows of every table, counted: (messages, dialogs, rtp_streams, rtcp_reports, qos_reports).
+fn table_counts(db: &Path) -> [usize; 5] {
+    use sipidx::store::parquet::{for_each_row, DayRange};
+    use sipidx::store::record::{QosReportRecord, RtcpReportRecord, RtpStreamRecord};
+    let mut n = [0usize; 5];
+    n[0] = read_messages(db, None, None).unwrap().len();
+    n[1] = read_dialogs(db, &DialogFilter::default()).unwrap().len();
+    for_each_row::<RtpStreamRecord>(db, DayRange::default(), |_| {
+        n[2] += 1;
+        Ok(())
+    })
+    .unwrap();
+    for_each_row::<RtcpReportRecord>(db, DayRange::default(), |_| {
+        n[3] += 1;
+        Ok(())
+    })
+    .unwrap();
+    for_each_row::<QosReportRecord>(db, DayRange::default(), |_| {
+        n[4] += 1;
+        Ok(())
+    })
+    .unwrap();
+    n
+}
+
+/// Documents in the text index (every message, via `search`).
+fn text_docs(db: &Path) -> usize {
+    let o = bin()
+        .args(["search", "--json", "--limit", "1000000", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).lines().count()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn rfc3339(ts_ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ts_ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn first_last_ts(path: &Path) -> (i64, i64) {
+    let mut r = open_capture(path, 0).unwrap();
+    let mut first = None;
+    let mut last = 0;
+    while let Some(p) = r.next_packet().unwrap() {
+        first.get_or_insert(p.ts_ns);
+        last = p.ts_ns;
+    }
+    (first.unwrap(), last)
+}
+
+/// A ring of the four captures indexed without the number-window rule, and the window of the
+/// SIPp capture's 2nd and 3rd ring files (of 6): (tmp, ring, db, since, until).
+fn window_fixture() -> (tempfile::TempDir, PathBuf, PathBuf, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ring = tmp.path().join("ring");
+    std::fs::create_dir(&ring).unwrap();
+    let mut sipp = Vec::new();
+    for c in CAPTURES {
+        if c.contains("sipp") {
+            // 6 files of 5 packets: files 1-2 hold messages of calls 1-3, not of calls 4-5
+            sipp = split(&testdata(c), &ring, 6);
+        } else {
+            split(&testdata(c), &ring, 4);
+        }
+    }
+    let db = tmp.path().join("db");
+    index(&db, &[&ring], &["--correlate-window", "0s"]);
+    let (since, _) = first_last_ts(&sipp[1]);
+    let (_, until) = first_last_ts(&sipp[2]);
+    (tmp, ring, db, rfc3339(since), rfc3339(until))
+}
+
+/// New rule for the window: every SIPp INVITE carries `Subject: Performance Test`, so the header
+/// links the five calls into one group (and, in a full reindex, the TCP capture's call of years
+/// later, whose Call-ID sorts after; `Max-Forwards` would link nearly everything).
+const NEW_RULES: &[&str] = &["--correlate-window", "0s", "--correlate-header", "Subject"];
+
+fn reindex_window(db: &Path, since: &str, until: &str) -> serde_json::Value {
+    let o = bin()
+        .args(["reindex", "--quiet", "--json", "--db"])
+        .arg(db)
+        .args(["--since", since, "--until", until])
+        .args(NEW_RULES)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn reindex_of_a_window_applies_new_rules_there_and_matches_a_full_reindex() {
+    let (tmp, ring, db, since, until) = window_fixture();
+    let before = dialogs(&db);
+    let counts_before = table_counts(&db);
+    let v = reindex_window(&db, &since, &until);
+    assert_eq!(v["type"], "reindex_window");
+    assert_eq!(v["files"], 2, "{v}");
+    assert_eq!(v["sip_messages"], v["sip_messages_removed"]);
+    // the same rules over everything, from scratch
+    let full = tmp.path().join("full");
+    index(&full, &[&ring], NEW_RULES);
+    let want = dialogs(&full);
+    let got = dialogs(&db);
+    assert_eq!(table_counts(&db), table_counts(&full), "every table");
+    assert_eq!(table_counts(&db), counts_before);
+    assert_eq!(messages(&db), messages(&full), "no message lost or doubled");
+    assert_eq!(
+        text_docs(&db),
+        messages(&db).len(),
+        "one document per message"
+    );
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    // the dialogs the window's files hold messages of, by time
+    let (s, u) = (
+        chrono::DateTime::parse_from_rfc3339(&since)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap(),
+        chrono::DateTime::parse_from_rfc3339(&until)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap(),
+    );
+    let in_window: std::collections::BTreeSet<String> = read_messages(&db, None, None)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.ts_ns >= s && m.ts_ns <= u)
+        .map(|m| m.call_id)
+        .collect();
+    assert_eq!(in_window.len(), 3, "{in_window:?}");
+    let mut spanning = 0;
+    for (id, d) in &got {
+        if in_window.contains(id) {
+            assert_eq!(d, &want[id], "{id}: as a full reindex gives it");
+            assert_eq!(d.correlation_id, "1-16732@127.0.1.1", "{id}: new rule");
+            spanning += usize::from(d.start_ns < s || d.end_ns > u);
+        } else {
+            assert_eq!(d, &before[id], "{id}: outside the window, untouched");
+        }
+    }
+    assert_eq!(spanning, 3, "calls crossing the window's edges");
+    let outside: Vec<_> = got
+        .iter()
+        .filter(|(id, _)| id.ends_with("16732@127.0.1.1") && !in_window.contains(*id))
+        .collect();
+    assert!(!outside.is_empty());
+    for (id, d) in outside {
+        assert_eq!(
+            &d.correlation_id, id,
+            "outside the window the old rule stays"
+        );
+    }
+    // a second identical window reindex changes nothing
+    reindex_window(&db, &since, &until);
+    assert_eq!(dialogs(&db), got);
+    assert_eq!(messages(&db), messages(&full));
+}
+
+#[test]
+fn sigkill_during_a_window_reindex_then_rerun_gives_the_clean_result() {
+    let (tmp, _ring, db, since, until) = window_fixture();
+    let clean = tmp.path().join("clean");
+    copy_dir(&db, &clean);
+    let t0 = std::time::Instant::now();
+    reindex_window(&clean, &since, &until);
+    // kill moments spread over a clean run's duration, so most land inside one
+    let took = t0.elapsed().as_millis().max(20) as u64;
+    let (want_m, want_d) = (messages(&clean), dialogs(&clean));
+    let mut seed: u64 = 0xdead_beef;
+    let mut killed_mid_run = 0;
+    for _ in 0..10 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis((seed >> 33) % took);
+        let mut child = bin()
+            .args(["reindex", "--quiet", "--db"])
+            .arg(&db)
+            .args(["--since", &since, "--until", &until])
+            .args(NEW_RULES)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed_mid_run += usize::from(db.join("reindex.json").exists());
+        }
+        child.wait().unwrap();
+    }
+    eprintln!("{killed_mid_run} kills landed inside a window reindex");
+    reindex_window(&db, &since, &until);
+    assert!(!db.join("reindex.json").exists());
+    assert_eq!(messages(&db), want_m);
+    assert_eq!(dialogs(&db), want_d);
+    assert_eq!(text_docs(&db), want_m.len());
+}
