@@ -1036,8 +1036,11 @@ pub fn stream_record(
         }
         .into(),
         timeline: Some(
-            serde_json::json!({"width_s": s.timeline.width_s, "buckets": s.timeline.buckets})
-                .to_string(),
+            {
+                let t = s.timeline.settled();
+                serde_json::json!({"width_s": t.width_s, "buckets": t.buckets})
+            }
+            .to_string(),
         ),
     }
 }
