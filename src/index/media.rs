@@ -560,6 +560,12 @@ impl<'a> MediaPass<'a> {
         }
     }
 
+    /// Pre-roll: the latest capture time the files before the rebuilt ones reached, so that a
+    /// file `run` analysed apart as out of order (see `file`) is analysed apart again.
+    pub fn preroll_clock(&mut self, ts_ns: i64) {
+        self.state.clock_ns = Some(self.state.clock_ns.map_or(ts_ns, |c| c.max(ts_ns)));
+    }
+
     /// Pre-roll: a round-trip time measured before the rebuilt files (stored `rtcp_reports`).
     pub fn preroll_rtt(&mut self, ssrc: u32, rtt_ms: f64) {
         self.state.maps.rtt_ms.insert(ssrc, rtt_ms);

@@ -714,6 +714,9 @@ fn rebuild_media(
     };
     let first = seq.iter().position(|f| overlaps(f)).unwrap_or(seq.len());
     let last = seq.iter().rposition(|f| overlaps(f)).unwrap_or(0);
+    if let Some(c) = seq[..first].iter().filter_map(|f| f.last_ts_ns).max() {
+        pass.preroll_clock(c);
+    }
     for (i, f) in seq.iter().enumerate().skip(first) {
         if i > last {
             let open = pass.open_streams().iter().any(|s| {
