@@ -691,20 +691,57 @@ fn dialog_media(db: &Path) -> BTreeMap<String, (Option<f64>, Option<f64>, Option
         .collect()
 }
 
-/// Two rings in capture-time order: the T.38 call (two RTP streams, 2.2 s apart, announced by SDP
-/// early in the capture) in 10 files, then RTP with RTCP SR/RR and XR VoIP metrics in 4 files each.
-/// Returns (tmp, files of the T.38 ring, files of the RTCP rings, db).
-fn media_fixture() -> (tempfile::TempDir, Vec<PathBuf>, Vec<PathBuf>, PathBuf) {
+/// Split a capture into ring files ending before the given packet numbers (0-based).
+fn split_at(src: &Path, dir: &Path, cuts: &[usize]) -> Vec<PathBuf> {
+    let mut r = open_capture(src, 0).unwrap();
+    let mut packets = Vec::new();
+    while let Some(p) = r.next_packet().unwrap() {
+        packets.push((p.ts_ns, p.link_type, p.data.to_vec(), p.orig_len));
+    }
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(packets.len());
+    let mut out = Vec::new();
+    for (i, w) in bounds.windows(2).enumerate() {
+        let path = dir.join(format!("cut{i:02}.pcap"));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut wr = PcapWriter::new(f, packets[0].1, 262_144, true).unwrap();
+        for (ts, _, data, len) in &packets[w[0]..w[1]] {
+            wr.write_packet(*ts, data, *len).unwrap();
+        }
+        wr.flush().unwrap();
+        out.push(path);
+    }
+    out
+}
+
+/// Three rings in capture-time order: the T.38 call (two RTP streams 2.2 s apart, announced by
+/// SDP early in the capture) in 10 files; the single call cut after its SIP (INVITE…ACK with
+/// both SDPs) so that its stream starts in the next file; RTP with RTCP SR/RR and XR VoIP
+/// metrics, 4 files each. Returns (tmp, T.38 files, single-call files, RTCP files, db).
+fn media_fixture() -> (tempfile::TempDir, Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
-    let (a, b) = (tmp.path().join("ring-a"), tmp.path().join("ring-b"));
-    std::fs::create_dir(&a).unwrap();
-    std::fs::create_dir(&b).unwrap();
-    let t38 = split(&testdata("corpus/sip-rtp-t38-fax-488-options.pcap"), &a, 10);
-    let mut rtcp = split(&testdata("rtp/rtcp-compound-sr-rr-sdes-bye.pcap"), &b, 4);
-    rtcp.extend(split(&testdata("rtp/rtcp-xr-voip-metrics.pcap"), &b, 4));
+    let dirs: Vec<PathBuf> = ["ring-a", "ring-b", "ring-c"]
+        .iter()
+        .map(|d| tmp.path().join(d))
+        .collect();
+    for d in &dirs {
+        std::fs::create_dir(d).unwrap();
+    }
+    let t38 = split(&testdata("corpus/sip-rtp-t38-fax-488-options.pcap"), &dirs[0], 10);
+    let single = split_at(&testdata("corpus/sip-rtp-single-call.pcap"), &dirs[1], &[4, 200]);
+    let mut rtcp = split(&testdata("rtp/rtcp-compound-sr-rr-sdes-bye.pcap"), &dirs[2], 4);
+    rtcp.extend(split(&testdata("rtp/rtcp-xr-voip-metrics.pcap"), &dirs[2], 4));
     let db = tmp.path().join("db");
-    index(&db, &[&a, &b], &[]);
-    (tmp, t38, rtcp, db)
+    index(&db, &[&dirs[0], &dirs[1], &dirs[2]], &[]);
+    (tmp, t38, single, rtcp, db)
+}
+
+fn media_rings(tmp: &Path) -> Vec<PathBuf> {
+    ["ring-a", "ring-b", "ring-c"]
+        .iter()
+        .map(|d| tmp.join(d))
+        .collect()
 }
 
 fn reindex_window_with(db: &Path, since: &str, until: &str, extra: &[&str]) -> serde_json::Value {
@@ -746,12 +783,14 @@ fn t38_window(t38: &[PathBuf], db: &Path) -> (String, String, i64, i64) {
 
 #[test]
 fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
-    let (tmp, t38, rtcp, db) = media_fixture();
+    let (tmp, t38, single, rtcp, db) = media_fixture();
+    let rings = media_rings(tmp.path());
+    let rings: Vec<&Path> = rings.iter().map(PathBuf::as_path).collect();
     let counts = table_counts(&db);
     let (streams_before, reports_before) = (stream_rows(&db), report_rows(&db));
     assert!(counts[2] >= 3 && counts[3] > 0 && counts[4] > 0, "{counts:?}");
     let full = tmp.path().join("full");
-    index(&full, &[&tmp.path().join("ring-a"), &tmp.path().join("ring-b")], &[]);
+    index(&full, &rings, &[]);
     assert_eq!(stream_rows(&full), streams_before, "the fixture is deterministic");
 
     // a window starting between the T.38 call's two streams
@@ -784,14 +823,21 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
     assert_eq!(stream_rows(&db), streams_before);
     assert_eq!(report_rows(&db), reports_before, "RTTs need the SRs before the window");
 
+    // a window where the single call's stream starts, its SDP in the file before
+    let (s3, u3) = first_last_ts(&single[1]);
+    let v = reindex_window_with(&db, &rfc3339(s3), &rfc3339(u3), &[]);
+    assert_eq!(v["files"], 1, "{v}");
+    assert_eq!(v["rtp_streams"], 1, "{v}");
+    assert_eq!(v["rtp_streams_continuing"], 0, "{v}");
+    assert_eq!(v["dialogs"], 1, "the call's row, for its media columns only: {v}");
+    assert_eq!(stream_rows(&db), streams_before, "announced by the SDP before the window");
+    assert_eq!(table_counts(&db), counts);
+    assert_eq!(dialog_media(&db), dialog_media(&full));
+
     // new metrics in the window: the streams starting there are the RFC 3550 full index's, the
     // stream that began before keeps its Wireshark row
     let rfc = tmp.path().join("rfc");
-    index(
-        &rfc,
-        &[&tmp.path().join("ring-a"), &tmp.path().join("ring-b")],
-        &["--metrics", "rfc3550"],
-    );
+    index(&rfc, &rings, &["--metrics", "rfc3550"]);
     let want = stream_rows(&rfc);
     reindex_window_with(&db, &since, &until, &["--metrics", "rfc3550"]);
     let got = stream_rows(&db);
@@ -807,6 +853,12 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
         }
     }
     assert!(changed >= 1);
+    // the single call's window under the new metrics: its dialog, outside the window, follows
+    reindex_window_with(&db, &rfc3339(s3), &rfc3339(u3), &["--metrics", "rfc3550"]);
+    let single_call = "1-7879@127.0.0.1";
+    assert_eq!(dialog_media(&db)[single_call], dialog_media(&rfc)[single_call]);
+    assert_ne!(dialog_media(&db)[single_call], dialog_media(&full)[single_call]);
+    let got = stream_rows(&db);
     let media = dialog_media(&db);
     let t38_call = got
         .values()
@@ -825,7 +877,7 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
 
 #[test]
 fn sigkill_during_a_media_window_reindex_then_rerun_gives_the_clean_result() {
-    let (tmp, t38, _rtcp, db) = media_fixture();
+    let (tmp, t38, _single, _rtcp, db) = media_fixture();
     let (since, until, _, _) = t38_window(&t38, &db);
     let extra = ["--metrics", "rfc3550"];
     let clean = tmp.path().join("clean");
