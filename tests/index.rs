@@ -635,7 +635,16 @@ fn sigkill_during_a_window_reindex_then_rerun_gives_the_clean_result() {
 }
 
 /// Stream rows by id with the figures a rebuild must reproduce.
-type StreamFigures = (u64, i64, String, String, String, Option<String>, bool, String);
+type StreamFigures = (
+    u64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    String,
+);
 
 fn stream_rows(db: &Path) -> BTreeMap<String, StreamFigures> {
     use sipidx::store::parquet::{for_each_row, DayRange};
@@ -683,8 +692,11 @@ fn report_rows(db: &Path) -> (Vec<String>, Vec<String>) {
     (r, q)
 }
 
+/// A dialog's worst MOS, max loss %, max jitter (ms).
+type MediaCols = (Option<f64>, Option<f64>, Option<f64>);
+
 /// Dialog media columns by Call-ID.
-fn dialog_media(db: &Path) -> BTreeMap<String, (Option<f64>, Option<f64>, Option<f64>)> {
+fn dialog_media(db: &Path) -> BTreeMap<String, MediaCols> {
     dialogs(db)
         .into_iter()
         .map(|(k, d)| (k, (d.worst_mos, d.max_loss_pct, d.max_jitter_ms)))
@@ -719,7 +731,13 @@ fn split_at(src: &Path, dir: &Path, cuts: &[usize]) -> Vec<PathBuf> {
 /// SDP early in the capture) in 10 files; the single call cut after its SIP (INVITE…ACK with
 /// both SDPs) so that its stream starts in the next file; RTP with RTCP SR/RR and XR VoIP
 /// metrics, 4 files each. Returns (tmp, T.38 files, single-call files, RTCP files, db).
-fn media_fixture() -> (tempfile::TempDir, Vec<PathBuf>, Vec<PathBuf>, Vec<PathBuf>, PathBuf) {
+fn media_fixture() -> (
+    tempfile::TempDir,
+    Vec<PathBuf>,
+    Vec<PathBuf>,
+    Vec<PathBuf>,
+    PathBuf,
+) {
     let tmp = tempfile::tempdir().unwrap();
     let dirs: Vec<PathBuf> = ["ring-a", "ring-b", "ring-c"]
         .iter()
@@ -728,10 +746,26 @@ fn media_fixture() -> (tempfile::TempDir, Vec<PathBuf>, Vec<PathBuf>, Vec<PathBu
     for d in &dirs {
         std::fs::create_dir(d).unwrap();
     }
-    let t38 = split(&testdata("corpus/sip-rtp-t38-fax-488-options.pcap"), &dirs[0], 10);
-    let single = split_at(&testdata("corpus/sip-rtp-single-call.pcap"), &dirs[1], &[4, 200]);
-    let mut rtcp = split(&testdata("rtp/rtcp-compound-sr-rr-sdes-bye.pcap"), &dirs[2], 4);
-    rtcp.extend(split(&testdata("rtp/rtcp-xr-voip-metrics.pcap"), &dirs[2], 4));
+    let t38 = split(
+        &testdata("corpus/sip-rtp-t38-fax-488-options.pcap"),
+        &dirs[0],
+        10,
+    );
+    let single = split_at(
+        &testdata("corpus/sip-rtp-single-call.pcap"),
+        &dirs[1],
+        &[4, 200],
+    );
+    let mut rtcp = split(
+        &testdata("rtp/rtcp-compound-sr-rr-sdes-bye.pcap"),
+        &dirs[2],
+        4,
+    );
+    rtcp.extend(split(
+        &testdata("rtp/rtcp-xr-voip-metrics.pcap"),
+        &dirs[2],
+        4,
+    ));
     let db = tmp.path().join("db");
     index(&db, &[&dirs[0], &dirs[1], &dirs[2]], &[]);
     (tmp, t38, single, rtcp, db)
@@ -788,10 +822,17 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
     let rings: Vec<&Path> = rings.iter().map(PathBuf::as_path).collect();
     let counts = table_counts(&db);
     let (streams_before, reports_before) = (stream_rows(&db), report_rows(&db));
-    assert!(counts[2] >= 3 && counts[3] > 0 && counts[4] > 0, "{counts:?}");
+    assert!(
+        counts[2] >= 3 && counts[3] > 0 && counts[4] > 0,
+        "{counts:?}"
+    );
     let full = tmp.path().join("full");
     index(&full, &rings, &[]);
-    assert_eq!(stream_rows(&full), streams_before, "the fixture is deterministic");
+    assert_eq!(
+        stream_rows(&full),
+        streams_before,
+        "the fixture is deterministic"
+    );
 
     // a window starting between the T.38 call's two streams
     let (since, until, a, b) = t38_window(&t38, &db);
@@ -803,7 +844,10 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
         v["rtp_streams_continuing"].as_u64().unwrap() >= 1,
         "the stream begun before the window is seen again and left alone: {v}"
     );
-    assert!(v["media_files"].as_u64().unwrap() > 1, "continued past F: {v}");
+    assert!(
+        v["media_files"].as_u64().unwrap() > 1,
+        "continued past F: {v}"
+    );
     assert_eq!(table_counts(&db), counts, "no row lost or doubled");
     assert_eq!(stream_rows(&db), streams_before, "same figures, same ids");
     assert_eq!(report_rows(&db), reports_before);
@@ -821,7 +865,11 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
     assert_eq!(v["qos_reports"], v["qos_reports_removed"], "{v}");
     assert_eq!(table_counts(&db), counts);
     assert_eq!(stream_rows(&db), streams_before);
-    assert_eq!(report_rows(&db), reports_before, "RTTs need the SRs before the window");
+    assert_eq!(
+        report_rows(&db),
+        reports_before,
+        "RTTs need the SRs before the window"
+    );
 
     // a window where the single call's stream starts, its SDP in the file before
     let (s3, u3) = first_last_ts(&single[1]);
@@ -829,8 +877,15 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
     assert_eq!(v["files"], 1, "{v}");
     assert_eq!(v["rtp_streams"], 1, "{v}");
     assert_eq!(v["rtp_streams_continuing"], 0, "{v}");
-    assert_eq!(v["dialogs"], 1, "the call's row, for its media columns only: {v}");
-    assert_eq!(stream_rows(&db), streams_before, "announced by the SDP before the window");
+    assert_eq!(
+        v["dialogs"], 1,
+        "the call's row, for its media columns only: {v}"
+    );
+    assert_eq!(
+        stream_rows(&db),
+        streams_before,
+        "announced by the SDP before the window"
+    );
     assert_eq!(table_counts(&db), counts);
     assert_eq!(dialog_media(&db), dialog_media(&full));
 
@@ -856,20 +911,31 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
     // the single call's window under the new metrics: its dialog, outside the window, follows
     reindex_window_with(&db, &rfc3339(s3), &rfc3339(u3), &["--metrics", "rfc3550"]);
     let single_call = "1-7879@127.0.0.1";
-    assert_eq!(dialog_media(&db)[single_call], dialog_media(&rfc)[single_call]);
-    assert_ne!(dialog_media(&db)[single_call], dialog_media(&full)[single_call]);
+    assert_eq!(
+        dialog_media(&db)[single_call],
+        dialog_media(&rfc)[single_call]
+    );
+    assert_ne!(
+        dialog_media(&db)[single_call],
+        dialog_media(&full)[single_call]
+    );
     let got = stream_rows(&db);
     let media = dialog_media(&db);
     let t38_call = got
         .values()
         .find_map(|f| f.5.clone())
         .expect("the T.38 call's streams carry its Call-ID");
-    let per_stream: Vec<_> = got.values().filter(|f| f.5.as_ref() == Some(&t38_call)).collect();
+    let per_stream: Vec<_> = got
+        .values()
+        .filter(|f| f.5.as_ref() == Some(&t38_call))
+        .collect();
     assert_eq!(per_stream.len(), 2);
     assert_eq!(
         media[&t38_call].2.map(|j| format!("{j:.6}")),
         per_stream.iter().map(|f| f.3.clone()).max_by(|x, y| {
-            x.parse::<f64>().unwrap().total_cmp(&y.parse::<f64>().unwrap())
+            x.parse::<f64>()
+                .unwrap()
+                .total_cmp(&y.parse::<f64>().unwrap())
         }),
         "the dialog's max jitter is recomputed over its streams"
     );

@@ -18,12 +18,28 @@
 //! for the touched dialogs together with the stored dialogs that start within an hour of F
 //! (their summaries as stored), and only the touched dialogs' rows are rewritten: dialogs outside
 //! keep their correlation ids. As in `run`, a touched dialog is looked for among dialogs that
-//! started within a day of F, the flood rule of the scanner flag counts F's requests only, and
-//! the media columns of dialog rows are kept.
+//! started within a day of F, and the flood rule of the scanner flag counts F's requests only.
 //!
-//! Media tables are kept: RTP stream state runs across files, so a stream cannot be recomputed
-//! from the window alone, and no correlation rule changes them. A change of `--metrics`,
-//! `--dedup` or `--no-hep` for media needs the full rebuild.
+//! Media (`rebuild_media`): stream state runs across files, so a stream already running when
+//! F's span `[lo, hi]` starts cannot be recomputed without its history. Rebuilt are the
+//! `rtp_streams` rows of streams starting in `[lo, hi]` and the `rtcp_reports`/`qos_reports` rows
+//! read from F's files (they carry their file id). A fresh `MediaPass` is fed the catalog files in
+//! `run`'s media order (by file id) from the first file overlapping the span, and on past it until
+//! every stream that started in the span has closed (idle for `media::IDLE_NS`) or the catalog
+//! ends; only F's reports are written. A stream seen again in the span whose key has a stored
+//! row started before `lo` and still running at its first packet here is that row's
+//! continuation: the stored row is kept, the partial re-analysis dropped. The pre-roll replaces
+//! the history the pass lacks: the SDP of the calls alive at `lo` (their messages with a body,
+//! re-read from the captures at their stored locations), the SRs of the last idle period (RTT),
+//! the stored RTTs, the capture clock the earlier files reached (so a file `run` analysed apart
+//! as out of order is again), and the stored streams' last packets keeping their announcements
+//! alive. Not reproduced: an SDP body split over IP fragments or TCP segments (one record is
+//! re-read), the eviction tick phase (a gap of 600–660 s may split a stream differently), the
+//! extended-timestamp state a new SSRC inherits from a running stream's conversation. The dialogs
+//! whose streams were replaced get their media columns folded again from `rtp_streams`, also
+//! when none of their messages is in F. The carried `MediaState` is not touched: a stream of the
+//! span still open at the catalog's end is continued by the next `index` run from that state
+//! (the analysis it was indexed with).
 //!
 //! Crash safety: the rebuild is a run (`pending.json` names it, no new file ids) and commits at the
 //! catalog save. Killed before, the next run removes its parts, which makes the rewritten message
@@ -38,16 +54,16 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{dialog_record, list_parts, load_parts, save_parts, summary_of};
+use super::media::{self, CallMedia, MediaPass, MediaState};
 use super::run::{lock_db, recover, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING};
 use super::run::{reindex, REINDEX};
 use super::scan::{scan_file, FileScan, Predecessor, PREROLL_NS};
-use super::media::{self, CallMedia, MediaPass, MediaState};
 use super::IndexError;
 use crate::decode::Decoder;
 use crate::sip::correlate::correlate_dialogs;
 use crate::sip::dialog::{DialogKind, DialogState, DialogSummary};
-use crate::store::parquet::{self as pq, DayRange, DialogFilter, TableWriter, WriterOptions};
 use crate::source::open_capture;
+use crate::store::parquet::{self as pq, DayRange, DialogFilter, TableWriter, WriterOptions};
 use crate::store::record::{
     DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord, RtpStreamRecord,
 };
@@ -704,14 +720,11 @@ fn rebuild_media(
             .get(&key)
             .is_some_and(|v| v.iter().any(|&(a, b)| a < lo && b >= first_ns))
     };
-    let kept = |first_ns: i64, key: RowKey| {
-        first_ns >= lo && first_ns <= hi && !continuing(key, first_ns)
-    };
+    let kept =
+        |first_ns: i64, key: RowKey| first_ns >= lo && first_ns <= hi && !continuing(key, first_ns);
     let mut seq: Vec<&CatalogFile> = catalog.files.iter().filter(|f| f.error.is_none()).collect();
     seq.sort_by_key(|f| f.id);
-    let overlaps = |f: &CatalogFile| {
-        matches!((f.first_ts_ns, f.last_ts_ns), (Some(a), Some(b)) if a <= hi && b >= lo)
-    };
+    let overlaps = |f: &CatalogFile| matches!((f.first_ts_ns, f.last_ts_ns), (Some(a), Some(b)) if a <= hi && b >= lo);
     let first = seq.iter().position(|f| overlaps(f)).unwrap_or(seq.len());
     let last = seq.iter().rposition(|f| overlaps(f)).unwrap_or(0);
     if let Some(c) = seq[..first].iter().filter_map(|f| f.last_ts_ns).max() {
@@ -723,7 +736,13 @@ fn rebuild_media(
                 let k = &s.key;
                 kept(
                     s.first_ns,
-                    (k.src.to_string(), k.src_port, k.dst.to_string(), k.dst_port, k.ssrc),
+                    (
+                        k.src.to_string(),
+                        k.src_port,
+                        k.dst.to_string(),
+                        k.dst_port,
+                        k.ssrc,
+                    ),
                 )
             });
             if !open {
