@@ -978,6 +978,6 @@ fn sigkill_during_a_media_window_reindex_then_rerun_gives_the_clean_result() {
     assert_eq!(stream_rows(&db), want.0);
     assert_eq!(report_rows(&db), want.1);
     assert_eq!(dialogs(&db), want.2);
-    // the carried media state still continues the archive: a later file indexes as in one run
+    // every table, the media ones included, holds as many rows as after the clean run
     assert_eq!(table_counts(&db), table_counts(&clean));
 }
