@@ -259,6 +259,14 @@ fn run_window(plan: &IndexPlan, w: TimeWindow, a: &IndexArgs) -> Result<u8> {
             "sip_messages": r.messages,
             "dialogs": r.dialogs,
             "dialogs_removed": r.dialogs_removed,
+            "media_files": r.media_files,
+            "rtp_streams_removed": r.rtp_streams_removed,
+            "rtp_streams": r.rtp_streams,
+            "rtp_streams_continuing": r.rtp_streams_continuing,
+            "rtcp_reports_removed": r.rtcp_reports_removed,
+            "rtcp_reports": r.rtcp_reports,
+            "qos_reports_removed": r.qos_reports_removed,
+            "qos_reports": r.qos_reports,
             "seconds": secs,
         });
         println!("{v}");

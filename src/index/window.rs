@@ -18,12 +18,28 @@
 //! for the touched dialogs together with the stored dialogs that start within an hour of F
 //! (their summaries as stored), and only the touched dialogs' rows are rewritten: dialogs outside
 //! keep their correlation ids. As in `run`, a touched dialog is looked for among dialogs that
-//! started within a day of F, the flood rule of the scanner flag counts F's requests only, and
-//! the media columns of dialog rows are kept.
+//! started within a day of F, and the flood rule of the scanner flag counts F's requests only.
 //!
-//! Media tables are kept: RTP stream state runs across files, so a stream cannot be recomputed
-//! from the window alone, and no correlation rule changes them. A change of `--metrics`,
-//! `--dedup` or `--no-hep` for media needs the full rebuild.
+//! Media (`rebuild_media`): stream state runs across files, so a stream already running when
+//! F's span `[lo, hi]` starts cannot be recomputed without its history. Rebuilt are the
+//! `rtp_streams` rows of streams starting in `[lo, hi]` and the `rtcp_reports`/`qos_reports` rows
+//! read from F's files (they carry their file id). A fresh `MediaPass` is fed the catalog files in
+//! `run`'s media order (by file id) from the first file overlapping the span, and on past it until
+//! every stream that started in the span has closed (idle for `media::IDLE_NS`) or the catalog
+//! ends; only F's reports are written. A stream seen again in the span whose key has a stored
+//! row started before `lo` and still running at its first packet here is that row's
+//! continuation: the stored row is kept, the partial re-analysis dropped. The pre-roll replaces
+//! the history the pass lacks: the SDP of the calls alive at `lo` (their messages with a body,
+//! re-read from the captures at their stored locations), the SRs of the last idle period (RTT),
+//! the stored RTTs, the capture clock the earlier files reached (so a file `run` analysed apart
+//! as out of order is again), and the stored streams' last packets keeping their announcements
+//! alive. Not reproduced: an SDP body split over IP fragments or TCP segments (one record is
+//! re-read), the eviction tick phase (a gap of 600–660 s may split a stream differently), the
+//! extended-timestamp state a new SSRC inherits from a running stream's conversation. The dialogs
+//! whose streams were replaced get their media columns folded again from `rtp_streams`, also
+//! when none of their messages is in F. The carried `MediaState` is not touched: a stream of the
+//! span still open at the catalog's end is continued by the next `index` run from that state
+//! (the analysis it was indexed with).
 //!
 //! Crash safety: the rebuild is a run (`pending.json` names it, no new file ids) and commits at the
 //! catalog save. Killed before, the next run removes its parts, which makes the rewritten message
@@ -38,14 +54,19 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{dialog_record, list_parts, load_parts, save_parts, summary_of};
+use super::media::{self, CallMedia, MediaPass, MediaState};
 use super::run::{lock_db, recover, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING};
 use super::run::{reindex, REINDEX};
 use super::scan::{scan_file, FileScan, Predecessor, PREROLL_NS};
 use super::IndexError;
+use crate::decode::Decoder;
 use crate::sip::correlate::correlate_dialogs;
 use crate::sip::dialog::{DialogKind, DialogState, DialogSummary};
+use crate::source::open_capture;
 use crate::store::parquet::{self as pq, DayRange, DialogFilter, TableWriter, WriterOptions};
-use crate::store::record::{DialogRecord, MessageRecord};
+use crate::store::record::{
+    DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord, RtpStreamRecord,
+};
 use crate::store::text_index::TextIndex;
 use crate::store::{self, StoreError};
 
@@ -98,6 +119,17 @@ pub struct WindowReport {
     /// Dialog rows rewritten, and rows deleted (no message left).
     pub dialogs: u64,
     pub dialogs_removed: u64,
+    /// Files fed to the media pass (F, files between, and followers until F's streams closed).
+    pub media_files: usize,
+    /// `rtp_streams` rows starting in F's span: removed, and written by the rebuild.
+    pub rtp_streams_removed: u64,
+    pub rtp_streams: u64,
+    /// Streams re-seen in the span that had started before it: their stored rows are kept.
+    pub rtp_streams_continuing: u64,
+    pub rtcp_reports_removed: u64,
+    pub rtcp_reports: u64,
+    pub qos_reports_removed: u64,
+    pub qos_reports: u64,
     pub elapsed: std::time::Duration,
 }
 
@@ -324,6 +356,17 @@ pub fn reindex_window(
     text_writer.commit().map_err(|e| store_err(db, e))?;
     text_writer.finish().map_err(|e| store_err(db, e))?;
 
+    // 2b. media: streams starting in F's span, F's reports
+    let media = rebuild_media(plan, run, &catalog, &in_f, (lo, hi), progress)?;
+    report.media_files = media.files_fed;
+    report.rtp_streams_removed = media.streams_removed;
+    report.rtp_streams = media.streams;
+    report.rtp_streams_continuing = media.streams_continuing;
+    report.rtcp_reports_removed = media.rtcp_removed;
+    report.rtcp_reports = media.rtcp;
+    report.qos_reports_removed = media.qos_removed;
+    report.qos_reports = media.qos;
+
     // 3. the touched dialogs' rows as stored, and the context for correlation
     progress.phase("re-merging dialogs");
     let stored = pq::read_dialogs(
@@ -337,10 +380,16 @@ pub fn reindex_window(
     .map_err(|e| store_err(db, e))?;
     let mut old: HashMap<String, DialogRecord> = HashMap::new();
     let mut context: Vec<DialogSummary> = Vec::new();
+    let mut media_only: Vec<DialogRecord> = Vec::new();
     for rec in stored {
         if touched.contains(&rec.call_id) {
             old.insert(rec.call_id.clone(), rec);
-        } else if rec.start_ns >= lo.saturating_sub(CONTEXT_NS)
+            continue;
+        }
+        if media.calls.contains_key(&rec.call_id) {
+            media_only.push(rec.clone());
+        }
+        if rec.start_ns >= lo.saturating_sub(CONTEXT_NS)
             && rec.start_ns <= hi.saturating_add(CONTEXT_NS)
         {
             context.extend(summary_of(&rec));
@@ -433,24 +482,35 @@ pub fn reindex_window(
     summaries.extend(context);
     let flooders = flooders(&summaries, &rate, plan.scan.flood_per_minute);
     let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
+    // media columns: recomputed for calls whose streams the rebuild replaced, else as stored
+    let with_media = |mut r: DialogRecord| {
+        let m = media.calls.get(&r.call_id).copied().or_else(|| {
+            old.get(&r.call_id).map(|o| CallMedia {
+                worst_mos: o.worst_mos,
+                max_loss_pct: o.max_loss_pct,
+                max_jitter_ms: o.max_jitter_ms,
+            })
+        });
+        if let Some(m) = m {
+            r.worst_mos = m.worst_mos;
+            r.max_loss_pct = m.max_loss_pct;
+            r.max_jitter_ms = m.max_jitter_ms;
+        }
+        r
+    };
+    let previous_media: Vec<_> = media_only.iter().map(|r| pq::day_of(r.start_ns)).collect();
     let records: Vec<DialogRecord> = summaries[..n_touched]
         .iter()
         .zip(correlation)
-        .map(|(d, corr)| {
-            let mut r = dialog_record(d, corr, &flooders);
-            if let Some(o) = old.get(&r.call_id) {
-                r.worst_mos = o.worst_mos;
-                r.max_loss_pct = o.max_loss_pct;
-                r.max_jitter_ms = o.max_jitter_ms;
-            }
-            r
-        })
+        .map(|(d, corr)| with_media(dialog_record(d, corr, &flooders)))
+        .chain(media_only.into_iter().map(with_media))
         .collect();
     report.dialogs = records.len() as u64;
     report.dialogs_removed = removed.iter().filter(|t| old.contains_key(*t)).count() as u64;
     let previous: Vec<_> = old
         .values()
         .map(|r| pq::day_of(r.start_ns))
+        .chain(previous_media)
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
@@ -491,6 +551,247 @@ pub fn reindex_window(
     pq::recover(db).map_err(|e| store_err(db, e))?;
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// What the media rebuild did, and the calls whose dialog media columns it changed.
+#[derive(Default)]
+struct MediaRebuild {
+    files_fed: usize,
+    streams_removed: u64,
+    streams: u64,
+    streams_continuing: u64,
+    rtcp_removed: u64,
+    rtcp: u64,
+    qos_removed: u64,
+    qos: u64,
+    calls: HashMap<String, CallMedia>,
+}
+
+/// A stream's identity apart from its first packet: the 5-tuple and SSRC, as rows spell them.
+type RowKey = (String, u16, String, u16, u32);
+
+fn row_key(r: &RtpStreamRecord) -> RowKey {
+    (
+        r.src_ip.clone(),
+        r.src_port,
+        r.dst_ip.clone(),
+        r.dst_port,
+        r.ssrc,
+    )
+}
+
+/// Rebuild the media rows of the window: streams starting in `[lo, hi]` (the span of F), and the
+/// RTCP and quality reports read from F's files. See the module doc for the pre-roll.
+fn rebuild_media(
+    plan: &IndexPlan,
+    run: u64,
+    catalog: &Catalog,
+    in_f: &HashSet<u32>,
+    (lo, hi): (i64, i64),
+    progress: &mut dyn Progress,
+) -> Result<MediaRebuild, IndexError> {
+    let db = &plan.db;
+    let mut out = MediaRebuild::default();
+    let reach = media::IDLE_NS + media::EVICT_EVERY_NS;
+
+    // stored streams: those starting in the span are replaced; those running into it continue
+    let mut replaced: Vec<RtpStreamRecord> = Vec::new();
+    let mut earlier: Vec<RtpStreamRecord> = Vec::new();
+    pq::for_each_row::<RtpStreamRecord>(
+        db,
+        DayRange::from_ns(Some(lo.saturating_sub(DAY_NS)), Some(hi.saturating_add(1))),
+        |r| {
+            if r.start_ns >= lo && r.start_ns <= hi {
+                replaced.push(r);
+            } else if r.start_ns < lo && r.end_ns >= lo.saturating_sub(reach) {
+                earlier.push(r);
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+    let mut running: HashMap<RowKey, Vec<(i64, i64)>> = HashMap::new();
+    for r in &earlier {
+        running
+            .entry(row_key(r))
+            .or_default()
+            .push((r.start_ns, r.end_ns));
+    }
+
+    // pre-roll sources: SDP of the calls alive at `lo`, SRs and RTTs of the last idle period
+    let mut calls_alive: HashSet<String> =
+        earlier.iter().filter_map(|r| r.call_id.clone()).collect();
+    let mut sdp_from = lo;
+    for d in pq::read_dialogs(
+        db,
+        &DialogFilter {
+            since_ns: Some(lo.saturating_sub(DAY_NS)),
+            until_ns: Some(lo),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| store_err(db, e))?
+    {
+        if d.end_ns >= lo.saturating_sub(reach) {
+            sdp_from = sdp_from.min(d.start_ns);
+            calls_alive.insert(d.call_id);
+        }
+    }
+    for r in &earlier {
+        sdp_from = sdp_from.min(r.start_ns.saturating_sub(DAY_NS));
+    }
+    let mut wanted: HashMap<u32, HashSet<u64>> = HashMap::new();
+    if !calls_alive.is_empty() {
+        pq::for_each_row::<MessageRecord>(db, DayRange::from_ns(Some(sdp_from), Some(lo)), |m| {
+            let sdp = m.content_type.as_deref().is_some_and(|c| {
+                let c = c.to_ascii_lowercase();
+                c.contains("sdp") || c.starts_with("multipart/")
+            });
+            if sdp && m.ts_ns < lo && !in_f.contains(&m.file_id) && calls_alive.contains(&m.call_id)
+            {
+                wanted.entry(m.file_id).or_default().insert(m.offset);
+            }
+            Ok(())
+        })
+        .map_err(|e| store_err(db, e))?;
+    }
+    let mut rtts: Vec<(i64, u32, f64)> = Vec::new();
+    pq::for_each_row::<RtcpReportRecord>(
+        db,
+        DayRange::from_ns(Some(lo.saturating_sub(reach)), Some(lo)),
+        |r| {
+            if r.ts_ns >= lo.saturating_sub(reach) && r.ts_ns < lo && !in_f.contains(&r.file_id) {
+                if r.packet_type == "SR" {
+                    wanted.entry(r.file_id).or_default().insert(r.offset);
+                }
+                if let (Some(ssrc), Some(rtt)) = (r.source_ssrc, r.rtt_ms) {
+                    rtts.push((r.ts_ns, ssrc, rtt));
+                }
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+
+    // F's reports go before the pass's writers pick their part numbers
+    progress.phase("removing the window's media rows");
+    let days = DayRange::from_ns(
+        Some(lo.saturating_sub(PREROLL_NS)),
+        Some(hi.saturating_add(1)),
+    );
+    out.rtcp_removed =
+        pq::delete_rows::<RtcpReportRecord>(db, run, days, |r| in_f.contains(&r.file_id), |_| {})
+            .map_err(|e| store_err(db, e))?;
+    out.qos_removed =
+        pq::delete_rows::<QosReportRecord>(db, run, days, |r| in_f.contains(&r.file_id), |_| {})
+            .map_err(|e| store_err(db, e))?;
+
+    progress.phase("media analysis");
+    let mut pass = MediaPass::new(db, run, &plan.media, MediaState::default())?;
+    pass.keep_reports_of(in_f.clone());
+    let mut pre: Vec<(u32, HashSet<u64>)> = wanted.into_iter().collect();
+    pre.sort_by_key(|p| p.0);
+    for (id, offsets) in pre {
+        let Some(f) = catalog.by_id(id) else { continue };
+        let Ok(mut reader) = open_capture(Path::new(&f.path), id) else {
+            continue;
+        };
+        let mut decoder = Decoder::new(plan.media.decode.clone());
+        while let Ok(Some(p)) = reader.next_packet() {
+            if offsets.contains(&p.location.offset) {
+                decoder.decode(&p, |dg| pass.preroll(dg));
+            }
+        }
+    }
+    rtts.sort_by_key(|r| r.0);
+    for (_, ssrc, rtt) in rtts {
+        pass.preroll_rtt(ssrc, rtt);
+    }
+    for r in &earlier {
+        if let (Ok(s), Ok(d)) = (r.src_ip.parse(), r.dst_ip.parse()) {
+            pass.preroll_touch((s, r.src_port), (d, r.dst_port), r.end_ns.min(lo - 1));
+        }
+    }
+
+    // the media order of `run`: catalog files by id, from the first one the span overlaps, on
+    // until the streams starting in the span have closed
+    let continuing = |key: RowKey, first_ns: i64| {
+        running
+            .get(&key)
+            .is_some_and(|v| v.iter().any(|&(a, b)| a < lo && b >= first_ns))
+    };
+    let kept =
+        |first_ns: i64, key: RowKey| first_ns >= lo && first_ns <= hi && !continuing(key, first_ns);
+    let mut seq: Vec<&CatalogFile> = catalog.files.iter().filter(|f| f.error.is_none()).collect();
+    seq.sort_by_key(|f| f.id);
+    let overlaps = |f: &CatalogFile| matches!((f.first_ts_ns, f.last_ts_ns), (Some(a), Some(b)) if a <= hi && b >= lo);
+    let first = seq.iter().position(|f| overlaps(f)).unwrap_or(seq.len());
+    let last = seq.iter().rposition(|f| overlaps(f)).unwrap_or(0);
+    if let Some(c) = seq[..first].iter().filter_map(|f| f.last_ts_ns).max() {
+        pass.preroll_clock(c);
+    }
+    for (i, f) in seq.iter().enumerate().skip(first) {
+        if i > last {
+            let open = pass.open_streams().iter().any(|s| {
+                let k = &s.key;
+                kept(
+                    s.first_ns,
+                    (
+                        k.src.to_string(),
+                        k.src_port,
+                        k.dst.to_string(),
+                        k.dst_port,
+                        k.ssrc,
+                    ),
+                )
+            });
+            if !open {
+                break;
+            }
+        }
+        pass.file(Path::new(&f.path), f.id)?;
+        out.files_fed += 1;
+    }
+    let (rows, outcome) = pass.finish_rows()?;
+    out.rtcp = outcome.rtcp_rows;
+    out.qos = outcome.qos_rows;
+    let mut streams: Vec<RtpStreamRecord> = Vec::new();
+    for r in rows {
+        if kept(r.start_ns, row_key(&r)) {
+            streams.push(r);
+        } else if r.start_ns >= lo && r.start_ns <= hi {
+            out.streams_continuing += 1;
+        }
+    }
+
+    // replace the span's stream rows, then summarise their calls again
+    out.streams_removed = replaced.len() as u64;
+    out.streams = streams.len() as u64;
+    let mut calls: HashSet<String> = replaced.iter().filter_map(|r| r.call_id.clone()).collect();
+    calls.extend(streams.iter().filter_map(|r| r.call_id.clone()));
+    let end = streams.iter().map(|r| r.end_ns).max().unwrap_or(hi).max(hi);
+    let removed: HashSet<String> = replaced.iter().map(|r| r.stream_id.clone()).collect();
+    let previous: Vec<_> = replaced
+        .iter()
+        .map(|r| pq::day_of(r.start_ns))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    pq::upsert_rows_removing(
+        db,
+        run,
+        streams,
+        &removed,
+        &previous,
+        false,
+        |r| &r.stream_id,
+        |a, b| (a.start_ns, &a.stream_id).cmp(&(b.start_ns, &b.stream_id)),
+    )
+    .map_err(|e| store_err(db, e))?;
+    if !calls.is_empty() {
+        out.calls = media::call_media(db, &calls, (lo, end))?;
+    }
+    Ok(out)
 }
 
 /// The flood rule of `run`: a source over the request rate whose dialogs almost all fail.
