@@ -1510,9 +1510,13 @@ mod tests {
             x = x
                 .wrapping_mul(6364136223846793005)
                 .wrapping_add(1442695040888963407);
-            let back = if x % 997 == 0 { 3_000_000_000 } else { 0 };
+            let back = if x.is_multiple_of(997) {
+                3_000_000_000
+            } else {
+                0
+            };
             let t = n * 20_000_000 - back;
-            let lost = if x % 101 == 0 {
+            let lost = if x.is_multiple_of(101) {
                 (x >> 40) as u32 % 7
             } else {
                 0
