@@ -10,6 +10,14 @@ use crate::index::verify::{verify, Severity};
 
 pub fn run(a: VerifyArgs) -> Result<u8> {
     let db = &a.db.db;
+    if !db.join(crate::index::catalog::CATALOG_FILE).is_file() {
+        let what = if db.is_dir() {
+            "is not a sipidx database (no catalog.json)"
+        } else {
+            "does not exist"
+        };
+        anyhow::bail!("{}: {what}", db.display());
+    }
     let report = verify(db)?;
     let mut out = std::io::stdout().lock();
     for f in &report.findings {
