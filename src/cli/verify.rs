@@ -10,7 +10,7 @@ use crate::index::verify::{verify, Severity};
 
 pub fn run(a: VerifyArgs) -> Result<u8> {
     let db = &a.db.db;
-    if !db.join(crate::index::catalog::CATALOG_FILE).is_file() {
+    if !crate::index::verify::is_db(db) {
         let what = if db.is_dir() {
             "is not a sipidx database (no catalog.json)"
         } else {

@@ -156,10 +156,18 @@ impl VerifyReport {
     }
 }
 
+/// Whether `db` is a sipidx DB: it has a catalog, or a first run that stopped before its commit
+/// left its pending.json (or a reindex its list).
+pub fn is_db(db: &Path) -> bool {
+    [CATALOG_FILE, PENDING, REINDEX]
+        .iter()
+        .any(|f| db.join(f).is_file())
+}
+
 /// Checks the DB at `db`. `Err` only when it cannot be checked at all: not a DB, locked by a
 /// running `index`, or unreadable; everything else is a finding in the report.
 pub fn verify(db: &Path) -> Result<VerifyReport, IndexError> {
-    if !db.join(CATALOG_FILE).is_file() {
+    if !is_db(db) {
         let what = if db.is_dir() {
             "not a sipidx database (no catalog.json)"
         } else {
