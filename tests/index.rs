@@ -475,3 +475,572 @@ fn reindex_rebuilds_the_same_db_and_applies_new_correlation_rules() {
     assert_eq!(d2.len(), d.len());
     assert_eq!(legs(&d2), 1, "the default 2 s window links the two legs");
 }
+
+/// Rows of every table, counted: (messages, dialogs, rtp_streams, rtcp_reports, qos_reports).
+fn table_counts(db: &Path) -> [usize; 5] {
+    use sipidx::store::parquet::{for_each_row, DayRange};
+    use sipidx::store::record::{QosReportRecord, RtcpReportRecord, RtpStreamRecord};
+    let mut n = [0usize; 5];
+    n[0] = read_messages(db, None, None).unwrap().len();
+    n[1] = read_dialogs(db, &DialogFilter::default()).unwrap().len();
+    for_each_row::<RtpStreamRecord>(db, DayRange::default(), |_| {
+        n[2] += 1;
+        Ok(())
+    })
+    .unwrap();
+    for_each_row::<RtcpReportRecord>(db, DayRange::default(), |_| {
+        n[3] += 1;
+        Ok(())
+    })
+    .unwrap();
+    for_each_row::<QosReportRecord>(db, DayRange::default(), |_| {
+        n[4] += 1;
+        Ok(())
+    })
+    .unwrap();
+    n
+}
+
+/// Documents in the text index (every message, via `search`).
+fn text_docs(db: &Path) -> usize {
+    let o = bin()
+        .args(["search", "--json", "--limit", "1000000", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).lines().count()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
+
+fn rfc3339(ts_ns: i64) -> String {
+    chrono::DateTime::from_timestamp_nanos(ts_ns)
+        .to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn first_last_ts(path: &Path) -> (i64, i64) {
+    let mut r = open_capture(path, 0).unwrap();
+    let mut first = None;
+    let mut last = 0;
+    while let Some(p) = r.next_packet().unwrap() {
+        first.get_or_insert(p.ts_ns);
+        last = p.ts_ns;
+    }
+    (first.unwrap(), last)
+}
+
+/// A ring of the four captures indexed without the number-window rule, and the window of the
+/// SIPp capture's 2nd and 3rd ring files (of 6): (tmp, ring, db, since, until).
+fn window_fixture() -> (tempfile::TempDir, PathBuf, PathBuf, String, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let ring = tmp.path().join("ring");
+    std::fs::create_dir(&ring).unwrap();
+    let mut sipp = Vec::new();
+    for c in CAPTURES {
+        if c.contains("sipp") {
+            // 6 files of 5 packets: files 1-2 hold messages of calls 1-3, not of calls 4-5
+            sipp = split(&testdata(c), &ring, 6);
+        } else {
+            split(&testdata(c), &ring, 4);
+        }
+    }
+    let db = tmp.path().join("db");
+    index(&db, &[&ring], &["--correlate-window", "0s"]);
+    let (since, _) = first_last_ts(&sipp[1]);
+    let (_, until) = first_last_ts(&sipp[2]);
+    (tmp, ring, db, rfc3339(since), rfc3339(until))
+}
+
+/// New rule for the window: every SIPp INVITE carries `Subject: Performance Test`, so the header
+/// links the five calls into one group (and, in a full reindex, the TCP capture's call of years
+/// later, whose Call-ID sorts after; `Max-Forwards` would link nearly everything).
+const NEW_RULES: &[&str] = &["--correlate-window", "0s", "--correlate-header", "Subject"];
+
+fn reindex_window(db: &Path, since: &str, until: &str) -> serde_json::Value {
+    let o = bin()
+        .args(["reindex", "--quiet", "--json", "--db"])
+        .arg(db)
+        .args(["--since", since, "--until", until])
+        .args(NEW_RULES)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+#[test]
+fn reindex_of_a_window_applies_new_rules_there_and_matches_a_full_reindex() {
+    let (tmp, ring, db, since, until) = window_fixture();
+    let before = dialogs(&db);
+    let counts_before = table_counts(&db);
+    let v = reindex_window(&db, &since, &until);
+    assert_eq!(v["type"], "reindex_window");
+    assert_eq!(v["files"], 2, "{v}");
+    assert_eq!(v["sip_messages"], v["sip_messages_removed"]);
+    // the same rules over everything, from scratch
+    let full = tmp.path().join("full");
+    index(&full, &[&ring], NEW_RULES);
+    let want = dialogs(&full);
+    let got = dialogs(&db);
+    assert_eq!(table_counts(&db), table_counts(&full), "every table");
+    assert_eq!(table_counts(&db), counts_before);
+    assert_eq!(messages(&db), messages(&full), "no message lost or doubled");
+    assert_eq!(
+        text_docs(&db),
+        messages(&db).len(),
+        "one document per message"
+    );
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        want.keys().collect::<Vec<_>>()
+    );
+    // the dialogs the window's files hold messages of, by time
+    let (s, u) = (
+        chrono::DateTime::parse_from_rfc3339(&since)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap(),
+        chrono::DateTime::parse_from_rfc3339(&until)
+            .unwrap()
+            .timestamp_nanos_opt()
+            .unwrap(),
+    );
+    let in_window: std::collections::BTreeSet<String> = read_messages(&db, None, None)
+        .unwrap()
+        .into_iter()
+        .filter(|m| m.ts_ns >= s && m.ts_ns <= u)
+        .map(|m| m.call_id)
+        .collect();
+    assert_eq!(in_window.len(), 3, "{in_window:?}");
+    let mut spanning = 0;
+    for (id, d) in &got {
+        if in_window.contains(id) {
+            assert_eq!(d, &want[id], "{id}: as a full reindex gives it");
+            assert_eq!(d.correlation_id, "1-16732@127.0.1.1", "{id}: new rule");
+            spanning += usize::from(d.start_ns < s || d.end_ns > u);
+        } else {
+            assert_eq!(d, &before[id], "{id}: outside the window, untouched");
+        }
+    }
+    assert_eq!(spanning, 3, "calls crossing the window's edges");
+    let outside: Vec<_> = got
+        .iter()
+        .filter(|(id, _)| id.ends_with("16732@127.0.1.1") && !in_window.contains(*id))
+        .collect();
+    assert!(!outside.is_empty());
+    for (id, d) in outside {
+        assert_eq!(
+            &d.correlation_id, id,
+            "outside the window the old rule stays"
+        );
+    }
+    // a second identical window reindex changes nothing
+    reindex_window(&db, &since, &until);
+    assert_eq!(dialogs(&db), got);
+    assert_eq!(messages(&db), messages(&full));
+}
+
+#[test]
+fn sigkill_during_a_window_reindex_then_rerun_gives_the_clean_result() {
+    let (tmp, _ring, db, since, until) = window_fixture();
+    let clean = tmp.path().join("clean");
+    copy_dir(&db, &clean);
+    let t0 = std::time::Instant::now();
+    reindex_window(&clean, &since, &until);
+    // kill moments spread over a clean run's duration, so most land inside one
+    let took = t0.elapsed().as_millis().max(20) as u64;
+    let (want_m, want_d) = (messages(&clean), dialogs(&clean));
+    let mut seed: u64 = 0xdead_beef;
+    let mut killed_mid_run = 0;
+    for _ in 0..10 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis((seed >> 33) % took);
+        let mut child = bin()
+            .args(["reindex", "--quiet", "--db"])
+            .arg(&db)
+            .args(["--since", &since, "--until", &until])
+            .args(NEW_RULES)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+            killed_mid_run += usize::from(db.join("reindex.json").exists());
+        }
+        child.wait().unwrap();
+    }
+    eprintln!("{killed_mid_run} kills landed inside a window reindex");
+    reindex_window(&db, &since, &until);
+    assert!(!db.join("reindex.json").exists());
+    assert_eq!(messages(&db), want_m);
+    assert_eq!(dialogs(&db), want_d);
+    assert_eq!(text_docs(&db), want_m.len());
+}
+
+/// Stream rows by id with the figures a rebuild must reproduce.
+type StreamFigures = (
+    u64,
+    i64,
+    String,
+    String,
+    String,
+    Option<String>,
+    bool,
+    String,
+);
+
+fn stream_rows(db: &Path) -> BTreeMap<String, StreamFigures> {
+    use sipidx::store::parquet::{for_each_row, DayRange};
+    use sipidx::store::record::RtpStreamRecord;
+    let mut m = BTreeMap::new();
+    for_each_row::<RtpStreamRecord>(db, DayRange::default(), |r| {
+        let fig = (
+            r.packets,
+            r.lost,
+            format!("{:.6}", r.max_delta_ms),
+            format!("{:.6}", r.max_jitter_ms),
+            format!("{:.6}", r.mean_jitter_ms),
+            r.call_id.clone(),
+            r.announced,
+            r.metrics.clone(),
+        );
+        assert!(
+            m.insert(r.stream_id.clone(), fig).is_none(),
+            "stream row {} twice",
+            r.stream_id
+        );
+        Ok(())
+    })
+    .unwrap();
+    m
+}
+
+/// RTCP and quality report rows as sorted debug strings (file ids are the same in both DBs).
+fn report_rows(db: &Path) -> (Vec<String>, Vec<String>) {
+    use sipidx::store::parquet::{for_each_row, DayRange};
+    use sipidx::store::record::{QosReportRecord, RtcpReportRecord};
+    let (mut r, mut q) = (Vec::new(), Vec::new());
+    for_each_row::<RtcpReportRecord>(db, DayRange::default(), |x| {
+        r.push(format!("{x:?}"));
+        Ok(())
+    })
+    .unwrap();
+    for_each_row::<QosReportRecord>(db, DayRange::default(), |x| {
+        q.push(format!("{x:?}"));
+        Ok(())
+    })
+    .unwrap();
+    r.sort();
+    q.sort();
+    (r, q)
+}
+
+/// A dialog's worst MOS, max loss %, max jitter (ms).
+type MediaCols = (Option<f64>, Option<f64>, Option<f64>);
+
+/// Dialog media columns by Call-ID.
+fn dialog_media(db: &Path) -> BTreeMap<String, MediaCols> {
+    dialogs(db)
+        .into_iter()
+        .map(|(k, d)| (k, (d.worst_mos, d.max_loss_pct, d.max_jitter_ms)))
+        .collect()
+}
+
+/// Split a capture into ring files ending before the given packet numbers (0-based).
+fn split_at(src: &Path, dir: &Path, cuts: &[usize]) -> Vec<PathBuf> {
+    let mut r = open_capture(src, 0).unwrap();
+    let mut packets = Vec::new();
+    while let Some(p) = r.next_packet().unwrap() {
+        packets.push((p.ts_ns, p.link_type, p.data.to_vec(), p.orig_len));
+    }
+    let mut bounds = vec![0];
+    bounds.extend_from_slice(cuts);
+    bounds.push(packets.len());
+    let mut out = Vec::new();
+    for (i, w) in bounds.windows(2).enumerate() {
+        let path = dir.join(format!("cut{i:02}.pcap"));
+        let f = std::fs::File::create(&path).unwrap();
+        let mut wr = PcapWriter::new(f, packets[0].1, 262_144, true).unwrap();
+        for (ts, _, data, len) in &packets[w[0]..w[1]] {
+            wr.write_packet(*ts, data, *len).unwrap();
+        }
+        wr.flush().unwrap();
+        out.push(path);
+    }
+    out
+}
+
+/// Three rings in capture-time order: the T.38 call (two RTP streams 2.2 s apart, announced by
+/// SDP early in the capture) in 10 files; the single call cut after its SIP (INVITE…ACK with
+/// both SDPs) so that its stream starts in the next file; RTP with RTCP SR/RR and XR VoIP
+/// metrics, 4 files each. Returns (tmp, T.38 files, single-call files, RTCP files, db).
+fn media_fixture() -> (
+    tempfile::TempDir,
+    Vec<PathBuf>,
+    Vec<PathBuf>,
+    Vec<PathBuf>,
+    PathBuf,
+) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs: Vec<PathBuf> = ["ring-a", "ring-b", "ring-c"]
+        .iter()
+        .map(|d| tmp.path().join(d))
+        .collect();
+    for d in &dirs {
+        std::fs::create_dir(d).unwrap();
+    }
+    let t38 = split(
+        &testdata("corpus/sip-rtp-t38-fax-488-options.pcap"),
+        &dirs[0],
+        10,
+    );
+    let single = split_at(
+        &testdata("corpus/sip-rtp-single-call.pcap"),
+        &dirs[1],
+        &[4, 200],
+    );
+    let mut rtcp = split(
+        &testdata("rtp/rtcp-compound-sr-rr-sdes-bye.pcap"),
+        &dirs[2],
+        4,
+    );
+    rtcp.extend(split(
+        &testdata("rtp/rtcp-xr-voip-metrics.pcap"),
+        &dirs[2],
+        4,
+    ));
+    let db = tmp.path().join("db");
+    index(&db, &[&dirs[0], &dirs[1], &dirs[2]], &[]);
+    (tmp, t38, single, rtcp, db)
+}
+
+fn media_rings(tmp: &Path) -> Vec<PathBuf> {
+    ["ring-a", "ring-b", "ring-c"]
+        .iter()
+        .map(|d| tmp.join(d))
+        .collect()
+}
+
+fn reindex_window_with(db: &Path, since: &str, until: &str, extra: &[&str]) -> serde_json::Value {
+    let o = bin()
+        .args(["reindex", "--quiet", "--json", "--db"])
+        .arg(db)
+        .args(["--since", since, "--until", until])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).unwrap()
+}
+
+/// The T.38 ring file holding the second stream's first packet (the first began a file before).
+fn t38_window(t38: &[PathBuf], db: &Path) -> (String, String, i64, i64) {
+    let (first, _) = first_last_ts(&t38[0]);
+    let (_, last) = first_last_ts(&t38[t38.len() - 1]);
+    let starts: Vec<i64> = stream_rows(db)
+        .keys()
+        .filter_map(|id| id.rsplit('@').next()?.parse().ok())
+        .filter(|s| (first..=last).contains(s))
+        .collect();
+    for f in t38 {
+        let (a, b) = first_last_ts(f);
+        let inside = starts.iter().filter(|s| (a..=b).contains(*s)).count();
+        let before = starts.iter().filter(|s| **s < a).count();
+        if inside >= 1 && before >= 1 {
+            return (rfc3339(a), rfc3339(b), a, b);
+        }
+    }
+    panic!("no T.38 ring file holds one stream's start after another's: {starts:?}");
+}
+
+#[test]
+fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
+    let (tmp, t38, single, rtcp, db) = media_fixture();
+    let rings = media_rings(tmp.path());
+    let rings: Vec<&Path> = rings.iter().map(PathBuf::as_path).collect();
+    let counts = table_counts(&db);
+    let (streams_before, reports_before) = (stream_rows(&db), report_rows(&db));
+    assert!(
+        counts[2] >= 3 && counts[3] > 0 && counts[4] > 0,
+        "{counts:?}"
+    );
+    let full = tmp.path().join("full");
+    index(&full, &rings, &[]);
+    assert_eq!(
+        stream_rows(&full),
+        streams_before,
+        "the fixture is deterministic"
+    );
+
+    // a window starting between the T.38 call's two streams
+    let (since, until, a, b) = t38_window(&t38, &db);
+    let v = reindex_window_with(&db, &since, &until, &[]);
+    assert_eq!(v["files"], 1, "{v}");
+    assert!(v["rtp_streams"].as_u64().unwrap() >= 1, "{v}");
+    assert_eq!(v["rtp_streams"], v["rtp_streams_removed"], "{v}");
+    assert!(
+        v["rtp_streams_continuing"].as_u64().unwrap() >= 1,
+        "the stream begun before the window is seen again and left alone: {v}"
+    );
+    assert!(
+        v["media_files"].as_u64().unwrap() > 1,
+        "continued past F: {v}"
+    );
+    assert_eq!(table_counts(&db), counts, "no row lost or doubled");
+    assert_eq!(stream_rows(&db), streams_before, "same figures, same ids");
+    assert_eq!(report_rows(&db), reports_before);
+    assert_eq!(dialog_media(&db), dialog_media(&full));
+
+    // a window over the middle RTCP files
+    let (since2, _) = first_last_ts(&rtcp[1]);
+    let (_, until2) = first_last_ts(&rtcp[2]);
+    let v = reindex_window_with(&db, &rfc3339(since2), &rfc3339(until2), &[]);
+    // both RTCP captures share that second: files of the other ring (analysed apart as out of
+    // time order by `index`) are in the window too
+    assert_eq!(v["files"], 4, "{v}");
+    assert!(v["rtcp_reports"].as_u64().unwrap() > 0, "{v}");
+    assert_eq!(v["rtcp_reports"], v["rtcp_reports_removed"], "{v}");
+    assert_eq!(v["qos_reports"], v["qos_reports_removed"], "{v}");
+    assert_eq!(table_counts(&db), counts);
+    assert_eq!(stream_rows(&db), streams_before);
+    assert_eq!(
+        report_rows(&db),
+        reports_before,
+        "RTTs need the SRs before the window"
+    );
+
+    // a window where the single call's stream starts, its SDP in the file before
+    let (s3, u3) = first_last_ts(&single[1]);
+    let v = reindex_window_with(&db, &rfc3339(s3), &rfc3339(u3), &[]);
+    assert_eq!(v["files"], 1, "{v}");
+    assert_eq!(v["rtp_streams"], 1, "{v}");
+    assert_eq!(v["rtp_streams_continuing"], 0, "{v}");
+    assert_eq!(
+        v["dialogs"], 1,
+        "the call's row, for its media columns only: {v}"
+    );
+    assert_eq!(
+        stream_rows(&db),
+        streams_before,
+        "announced by the SDP before the window"
+    );
+    assert_eq!(table_counts(&db), counts);
+    assert_eq!(dialog_media(&db), dialog_media(&full));
+
+    // new metrics in the window: the streams starting there are the RFC 3550 full index's, the
+    // stream that began before keeps its Wireshark row
+    let rfc = tmp.path().join("rfc");
+    index(&rfc, &rings, &["--metrics", "rfc3550"]);
+    let want = stream_rows(&rfc);
+    reindex_window_with(&db, &since, &until, &["--metrics", "rfc3550"]);
+    let got = stream_rows(&db);
+    assert_eq!(got.len(), streams_before.len());
+    let mut changed = 0;
+    for (id, fig) in &got {
+        let start: i64 = id.rsplit('@').next().unwrap().parse().unwrap();
+        if (a..=b).contains(&start) {
+            assert_eq!(fig, &want[id], "{id}: rebuilt with the new metrics");
+            changed += 1;
+        } else {
+            assert_eq!(fig, &streams_before[id], "{id}: outside, untouched");
+        }
+    }
+    assert!(changed >= 1);
+    // the single call's window under the new metrics: its dialog, outside the window, follows
+    reindex_window_with(&db, &rfc3339(s3), &rfc3339(u3), &["--metrics", "rfc3550"]);
+    let single_call = "1-7879@127.0.0.1";
+    assert_eq!(
+        dialog_media(&db)[single_call],
+        dialog_media(&rfc)[single_call]
+    );
+    assert_ne!(
+        dialog_media(&db)[single_call],
+        dialog_media(&full)[single_call]
+    );
+    let got = stream_rows(&db);
+    let media = dialog_media(&db);
+    let t38_call = got
+        .values()
+        .find_map(|f| f.5.clone())
+        .expect("the T.38 call's streams carry its Call-ID");
+    let per_stream: Vec<_> = got
+        .values()
+        .filter(|f| f.5.as_ref() == Some(&t38_call))
+        .collect();
+    assert_eq!(per_stream.len(), 2);
+    assert_eq!(
+        media[&t38_call].2.map(|j| format!("{j:.6}")),
+        per_stream.iter().map(|f| f.3.clone()).max_by(|x, y| {
+            x.parse::<f64>()
+                .unwrap()
+                .total_cmp(&y.parse::<f64>().unwrap())
+        }),
+        "the dialog's max jitter is recomputed over its streams"
+    );
+}
+
+#[test]
+fn sigkill_during_a_media_window_reindex_then_rerun_gives_the_clean_result() {
+    let (tmp, t38, _single, _rtcp, db) = media_fixture();
+    let (since, until, _, _) = t38_window(&t38, &db);
+    let extra = ["--metrics", "rfc3550"];
+    let clean = tmp.path().join("clean");
+    copy_dir(&db, &clean);
+    let t0 = std::time::Instant::now();
+    reindex_window_with(&clean, &since, &until, &extra);
+    let took = t0.elapsed().as_millis().max(20) as u64;
+    let want = (stream_rows(&clean), report_rows(&clean), dialogs(&clean));
+    let mut seed: u64 = 0x5eed_cafe;
+    for _ in 0..8 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let delay = Duration::from_millis((seed >> 33) % took);
+        let mut child = bin()
+            .args(["reindex", "--quiet", "--db"])
+            .arg(&db)
+            .args(["--since", &since, "--until", &until])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        if child.try_wait().unwrap().is_none() {
+            child.kill().unwrap(); // SIGKILL
+        }
+        child.wait().unwrap();
+    }
+    reindex_window_with(&db, &since, &until, &extra);
+    assert!(!db.join("reindex.json").exists());
+    assert_eq!(stream_rows(&db), want.0);
+    assert_eq!(report_rows(&db), want.1);
+    assert_eq!(dialogs(&db), want.2);
+    // every table, the media ones included, holds as many rows as after the clean run
+    assert_eq!(table_counts(&db), table_counts(&clean));
+}

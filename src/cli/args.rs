@@ -23,7 +23,8 @@ pub enum Command {
     /// Index capture files (files, directories, globs) into the DB: only files not indexed yet
     Index(IndexArgs),
     /// Rebuild tables and text index from the captures already in the catalog (e.g. with new
-    /// --correlate-header rules); captures that no longer exist are dropped
+    /// --correlate-header rules), all of it or only a time window (--since/--until); captures
+    /// that no longer exist are dropped
     Reindex(IndexArgs),
     /// Capture from interfaces and HEP agents into a rotating ring of files (like tcpdump -C/-G/-W).
     Capture(super::capture::CaptureArgs),
@@ -329,6 +330,13 @@ pub struct IndexArgs {
     /// Poll interval for --follow (units ms, s, m)
     #[arg(long, default_value = "2s", value_name = "DUR")]
     pub interval: String,
+    /// reindex only: rebuild just the capture files overlapping this window, from this time
+    /// (RFC 3339 `2024-03-27T10:40:00Z`, `2024-03-27 10:40`, or a date; UTC)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// reindex only: ... up to this time (same forms as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]

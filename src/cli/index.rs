@@ -7,11 +7,12 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{IndexArgs, MetricsMode};
-use super::grep::{dedup_config, parse_duration};
+use super::grep::{dedup_config, parse_duration, parse_time};
 use super::{EXIT_ERROR, EXIT_MATCH};
 use crate::decode::DecodeConfig;
 use crate::index::media::MediaConfig;
 use crate::index::scan::ScanConfig;
+use crate::index::window::{reindex_window, TimeWindow, WindowReport};
 use crate::index::{self, IndexPlan, Progress};
 use crate::rtp::Metrics;
 use crate::sip::correlate::{CorrelateConfig, NumberMatch};
@@ -45,6 +46,23 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
     if rebuild && !a.paths.is_empty() {
         anyhow::bail!("reindex takes no PATH: it rebuilds from the captures in the catalog");
     }
+    let time_window = if a.since.is_some() || a.until.is_some() {
+        if !rebuild {
+            anyhow::bail!("--since/--until belong to reindex (rebuild a time window)");
+        }
+        let w = TimeWindow {
+            since_ns: a.since.as_deref().map(parse_time).transpose()?,
+            until_ns: a.until.as_deref().map(parse_time).transpose()?,
+        };
+        if let (Some(s), Some(u)) = (w.since_ns, w.until_ns) {
+            if s > u {
+                anyhow::bail!("--since is after --until");
+            }
+        }
+        Some(w)
+    } else {
+        None
+    };
     let window = parse_duration(&a.correlate_window)?;
     let plan = IndexPlan {
         db: a.db.db.clone(),
@@ -80,7 +98,13 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         },
     };
     if a.follow {
+        if rebuild {
+            anyhow::bail!("--follow belongs to index");
+        }
         return follow(&plan, &a);
+    }
+    if let Some(w) = time_window {
+        return run_window(&plan, w, &a);
     }
     let show_bar = !a.quiet && std::io::stderr().is_terminal();
     let report = if show_bar {
@@ -169,6 +193,104 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         );
     }
     Ok(if report.files_failed.is_empty() {
+        EXIT_MATCH
+    } else {
+        EXIT_ERROR
+    })
+}
+
+fn with_bar<T>(quiet: bool, f: impl FnOnce(&mut dyn Progress) -> T) -> T {
+    if quiet || !std::io::stderr().is_terminal() {
+        return f(&mut index::run::NoProgress);
+    }
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {wide_bar} {binary_bytes}/{binary_total_bytes} ETA {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    let mut p = Bar { bar, packets: 0 };
+    let r = f(&mut p);
+    p.bar.finish_and_clear();
+    r
+}
+
+/// `reindex --since/--until`: rebuild the window's files and the dialogs they touch.
+fn run_window(plan: &IndexPlan, w: TimeWindow, a: &IndexArgs) -> Result<u8> {
+    let r: WindowReport = with_bar(a.quiet, |p| reindex_window(plan, w, p))?;
+    if let Some(full) = &r.full {
+        if !a.quiet {
+            eprintln!(
+                "sipidx: an interrupted full reindex was pending and is now complete: {} files, \
+                 {} SIP messages, {} dialogs; run the window reindex again if still wanted",
+                full.files_indexed, full.messages, full.dialogs
+            );
+        }
+        return Ok(if full.files_failed.is_empty() {
+            EXIT_MATCH
+        } else {
+            EXIT_ERROR
+        });
+    }
+    for (path, err) in &r.files_failed {
+        eprintln!("sipidx: error: {}: {err}", path.display());
+    }
+    for path in &r.files_missing {
+        eprintln!(
+            "sipidx: warning: {}: gone or rewritten since it was indexed; its rows are kept",
+            path.display()
+        );
+    }
+    let secs = r.elapsed.as_secs_f64().max(1e-9);
+    if a.json {
+        let v = serde_json::json!({
+            "type": "reindex_window",
+            "run": r.run,
+            "resumed": r.resumed,
+            "files": r.files,
+            "files_missing": r.files_missing.len(),
+            "files_failed": r.files_failed.len(),
+            "neighbours_rescanned": r.neighbours_rescanned,
+            "neighbours_loaded": r.neighbours_loaded,
+            "packets": r.packets,
+            "bytes": r.bytes,
+            "sip_messages_removed": r.messages_removed,
+            "sip_messages": r.messages,
+            "dialogs": r.dialogs,
+            "dialogs_removed": r.dialogs_removed,
+            "media_files": r.media_files,
+            "rtp_streams_removed": r.rtp_streams_removed,
+            "rtp_streams": r.rtp_streams,
+            "rtp_streams_continuing": r.rtp_streams_continuing,
+            "rtcp_reports_removed": r.rtcp_reports_removed,
+            "rtcp_reports": r.rtcp_reports,
+            "qos_reports_removed": r.qos_reports_removed,
+            "qos_reports": r.qos_reports,
+            "seconds": secs,
+        });
+        println!("{v}");
+    }
+    if !a.quiet {
+        eprintln!(
+            "sipidx: reindexed {} files of the window{} ({} more rescanned and {} read for their \
+             dialogs): {} SIP messages (were {}), {} dialogs rewritten, {} removed in {:.2}s",
+            r.files,
+            if r.resumed {
+                ", resuming the interrupted run"
+            } else {
+                ""
+            },
+            r.neighbours_rescanned,
+            r.neighbours_loaded,
+            r.messages,
+            r.messages_removed,
+            r.dialogs,
+            r.dialogs_removed,
+            secs
+        );
+    }
+    Ok(if r.files_failed.is_empty() {
         EXIT_MATCH
     } else {
         EXIT_ERROR

@@ -401,6 +401,12 @@ impl Deduplicator {
         if self.config.is_noop() {
             return Verdict::Keep { seq: self.keep() };
         }
+        let mirrorable = self.config.hep_mirrors && is_mirrorable(dg.payload);
+        if !self.config.span && !mirrorable {
+            // Media is the bulk of a trunk capture: without SPAN dedup it can neither be a
+            // duplicate nor have a mirror, so it is not worth hashing.
+            return Verdict::Keep { seq: self.keep() };
+        }
         let id = self.stats.datagrams;
         let is_hep = dg.hep.is_some() || dg.encap.contains(Encap::HEP);
         let flow = Flow::of(dg);
@@ -426,7 +432,6 @@ impl Deduplicator {
             }
         }
 
-        let mirrorable = self.config.hep_mirrors && is_mirrorable(dg.payload);
         let mirror_key = Key::new(digest, len, flow, false);
         if mirrorable {
             self.raws.expire(now_ns);

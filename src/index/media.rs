@@ -39,7 +39,7 @@ use crate::store::StoreError;
 /// A stream or announcement silent this long (capture time) is closed and forgotten.
 pub const IDLE_NS: i64 = 600 * 1_000_000_000;
 /// How often (capture time) idle streams are looked for.
-const EVICT_EVERY_NS: i64 = 60 * 1_000_000_000;
+pub(super) const EVICT_EVERY_NS: i64 = 60 * 1_000_000_000;
 const STATE_DIR: &str = "state";
 
 #[derive(Clone, Debug)]
@@ -248,6 +248,8 @@ pub struct MediaPass<'a> {
     qos: TableWriter<QosReportRecord>,
     out: MediaOutcome,
     file_id: u32,
+    /// Set by a window reindex: only reports from these files are written (see `keep_reports_of`).
+    report_files: Option<std::collections::HashSet<u32>>,
 }
 
 fn store_err(db: &Path, e: StoreError) -> IndexError {
@@ -277,6 +279,7 @@ impl<'a> MediaPass<'a> {
                 .map_err(|e| store_err(db, e))?,
             out: MediaOutcome::default(),
             file_id: 0,
+            report_files: None,
         })
     }
 
@@ -504,6 +507,100 @@ impl<'a> MediaPass<'a> {
     }
 
     fn sip(&mut self, dg: &Datagram<'_>, msg: &sip::Message<'_>) -> Result<(), StoreError> {
+        let call_id = self.announce(dg, msg);
+        let loc = dg.locations.first().copied().unwrap_or_default();
+        let base = QosReportRecord {
+            ts_ns: dg.ts_ns,
+            call_id: call_id.clone(),
+            reporter_ip: dg.src.to_string(),
+            reporter_port: dg.src_port,
+            file_id: loc.file_id,
+            offset: loc.offset,
+            ..Default::default()
+        };
+        let is_vq = msg.content_type.is_some_and(|ct| {
+            let ct = String::from_utf8_lossy(ct).to_ascii_lowercase();
+            ct.starts_with("application/vq-rtcpxr")
+        });
+        if !self.keeps(loc.file_id) {
+            return Ok(());
+        }
+        if is_vq {
+            if let Some(r) = vq::parse(msg.body) {
+                for row in vq_rows(&r, &base) {
+                    self.qos.push(row)?;
+                    self.out.qos_rows += 1;
+                }
+            }
+        }
+        for stat in msg.rtp_stats() {
+            self.qos.push(stat_row(&stat, &base))?;
+            self.out.qos_rows += 1;
+        }
+        Ok(())
+    }
+
+    /// Window-reindex pre-roll: what a datagram from before the rebuilt files leaves in the state
+    /// (SDP media addresses, sender reports for round-trip times), without writing any row.
+    pub fn preroll(&mut self, dg: &Datagram<'_>) {
+        if dg.hep.is_some() {
+            return;
+        }
+        if sip::looks_like_sip(dg.payload) {
+            if let Ok(msg) = sip::parse(dg.payload) {
+                self.announce(dg, &msg);
+            }
+            return;
+        }
+        for pkt in rtcp::packets(dg.payload) {
+            let Ok(pkt) = pkt else { break };
+            if let RtcpPacket::SenderReport(sr) = pkt {
+                note_sr(&mut self.state.maps, sr.ssrc(), sr.ntp_middle(), dg.ts_ns);
+            }
+        }
+    }
+
+    /// Pre-roll: the latest capture time the files before the rebuilt ones reached, so that a
+    /// file `run` analysed apart as out of order (see `file`) is analysed apart again.
+    pub fn preroll_clock(&mut self, ts_ns: i64) {
+        self.state.clock_ns = Some(self.state.clock_ns.map_or(ts_ns, |c| c.max(ts_ns)));
+    }
+
+    /// Pre-roll: a round-trip time measured before the rebuilt files (stored `rtcp_reports`).
+    pub fn preroll_rtt(&mut self, ssrc: u32, rtt_ms: f64) {
+        self.state.maps.rtt_ms.insert(ssrc, rtt_ms);
+    }
+
+    /// Pre-roll: a stored stream `src → dst` ran until `ts_ns`. Its packets kept the announcement
+    /// of its conversation alive (the destination's, else the source's, as `datagram` picks it),
+    /// which the pre-roll, seeing only the SDP, would otherwise let expire early.
+    pub fn preroll_touch(&mut self, src: (IpAddr, u16), dst: (IpAddr, u16), ts_ns: i64) {
+        let m = &mut self.state.maps.announced;
+        let addr = if m.contains_key(&dst) { dst } else { src };
+        if let Some(a) = m.get_mut(&addr) {
+            a.last_ns = a.last_ns.max(ts_ns);
+        }
+    }
+
+    /// Window reindex: write only the RTCP and quality reports read from these files (the other
+    /// files are fed for the streams' sake; their reports stay as stored).
+    pub fn keep_reports_of(&mut self, files: std::collections::HashSet<u32>) {
+        self.report_files = Some(files);
+    }
+
+    fn keeps(&self, file_id: u32) -> bool {
+        self.report_files
+            .as_ref()
+            .is_none_or(|f| f.contains(&file_id))
+    }
+
+    /// Streams still open, in order of first packet.
+    pub fn open_streams(&self) -> &[StreamState] {
+        self.state.table.streams()
+    }
+
+    /// Records the SDP media addresses of a message; returns its Call-ID.
+    fn announce(&mut self, dg: &Datagram<'_>, msg: &sip::Message<'_>) -> Option<String> {
         let call_id = msg.call_id.map(|c| String::from_utf8_lossy(c).into_owned());
         if let (Some(call_id), Some(Ok(sdp))) = (&call_id, msg.sdp()) {
             for media in &sdp.media {
@@ -545,33 +642,7 @@ impl<'a> MediaPass<'a> {
                 }
             }
         }
-        let loc = dg.locations.first().copied().unwrap_or_default();
-        let base = QosReportRecord {
-            ts_ns: dg.ts_ns,
-            call_id: call_id.clone(),
-            reporter_ip: dg.src.to_string(),
-            reporter_port: dg.src_port,
-            file_id: loc.file_id,
-            offset: loc.offset,
-            ..Default::default()
-        };
-        let is_vq = msg.content_type.is_some_and(|ct| {
-            let ct = String::from_utf8_lossy(ct).to_ascii_lowercase();
-            ct.starts_with("application/vq-rtcpxr")
-        });
-        if is_vq {
-            if let Some(r) = vq::parse(msg.body) {
-                for row in vq_rows(&r, &base) {
-                    self.qos.push(row)?;
-                    self.out.qos_rows += 1;
-                }
-            }
-        }
-        for stat in msg.rtp_stats() {
-            self.qos.push(stat_row(&stat, &base))?;
-            self.out.qos_rows += 1;
-        }
-        Ok(())
+        call_id
     }
 
     fn rtcp(&mut self, dg: &Datagram<'_>, call: Option<String>) -> Result<(), StoreError> {
@@ -597,11 +668,7 @@ impl<'a> MediaPass<'a> {
             let Ok(pkt) = pkt else { break };
             match pkt {
                 RtcpPacket::SenderReport(sr) => {
-                    let v = m.sr_seen.entry(sr.ssrc()).or_default();
-                    if v.len() == 4 {
-                        v.remove(0);
-                    }
-                    v.push((sr.ntp_middle(), dg.ts_ns));
+                    note_sr(m, sr.ssrc(), sr.ntp_middle(), dg.ts_ns);
                     let mut any = false;
                     for b in sr.report_blocks() {
                         any = true;
@@ -703,10 +770,15 @@ impl<'a> MediaPass<'a> {
                 _ => {}
             }
         }
-        for r in rows {
+        for r in &rows {
             if let (Some(ssrc), Some(rtt)) = (r.source_ssrc, r.rtt_ms) {
                 m.rtt_ms.insert(ssrc, rtt);
             }
+        }
+        if !self.keeps(loc.file_id) {
+            return Ok(());
+        }
+        for r in rows {
             self.rtcp.push(r)?;
             self.out.rtcp_rows += 1;
         }
@@ -730,6 +802,20 @@ impl<'a> MediaPass<'a> {
         let mut row = stream_record(s, self.cfg.metrics, drops, rtt);
         row.span_duplicates_dropped = span_dups(&self.state.maps, &s.key);
         row
+    }
+
+    /// Window reindex: finish the report parts and return every stream row (closed and still
+    /// open) for the caller to select; neither the `rtp_streams` table nor the carried state is
+    /// written (the latest run's state stays the one the next `index` run continues).
+    pub fn finish_rows(mut self) -> Result<(Vec<RtpStreamRecord>, MediaOutcome), IndexError> {
+        let db = self.db;
+        let mut rows = std::mem::take(&mut self.finished);
+        for s in self.state.table.streams() {
+            rows.push(self.record(s));
+        }
+        self.rtcp.finish().map_err(|e| store_err(db, e))?;
+        self.qos.finish().map_err(|e| store_err(db, e))?;
+        Ok((rows, self.out))
     }
 
     /// Write the rows and the state; returns what the dialogs need.
@@ -783,6 +869,44 @@ impl<'a> MediaPass<'a> {
         self.state.save(db, self.run)?;
         Ok(self.out)
     }
+}
+
+/// Each call's media summary over all its stored streams starting within `span` (± a day), read
+/// back from `rtp_streams`; a call without streams gets the empty summary.
+pub(super) fn call_media(
+    db: &Path,
+    calls: &std::collections::HashSet<String>,
+    span: (i64, i64),
+) -> Result<HashMap<String, CallMedia>, IndexError> {
+    let day = 86_400_000_000_000i64;
+    let mut out: HashMap<String, CallMedia> = calls
+        .iter()
+        .map(|c| (c.clone(), CallMedia::default()))
+        .collect();
+    pq::for_each_row::<RtpStreamRecord>(
+        db,
+        DayRange::from_ns(
+            Some(span.0.saturating_sub(day)),
+            Some(span.1.saturating_add(day)),
+        ),
+        |r| {
+            if let Some(e) = r.call_id.as_deref().and_then(|c| out.get_mut(c)) {
+                fold_call(e, &r);
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+    Ok(out)
+}
+
+/// Keeps the last four SRs per sender (an RR's LSR echoes a recent one).
+fn note_sr(m: &mut Maps, ssrc: u32, ntp_middle: u32, ts_ns: i64) {
+    let v = m.sr_seen.entry(ssrc).or_default();
+    if v.len() == 4 {
+        v.remove(0);
+    }
+    v.push((ntp_middle, ts_ns));
 }
 
 fn fold_call(e: &mut CallMedia, r: &RtpStreamRecord) {
@@ -1036,8 +1160,11 @@ pub fn stream_record(
         }
         .into(),
         timeline: Some(
-            serde_json::json!({"width_s": s.timeline.width_s, "buckets": s.timeline.buckets})
-                .to_string(),
+            {
+                let t = s.timeline.settled();
+                serde_json::json!({"width_s": t.width_s, "buckets": t.buckets})
+            }
+            .to_string(),
         ),
     }
 }

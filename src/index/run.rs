@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
-use super::dialogs::{dialog_record, summary_of};
+use super::dialogs::{dialog_record, save_parts, summary_of};
 use super::media::{self, CallMedia, MediaConfig, MediaOutcome, MediaPass, MediaState};
 use super::scan::{scan_file, FileScan, Predecessor, ScanConfig};
 use super::IndexError;
@@ -79,15 +79,15 @@ pub struct NoProgress;
 impl Progress for NoProgress {}
 
 #[derive(Serialize, Deserialize)]
-struct Pending {
-    run: u64,
-    first_file_id: u32,
-    end_file_id: u32,
+pub(super) struct Pending {
+    pub(super) run: u64,
+    pub(super) first_file_id: u32,
+    pub(super) end_file_id: u32,
 }
 
 /// A dialog extended by a run is looked up among dialogs that started within a day of it.
-const DAY_NS: i64 = 86_400_000_000_000;
-const PENDING: &str = "pending.json";
+pub(super) const DAY_NS: i64 = 86_400_000_000_000;
+pub(super) const PENDING: &str = "pending.json";
 const LOCK: &str = "LOCK";
 
 /// The database lock: one writer at a time; released when dropped.
@@ -148,6 +148,7 @@ pub fn recover(db: &Path, catalog: &Catalog) -> Result<(), IndexError> {
         std::fs::remove_file(&pending_path).map_err(|e| IndexError::io(&pending_path, e))?;
     }
     media::prune_states(db, catalog.last_run, true);
+    super::dialogs::prune_parts(db, catalog.last_run, true);
     pq::recover(db).map_err(|e| store_err(db, e))?;
     Ok(())
 }
@@ -336,6 +337,14 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                     text_writer.add(&m).map_err(|e| store_err(db, e))?;
                     messages.push(m).map_err(|e| store_err(db, e))?;
                 }
+                // what this file gave each dialog, for a later window reindex (dialogs.rs)
+                save_parts(
+                    db,
+                    scan.file_id,
+                    run,
+                    &plan.scan.correlate.headers,
+                    &scan.dialogs,
+                )?;
                 for (id, d) in scan.dialogs {
                     match dialogs.get_mut(&id) {
                         Some(x) => x.merge(d),
@@ -477,13 +486,14 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     catalog.save(db)?;
     let _ = std::fs::remove_file(db.join(PENDING));
     media::prune_states(db, run, false);
+    super::dialogs::prune_parts(db, run, false);
     pq::recover(db).map_err(|e| store_err(db, e))?;
     report.files_indexed = new_files.len();
     report.elapsed = started.elapsed();
     Ok(report)
 }
 
-const REINDEX: &str = "reindex.json";
+pub(super) const REINDEX: &str = "reindex.json";
 
 /// Rebuild the tables and the text index from the captures in the catalog (e.g. after new leg
 /// correlation rules): the file list is saved first, so a rebuild killed half-way resumes from it.
@@ -492,12 +502,13 @@ pub fn reindex(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRep
     let list_path = db.join(REINDEX);
     let paths: Vec<PathBuf> = {
         let _lock = lock_db(db)?;
-        let paths = match std::fs::read(&list_path) {
-            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| IndexError::Corrupt {
-                path: list_path.clone(),
-                what: e.to_string(),
-            })?,
-            Err(_) => {
+        // a window job's marker (window.rs) is not a path list: a full rebuild replaces it
+        let pending: Option<Vec<PathBuf>> = std::fs::read(&list_path)
+            .ok()
+            .and_then(|bytes| serde_json::from_slice(&bytes).ok());
+        let paths = match pending {
+            Some(paths) => paths,
+            None => {
                 let catalog = Catalog::load(db)?;
                 let paths: Vec<PathBuf> = catalog
                     .files

@@ -598,8 +598,35 @@ pub fn upsert_rows_with<R: TableRow>(
     key: fn(&R) -> &str,
     order: fn(&R, &R) -> std::cmp::Ordering,
 ) -> Result<Vec<PartInfo>, StoreError> {
+    upsert_rows_removing(
+        db,
+        run,
+        records,
+        &HashSet::new(),
+        previous_days,
+        delete_superseded,
+        key,
+        order,
+    )
+}
+
+/// As [`upsert_rows_with`], also dropping the stored rows whose key is in `removed` (rows that no
+/// longer exist, e.g. a dialog whose only messages were in files a window reindex rebuilt). The
+/// days holding them must be among `previous_days`.
+#[allow(clippy::too_many_arguments)]
+pub fn upsert_rows_removing<R: TableRow>(
+    db: &Path,
+    run: u64,
+    records: Vec<R>,
+    removed: &HashSet<String>,
+    previous_days: &[NaiveDate],
+    delete_superseded: bool,
+    key: fn(&R) -> &str,
+    order: fn(&R, &R) -> std::cmp::Ordering,
+) -> Result<Vec<PartInfo>, StoreError> {
     let table = table_dir(db, R::TABLE);
-    let replaced: HashSet<String> = records.iter().map(|r| key(r).to_owned()).collect();
+    let mut replaced: HashSet<String> = records.iter().map(|r| key(r).to_owned()).collect();
+    replaced.extend(removed.iter().cloned());
     let mut by_day: BTreeMap<NaiveDate, Vec<R>> = BTreeMap::new();
     for d in previous_days {
         by_day.entry(*d).or_default();
@@ -662,6 +689,63 @@ pub fn upsert_rows_with<R: TableRow>(
         published.extend(parts);
     }
     Ok(published)
+}
+
+/// Deletes the rows `doomed` selects from the live parts of a table in `days`. Each part holding
+/// such rows is rewritten without them as a new part of `run` naming the old part in its footer
+/// (`sipidx.supersedes`); the old part stays on disk until [`recover`], so removing the run's
+/// parts ([`remove_parts`]) undoes the deletion, as for dialog rewrites. Parts without doomed
+/// rows are not touched. `on_deleted` sees every deleted row once. Returns the rows deleted.
+///
+/// Each candidate part is read twice (once to look, once to copy) rather than held in memory:
+/// a message part can hold millions of rows.
+pub fn delete_rows<R: TableRow>(
+    db: &Path,
+    run: u64,
+    days: DayRange,
+    doomed: impl Fn(&R) -> bool,
+    mut on_deleted: impl FnMut(R),
+) -> Result<u64, StoreError> {
+    let table = table_dir(db, R::TABLE);
+    let mut next_n = next_part_number(&table, run)?;
+    let mut deleted = 0;
+    for (day, dir) in list_days(&table)? {
+        if !days.contains(day) {
+            continue;
+        }
+        let (live, _) = live_day_parts(day, &dir)?;
+        for part in live {
+            let mut hits = 0u64;
+            read_part::<R>(&part.path, &mut |r| {
+                hits += u64::from(doomed(&r));
+                Ok(())
+            })?;
+            if hits == 0 {
+                continue;
+            }
+            let name = part
+                .path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .map(String::from)
+                .unwrap_or_default();
+            let mut writer = TableWriter::<R>::create_at(table.clone(), run, next_n, vec![name]);
+            // Even an emptied part is published: its footer is what retires the old one.
+            let open = writer.start_part(day)?;
+            writer.open.insert(day, open);
+            read_part::<R>(&part.path, &mut |r| {
+                if doomed(&r) {
+                    deleted += 1;
+                    on_deleted(r);
+                    Ok(())
+                } else {
+                    writer.push(r)
+                }
+            })?;
+            next_n += writer.finish()?.len() as u32;
+        }
+    }
+    Ok(deleted)
 }
 
 impl<R: TableRow> TableWriter<R> {
@@ -960,6 +1044,86 @@ mod tests {
             .map(|d| d.call_id)
             .collect();
         assert_eq!(ids, ["a", "b"]);
+    }
+
+    #[test]
+    fn delete_rows_rewrites_only_parts_holding_them_and_remove_parts_undoes_it() {
+        let db = tempfile::tempdir().unwrap();
+        let mut a: Vec<_> = (0..6).map(|i| msg(i, T0 + i64::from(i))).collect();
+        for (i, m) in a.iter_mut().enumerate() {
+            m.file_id = 1 + (i % 2) as u32;
+        }
+        write_messages(db.path(), 1, a, WriterOptions::default());
+        let mut b = msg(10, T0 + DAY_NS);
+        b.file_id = 2;
+        write_messages(db.path(), 2, vec![b], WriterOptions::default());
+        let mut gone = Vec::new();
+        let n = delete_rows::<MessageRecord>(
+            db.path(),
+            3,
+            DayRange::from_ns(Some(T0), Some(T0 + 1)),
+            |m| m.file_id == 2,
+            |m| gone.push(m.cseq_num.unwrap()),
+        )
+        .unwrap();
+        assert_eq!(n, 3);
+        assert_eq!(gone, [1, 3, 5], "only the day asked for");
+        let left: Vec<_> = read_messages(db.path(), None, None)
+            .unwrap()
+            .into_iter()
+            .map(|m| (m.cseq_num.unwrap(), m.file_id))
+            .collect();
+        assert_eq!(left, [(0, 1), (2, 1), (4, 1), (10, 2)]);
+        // a run that dies before its commit is undone by deleting its parts
+        remove_parts(db.path(), "messages", 3).unwrap();
+        assert_eq!(read_messages(db.path(), None, None).unwrap().len(), 7);
+        // committed: recover deletes the superseded part; nothing matching leaves parts alone
+        delete_rows::<MessageRecord>(
+            db.path(),
+            3,
+            DayRange::default(),
+            |m| m.file_id == 1,
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(recover(db.path()).unwrap(), 1);
+        assert_eq!(
+            files_under(&db.path().join("tables")),
+            [
+                "messages/date=2024-03-01/part-000003-00000.parquet",
+                "messages/date=2024-03-02/part-000002-00000.parquet",
+            ]
+        );
+        assert_eq!(read_messages(db.path(), None, None).unwrap().len(), 4);
+    }
+
+    #[test]
+    fn upsert_can_remove_rows_that_no_longer_exist() {
+        let db = tempfile::tempdir().unwrap();
+        upsert_dialogs(
+            db.path(),
+            1,
+            vec![
+                dialog("a", T0, DialogState::Answered),
+                dialog("b", T0 + 5, DialogState::Answered),
+            ],
+            &[],
+        )
+        .unwrap();
+        upsert_rows_removing(
+            db.path(),
+            2,
+            vec![dialog("a", T0, DialogState::Failed)],
+            &HashSet::from(["b".to_string()]),
+            &[day_of(T0)],
+            true,
+            |d: &DialogRecord| &d.call_id,
+            |a, b| a.call_id.cmp(&b.call_id),
+        )
+        .unwrap();
+        let all = read_dialogs(db.path(), &DialogFilter::default()).unwrap();
+        assert_eq!(all.len(), 1);
+        assert_eq!(all[0].state, DialogState::Failed);
     }
 
     #[test]
