@@ -8,6 +8,7 @@ test can check that the rest of the file after the hostile part is still read. T
 zstd-compressed (the readers take .zst) to keep the suite under 3 MB.
 
 Usage: scripts/craft_hostile.py [OUTDIR]   (default testdata/hostile)
+       scripts/craft_hostile.py --call-ids N PER_FILE OUTDIR   (N distinct Call-IDs as ring files)
 """
 import json
 import os
@@ -101,7 +102,30 @@ def write(name, data, zst=False):
     return os.path.basename(path)
 
 
+def many_call_ids_record(i):
+    """The i-th OPTIONS of the many-Call-IDs cases: Call-ID `c<i>`, 1000 per second of capture time."""
+    msg = f"OPTIONS sip:p SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK{i}\r\nFrom: <sip:a@h>;tag={i}\r\nTo: <sip:p@h>\r\nCall-ID: c{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".encode()
+    return record(sip_udp(msg, src="192.0.2.3", raw=True), sec=T0 + i // 1000, usec=i % 1000 * 1000)
+
+
+def many_call_ids(outdir, total, per_file):
+    """`total` OPTIONS with distinct Call-IDs as ring files of `per_file` each (`ring-00000.pcap`...),
+    too big to commit (1M is 226 MB): made at test time. Prints the file names."""
+    os.makedirs(outdir, exist_ok=True)
+    header = pcap_header(link=LINK_RAW)
+    for n, first in enumerate(range(0, total, per_file)):
+        name = os.path.join(outdir, f"ring-{n:05d}.pcap")
+        with open(name, "wb") as f:
+            f.write(header)
+            f.write(b"".join(many_call_ids_record(i) for i in range(first, min(first + per_file, total))))
+        print(name)
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--call-ids":
+        # scripts/craft_hostile.py --call-ids N PER_FILE OUTDIR
+        many_call_ids(sys.argv[4], int(sys.argv[2]), int(sys.argv[3]))
+        return
     os.makedirs(OUT, exist_ok=True)
     manifest = {}
     rnd = random.Random(6)
@@ -207,12 +231,12 @@ def main():
     d += sentinel(stem, raw=True)
     manifest[write(stem + ".pcap", d, zst=True)] = "100k half-open TCP streams with an unfinished request each, TCP OPTIONS, sentinel"
 
-    # 9. 100k distinct Call-IDs in tiny OPTIONS (1M would not fit the size budget even compressed).
+    # 9. 100k distinct Call-IDs in tiny OPTIONS (1M would not fit the size budget even compressed:
+    # tests/hostile.rs makes its 1M case at test time with --call-ids).
     stem = "many-call-ids"
     d = bytearray(pcap_header(link=LINK_RAW))
     for i in range(100_000):
-        msg = f"OPTIONS sip:p SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bK{i}\r\nFrom: <sip:a@h>;tag={i}\r\nTo: <sip:p@h>\r\nCall-ID: c{i}\r\nCSeq: 1 OPTIONS\r\nContent-Length: 0\r\n\r\n".encode()
-        d += record(sip_udp(msg, src="192.0.2.3", raw=True), sec=T0 + i // 1000, usec=i % 1000 * 1000)
+        d += many_call_ids_record(i)
     d += sentinel(stem, raw=True, sec=T0 + 200)
     manifest[write(stem + ".pcap", d, zst=True)] = "100,000 OPTIONS with distinct Call-IDs, sentinel"
 

@@ -11,5 +11,5 @@ shift $(( $# > 2 ? 2 : $# ))
 # only sipidx itself is rebuilt; cargo adds the fuzz crate's own entry to the copy.
 export CARGO_TARGET_DIR="$PWD/target"
 cp Cargo.lock fuzz/Cargo.lock
-(cd fuzz && cargo build --quiet)
+(cd fuzz && cargo build --quiet --no-default-features)
 exec "$CARGO_TARGET_DIR/debug/sipidx-fuzz" --seconds "$secs" --seed "$seed" "$@"

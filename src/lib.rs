@@ -2,13 +2,19 @@
 //! Data flows down the module list (source → decode → sip/rtp → index → store → query); never back up.
 #![deny(unsafe_code)]
 
+#[cfg(feature = "full")]
 pub mod capture;
+#[cfg(feature = "full")]
 pub mod cli;
 pub mod decode;
+#[cfg(feature = "full")]
 pub mod index;
+#[cfg(feature = "full")]
 pub mod output;
+#[cfg(feature = "full")]
 pub mod query;
 pub mod rtp;
 pub mod sip;
 pub mod source;
+#[cfg(feature = "full")]
 pub mod store;

@@ -787,6 +787,19 @@ fn hep_collector_rebuilds_packets_udp_and_tcp_with_password() {
     let rows = sipidx::store::parquet::read_messages(&db, None, None).unwrap();
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|m| m.hep_capture_id == Some(2001)));
+    assert_sound(&db);
+}
+
+/// `sipidx verify` finds nothing wrong with the DB.
+fn assert_sound(db: &Path) {
+    let o = bin().args(["verify", "--db"]).arg(db).output().unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -896,4 +909,6 @@ fn follow_mode_makes_a_captured_call_searchable_within_one_rotation() {
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(st.code(), Some(0));
+    // many incremental rounds, stopped by a signal: the DB is sound
+    assert_sound(&db);
 }

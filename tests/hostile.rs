@@ -303,3 +303,69 @@ fn search_while_index_writes_sees_only_whole_commits_and_a_second_index_refuses(
     assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
     assert!(seen.iter().all(|&n| (1..=last).contains(&n)), "{seen:?}");
 }
+
+/// Issue #6's "1M distinct Call-IDs": 1,000,000 OPTIONS with distinct Call-IDs as 50 ring files
+/// of 20,000 (198 MB, so made at test time by `craft_hostile.py --call-ids`, never committed),
+/// indexed under an address-space limit with two files per batch; the DB then holds one dialog per
+/// Call-ID and `verify` passes. Minutes in a debug build, so not in CI's `cargo test`:
+/// `cargo test --test hostile -- --ignored` (SIPIDX_HOSTILE_CALL_IDS=N for another count).
+/// Peak memory is reported in README "Resource bounds".
+#[test]
+#[ignore]
+fn a_million_call_ids_index_under_a_memory_limit() {
+    let n: u64 = std::env::var("SIPIDX_HOSTILE_CALL_IDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1_000_000);
+    let per_file = 20_000u64;
+    let tmp = tempfile::tempdir().unwrap();
+    let ring = tmp.path().join("ring");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/craft_hostile.py");
+    let o = Command::new("python3")
+        .arg(script)
+        .args(["--call-ids", &n.to_string(), &per_file.to_string()])
+        .arg(&ring)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let db = tmp.path().join("db");
+    let limit_kib = 3 * 1024 * 1024;
+    let exe = env!("CARGO_BIN_EXE_sipidx");
+    let o = Command::new("sh")
+        .arg("-c")
+        .arg(format!("ulimit -v {limit_kib} && exec \"$0\" \"$@\""))
+        .arg(exe)
+        .args([
+            "index",
+            "--settle",
+            "0s",
+            "--quiet",
+            "--json",
+            "-j",
+            "2",
+            "--batch-files",
+            "2",
+            "--db",
+        ])
+        .arg(&db)
+        .arg(&ring)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["files_indexed"], n.div_ceil(per_file), "{v}");
+    assert_eq!(v["sip_messages"], n, "{v}");
+    assert_eq!(v["dialogs"], n, "{v}");
+    let o = bin()
+        .args(["verify", "--json", "--db"])
+        .arg(&db)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["dialogs"], n);
+    assert_eq!(summary["messages"], n);
+    assert_eq!(summary["text_documents"], n);
+}

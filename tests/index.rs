@@ -42,6 +42,50 @@ fn index(db: &Path, paths: &[&Path], extra: &[&str]) -> Output {
     o
 }
 
+/// `sipidx verify --json`: exit status and the (type, check) of every finding.
+fn verify(db: &Path) -> (Option<i32>, Vec<(String, String)>) {
+    let o = bin()
+        .args(["verify", "--json", "--db"])
+        .arg(db)
+        .output()
+        .unwrap();
+    let found = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|v| v["type"] != "summary")
+        .map(|v| {
+            (
+                v["type"].as_str().unwrap().to_owned(),
+                v["check"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    (o.status.code(), found)
+}
+
+/// After a SIGKILL at `delay`: whatever the moment, `verify` may find only the traces of an
+/// interrupted run, which the next run completes or rolls back. True when it found any.
+fn verify_after_kill(db: &Path, delay: Duration) -> bool {
+    let (code, found) = verify(db);
+    assert!(code == Some(0) || code == Some(1), "{found:?}");
+    let unexpected: Vec<_> = found
+        .iter()
+        .filter(|(kind, check)| {
+            kind == "problem"
+                && !matches!(
+                    check.as_str(),
+                    "unfinished_run" | "uncommitted_part" | "superseded_part"
+                )
+        })
+        .collect();
+    assert!(
+        unexpected.is_empty(),
+        "after a kill at {delay:?}: {found:?}"
+    );
+    assert_eq!(code == Some(0), found.iter().all(|(k, _)| k != "problem"));
+    code == Some(1)
+}
+
 /// Dialog rows without the internal merge state, keyed by Call-ID, for comparisons.
 fn dialogs(db: &Path) -> BTreeMap<String, DialogRecord> {
     read_dialogs(db, &DialogFilter::default())
@@ -169,23 +213,39 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
         }
     }
     let clean = tmp.path().join("clean.db");
+    let started = std::time::Instant::now();
     index(&clean, &[&archive], &[]);
+    // kill moments spread over a whole run (and a bit past it), wherever the machine's speed puts
+    // its commit
+    let run_ms = (started.elapsed().as_millis() as u64 * 13 / 10).max(200);
     let want_messages = messages(&clean);
     let want_dialogs = dialogs(&clean);
 
     let db = tmp.path().join("killed.db");
-    // deterministic pseudo-random kill moments, from 0 to ~1.5 s
+    // the runs to be killed extend a DB that already holds committed rows and dialogs
+    index(&db, &[&archive.join("day0")], &[]);
+    // deterministic pseudo-random kill moments
     let mut seed: u64 = 0x5eed;
     let mut kills = 0;
-    for _ in 0..10 {
+    let mut interrupted = 0;
+    // ten kills, and up to ten more while none has caught a run in the middle (on a loaded
+    // machine the moments drift)
+    for k in 0..20 {
+        if k >= 10 && interrupted > 0 {
+            break;
+        }
+        // the archive grows a day every other run, so later runs still have work to be killed in
+        let days: Vec<PathBuf> = (0..=(1 + k / 2).min(5))
+            .map(|d| archive.join(format!("day{d}")))
+            .collect();
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis((seed >> 33) % 1500);
+        let delay = Duration::from_millis((seed >> 33) % run_ms);
         let mut child = bin()
             .args(["index", "--settle", "0s", "--quiet", "--db"])
             .arg(&db)
-            .arg(&archive)
+            .args(&days)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -196,8 +256,19 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
             kills += 1;
         }
         child.wait().unwrap();
+        interrupted += usize::from(verify_after_kill(&db, delay));
     }
+    assert!(
+        interrupted > 0,
+        "no kill caught a run in the middle ({kills} kills): the test tested nothing"
+    );
     index(&db, &[&archive], &[]);
+    let (code, found) = verify(&db);
+    assert_eq!(
+        code,
+        Some(0),
+        "after {kills} kills and a clean run: {found:?}"
+    );
     assert_eq!(
         messages(&db),
         want_messages,
@@ -625,10 +696,12 @@ fn sigkill_during_a_window_reindex_then_rerun_gives_the_clean_result() {
             killed_mid_run += usize::from(db.join("reindex.json").exists());
         }
         child.wait().unwrap();
+        verify_after_kill(&db, delay);
     }
     eprintln!("{killed_mid_run} kills landed inside a window reindex");
     reindex_window(&db, &since, &until);
     assert!(!db.join("reindex.json").exists());
+    assert_eq!(verify(&db).0, Some(0), "{:?}", verify(&db).1);
     assert_eq!(messages(&db), want_m);
     assert_eq!(dialogs(&db), want_d);
     assert_eq!(text_docs(&db), want_m.len());
@@ -972,9 +1045,11 @@ fn sigkill_during_a_media_window_reindex_then_rerun_gives_the_clean_result() {
             child.kill().unwrap(); // SIGKILL
         }
         child.wait().unwrap();
+        verify_after_kill(&db, delay);
     }
     reindex_window_with(&db, &since, &until, &extra);
     assert!(!db.join("reindex.json").exists());
+    assert_eq!(verify(&db).0, Some(0), "{:?}", verify(&db).1);
     assert_eq!(stream_rows(&db), want.0);
     assert_eq!(report_rows(&db), want.1);
     assert_eq!(dialogs(&db), want.2);

@@ -1,5 +1,6 @@
 //! Fuzz targets for sipidx: each takes arbitrary bytes and drives one stage the way the CLI does.
-//! A target must never panic, whatever the input; `main.rs` runs them under a mutation driver.
+//! A target must never panic, whatever the input; `main.rs` runs them under a mutation driver and
+//! `fuzz_targets/*.rs` under libFuzzer (`cargo fuzz run NAME`, scripts/cargo-fuzz.sh).
 
 use std::io::Write;
 use std::path::Path;
@@ -40,7 +41,28 @@ pub const TARGETS: &[Target] = &[
         name: "rtp_stat",
         run: rtp_stat,
     },
+    Target {
+        name: "packets",
+        run: packets,
+    },
+    Target {
+        name: "vq",
+        run: vq,
+    },
 ];
+
+/// Runs `f` with this process's scratch directory (for the targets that need a file), made once
+/// under `$TMPDIR` as `sipidx-fuzz-<pid>`: libFuzzer leaves by `exit`, so nothing would remove a
+/// `TempDir`; scripts/cargo-fuzz.sh points `TMPDIR` at a directory it deletes afterwards.
+pub fn with_scratch<T>(f: impl FnOnce(&Path) -> T) -> T {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    let dir = DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("sipidx-fuzz-{}", std::process::id()));
+        std::fs::create_dir_all(&d).expect("scratch dir");
+        d
+    });
+    f(dir)
+}
 
 fn write_tmp(data: &[u8], scratch: &Path) -> std::path::PathBuf {
     let p = scratch.join("input.pcap");
@@ -93,6 +115,87 @@ pub fn decode(data: &[u8], scratch: &Path) {
     }
     dec.finish(&mut sink);
     std::hint::black_box(dec.stats());
+}
+
+/// The decode layers without a file: the input is a series of packets, each a link type byte
+/// (see `LINK_TYPES`), a 16-bit big-endian length and that many bytes, fed to one `Decoder` with
+/// small limits (link, VLAN, tunnels, IPv4/IPv6 and defragmentation, UDP, TCP reassembly, HEP).
+/// Coverage guidance works best here: no file I/O between the bytes and the parsers.
+pub fn packets(data: &[u8], _: &Path) {
+    use sipidx::source::{linktype, Packet, PacketLocation};
+    const LINK_TYPES: [u32; 8] = [
+        linktype::ETHERNET,
+        linktype::RAW,
+        linktype::IPV4,
+        linktype::IPV6,
+        linktype::LINUX_SLL,
+        linktype::LINUX_SLL2,
+        linktype::NULL,
+        linktype::LOOP,
+    ];
+    let mut dec = Decoder::new(DecodeConfig {
+        max_fragment_bytes: 4096,
+        max_tcp_streams: 4,
+        max_tcp_buffer: 4096,
+        ..DecodeConfig::default()
+    });
+    let mut dedup = Deduplicator::new(DedupConfig {
+        span: true,
+        max_entries: 8,
+        ..DedupConfig::default()
+    });
+    let mut sink = |dg: &sipidx::decode::Datagram<'_>| {
+        std::hint::black_box(dedup.push(dg, dg.ts_ns));
+        payload(dg.payload);
+    };
+    let mut rest = data;
+    let mut ts_ns = 1_700_000_000_000_000_000i64;
+    let mut offset = 0u64;
+    while let [kind, hi, lo, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*hi, *lo])).min(tail.len());
+        let (bytes, next) = tail.split_at(len);
+        // the link type byte's high bits move the clock, so timeouts and windows are reached
+        ts_ns = ts_ns.saturating_add(i64::from(*kind >> 3) * 250_000_000);
+        let pkt = Packet {
+            ts_ns,
+            link_type: LINK_TYPES[usize::from(*kind & 7)],
+            interface_id: 0,
+            data: bytes,
+            orig_len: bytes.len() as u32,
+            location: PacketLocation {
+                file_id: 0,
+                offset,
+                record_len: bytes.len() as u32 + 16,
+            },
+        };
+        dec.decode(&pkt, &mut sink);
+        offset += u64::from(pkt.location.record_len);
+        rest = next;
+    }
+    dec.finish(&mut sink);
+    std::hint::black_box(dec.stats());
+}
+
+/// RFC 6035 vq-rtcpxr bodies, every accessor of both metric sections.
+pub fn vq(data: &[u8], _: &Path) {
+    let Some(r) = sipidx::rtp::vq::parse(data) else {
+        return;
+    };
+    std::hint::black_box((r.kind, &r.call_id, &r.local_addr, &r.remote_addr, r.bad_lines));
+    for m in [&r.local, &r.remote].into_iter().flatten() {
+        std::hint::black_box((
+            m.network_loss_pct(),
+            m.discard_pct(),
+            m.jitter_ms(),
+            m.mean_abs_jitter_ms(),
+            m.round_trip_ms(),
+            m.mos_lq(),
+            m.mos_cq(),
+            m.r_factor(),
+            m.codec(),
+            m.payload_type(),
+        ));
+    }
 }
 
 fn payload(b: &[u8]) {

@@ -40,6 +40,18 @@ pub enum Command {
     Streams(StreamsArgs),
     /// One call's media quality: measured per direction beside what the endpoints reported
     Quality(QualityArgs),
+    /// Check that a DB is sound: catalog, Parquet parts, text index, capture files. Exit status 0
+    /// sound, 1 problems found (each printed with its file), 2 the DB could not be checked
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// One JSON object per finding, then a summary object (NDJSON)
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]

@@ -8,6 +8,7 @@ mod grep;
 mod index;
 mod media;
 mod query;
+mod verify;
 
 use std::process::ExitCode;
 
@@ -33,6 +34,7 @@ pub fn main() -> ExitCode {
         args::Command::Stats(a) => query::run_stats(a),
         args::Command::Streams(a) => media::streams(a),
         args::Command::Quality(a) => media::quality(a),
+        args::Command::Verify(a) => verify::run(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -94,8 +94,8 @@ fn part_name(run: u64, n: u32) -> String {
     format!("part-{run:06}-{n:05}.parquet")
 }
 
-/// Parses `part-<run>-<n>.parquet`; anything else (including `.tmp`) is not a part.
-fn parse_part_name(name: &str) -> Option<(u64, u32)> {
+/// Parses `part-<run>-<n>.parquet` into (run, n); anything else (including `.tmp`) is not a part.
+pub fn parse_part_name(name: &str) -> Option<(u64, u32)> {
     let stem = name.strip_prefix("part-")?.strip_suffix(".parquet")?;
     let (run, n) = stem.split_once('-')?;
     Some((run.parse().ok()?, n.parse().ok()?))
@@ -439,7 +439,8 @@ pub fn for_each_row<R: TableRow>(
     Ok(())
 }
 
-fn read_part<R: TableRow>(
+/// Every row of one part file, live or not (`index::verify` checks parts one by one).
+pub fn read_part<R: TableRow>(
     path: &Path,
     each: &mut impl FnMut(R) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
