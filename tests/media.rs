@@ -822,3 +822,37 @@ fn span_duplicates_are_duplicates_not_loss_and_dedup_counts_them_per_stream() {
         assert_eq!(r["span_duplicates_dropped"], 50);
     }
 }
+
+#[test]
+fn no_media_indexes_sip_only_and_leaves_stored_streams_alone() {
+    let tmp = tempfile::tempdir().unwrap();
+    let crafted = tmp.path().join("crafted.pcap");
+    write_pcap(&crafted, &crafted_call());
+    let full = tmp.path().join("full.db");
+    let sip_only = tmp.path().join("sip-only.db");
+    index(&full, &[&crafted], &[]);
+    index(&sip_only, &[&crafted], &["--no-media"]);
+    assert!(!stream_map(&full).is_empty() && !rtcp_rows(&full).is_empty());
+    assert!(stream_map(&sip_only).is_empty());
+    assert!(rtcp_rows(&sip_only).is_empty() && qos_rows(&sip_only).is_empty());
+    // the SIP side is the same
+    let sip = |db: &Path| {
+        read_dialogs(db, &DialogFilter::default())
+            .unwrap()
+            .into_iter()
+            .map(|d| (d.call_id, d.state, d.final_status, d.messages))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sip(&sip_only), sip(&full));
+
+    // a SIP-only run after a media run: what the media run stored stays
+    let ring = tmp.path().join("ring");
+    std::fs::create_dir(&ring).unwrap();
+    let files = split(&testdata("corpus/sip-rtp-single-call.pcap"), &ring, 3);
+    let mixed = tmp.path().join("mixed.db");
+    index(&mixed, &[&files[0]], &[]);
+    let before = stream_map(&mixed);
+    assert!(!before.is_empty());
+    index(&mixed, &[&files[1], &files[2]], &["--no-media"]);
+    assert_eq!(stream_map(&mixed), before);
+}

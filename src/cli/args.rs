@@ -317,6 +317,10 @@ pub struct IndexArgs {
     /// `rfc3550` (RFC 3550 A.1/A.3 expected/lost, A.8 jitter); see README "RTP metrics"
     #[arg(long, value_enum, default_value = "wireshark")]
     pub metrics: MetricsMode,
+    /// Index SIP only: no RTP/RTCP analysis, no media reports (the media tables are left as they
+    /// are; streams open in earlier runs carry on in the next run that analyses media)
+    #[arg(long)]
+    pub no_media: bool,
     /// No progress bar or summary on stderr
     #[arg(short, long)]
     pub quiet: bool,

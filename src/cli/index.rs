@@ -95,6 +95,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
                 ..DecodeConfig::default()
             },
             dedup: dedup_config(&a.dedup, !a.no_hep)?,
+            analyse: !a.no_media,
         },
     };
     if a.follow {

@@ -49,6 +49,9 @@ pub struct MediaConfig {
     /// SPAN duplicates are dropped (and counted per stream) when `dedup.span` is on; HEP mirrors
     /// concern signalling only and are left to the SIP scan.
     pub dedup: DedupConfig,
+    /// False for a SIP-only run (`index --no-media`): files are not read for media, and the
+    /// carried state passes to the next run unchanged.
+    pub analyse: bool,
 }
 
 impl Default for MediaConfig {
@@ -57,6 +60,7 @@ impl Default for MediaConfig {
             metrics: Metrics::Wireshark,
             decode: DecodeConfig::default(),
             dedup: DedupConfig::default(),
+            analyse: true,
         }
     }
 }
@@ -290,6 +294,9 @@ impl<'a> MediaPass<'a> {
     /// analysed on its own, with fresh state, and its streams are closed at its end. The carried
     /// state is left untouched for the files that do follow on in time.
     pub fn file(&mut self, path: &Path, file_id: u32) -> Result<(), IndexError> {
+        if !self.cfg.analyse {
+            return Ok(());
+        }
         let first = open_capture(path, file_id)
             .ok()
             .and_then(|mut r| r.next_packet().ok().flatten().map(|p| p.ts_ns));

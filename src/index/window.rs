@@ -592,6 +592,10 @@ fn rebuild_media(
 ) -> Result<MediaRebuild, IndexError> {
     let db = &plan.db;
     let mut out = MediaRebuild::default();
+    if !plan.media.analyse {
+        // `--no-media`: the stored media rows stay as they are
+        return Ok(out);
+    }
     let reach = media::IDLE_NS + media::EVICT_EVERY_NS;
 
     // stored streams: those starting in the span are replaced; those running into it continue
