@@ -96,6 +96,8 @@ pub struct RunReader<T> {
     path: PathBuf,
     lines: BufReader<zstd::Decoder<'static, BufReader<File>>>,
     buf: String,
+    /// After an error the reader ends: a damaged stream yields one error, not one per call.
+    failed: bool,
     _item: std::marker::PhantomData<T>,
 }
 
@@ -109,6 +111,7 @@ impl<T: DeserializeOwned> RunReader<T> {
             path: path.to_path_buf(),
             lines: BufReader::with_capacity(64 * 1024, dec),
             buf: String::new(),
+            failed: false,
             _item: std::marker::PhantomData,
         })
     }
@@ -116,10 +119,13 @@ impl<T: DeserializeOwned> RunReader<T> {
     /// The next line as it is (for a header line that is not an item).
     pub fn next_line(&mut self) -> Result<Option<&str>, IndexError> {
         self.buf.clear();
-        let n = self
-            .lines
-            .read_line(&mut self.buf)
-            .map_err(|e| IndexError::io(&self.path, e))?;
+        if self.failed {
+            return Ok(None);
+        }
+        let n = self.lines.read_line(&mut self.buf).map_err(|e| {
+            self.failed = true;
+            IndexError::io(&self.path, e)
+        })?;
         Ok((n > 0).then_some(self.buf.trim_end()))
     }
 }
@@ -129,10 +135,14 @@ impl<T: DeserializeOwned> Iterator for RunReader<T> {
     fn next(&mut self) -> Option<Self::Item> {
         let path = self.path.clone();
         match self.next_line() {
-            Ok(Some(line)) => Some(serde_json::from_str(line).map_err(|e| IndexError::Corrupt {
-                path,
-                what: e.to_string(),
-            })),
+            Ok(Some(line)) => {
+                let item = serde_json::from_str(line).map_err(|e| IndexError::Corrupt {
+                    path,
+                    what: e.to_string(),
+                });
+                self.failed = item.is_err();
+                Some(item)
+            }
             Ok(None) => None,
             Err(e) => Some(Err(e)),
         }
@@ -366,9 +376,11 @@ mod tests {
         let mut w = RunWriter::create(&p).unwrap();
         w.push(&(1u32, "a")).unwrap();
         w.push("not a pair").unwrap();
+        w.push(&(2u32, "b")).unwrap();
         w.finish().unwrap();
         let r: Vec<_> = RunReader::<(u32, String)>::open(&p).unwrap().collect();
         assert!(r[0].is_ok() && r[1].is_err());
+        assert_eq!(r.len(), 2, "a reader ends at its first error");
         std::fs::write(&p, b"\x28\xb5\x2f\xfd garbage").unwrap();
         let r: Vec<_> = RunReader::<(u32, String)>::open(&p).unwrap().collect();
         assert!(r.iter().any(Result::is_err));
