@@ -222,7 +222,7 @@ fn scan_messages(
         preroll(pred, &mut decoder, held.dedup_mut());
     }
     let mut malformed = 0u64;
-    let mut stop = false;
+    let stop = std::cell::Cell::new(false);
     let now_ns = std::cell::Cell::new(0i64);
     let packet_index = std::cell::Cell::new(0u64);
     let hep_ids = hep_side_table(path);
@@ -231,8 +231,8 @@ fn scan_messages(
             if let Some(m) = r.mirrored_by {
                 rec.hep_mirror_capture_id = Some(m.capture_id.unwrap_or(0));
             }
-            if !stop {
-                stop = !each(rec, seen);
+            if !stop.get() {
+                stop.set(!each(rec, seen));
             }
         }
     };
@@ -272,7 +272,7 @@ fn scan_messages(
         held.push(dg, now_ns.get(), make, &mut emit);
     };
     let mut error = None;
-    loop {
+    while !stop.get() {
         match reader.next_packet() {
             Ok(Some(p)) => {
                 stats.packets += 1;
@@ -392,6 +392,7 @@ pub fn scan_file_streaming(
         ));
     }
     let rest = fold.take_sorted();
+    let spilled = runs.len() as u64;
     let mut sources = spill::merge_runs::<DialogSummary>(&spill, &format!("f{file_id}"), runs, by_call_id)?;
     sources.push(Box::new(rest.into_iter().map(Ok)));
     let mut parts = PartsWriter::create(to.db, file_id, to.run, &cfg.correlate.headers)?;
@@ -408,23 +409,22 @@ pub fn scan_file_streaming(
         ..Default::default()
     };
     scan.stats.sip_messages = sent;
-    scan.stats.dialog_spills = scan_spills(&spill, file_id);
+    scan.stats.dialog_spills = spilled;
+    remove_spills(&spill, file_id);
     Ok(scan)
 }
 
-fn scan_spills(dir: &Path, file_id: u32) -> u64 {
+/// Deletes a file's spilled runs once its parts are written.
+fn remove_spills(dir: &Path, file_id: u32) {
     let prefix = format!("f{file_id}-");
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return 0;
+        return;
     };
-    let mut n = 0;
     for e in entries.flatten() {
         if e.file_name().to_string_lossy().starts_with(&prefix) {
-            n += 1;
             let _ = std::fs::remove_file(e.path());
         }
     }
-    n
 }
 
 /// Summaries in Call-ID order.
