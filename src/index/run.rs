@@ -437,7 +437,7 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
 /// Tantivy refuses a writer heap below 15 MB per thread.
 pub const MIN_TEXT_MEMORY: usize = 15 << 20;
 /// Message rows per chunk sent from a scanning thread to the writer.
-const CHUNK_ROWS: usize = 4096;
+const CHUNK_ROWS: usize = 1024;
 /// Chunks a scanning thread may have queued before it waits for the writer.
 const CHUNKS_AHEAD: usize = 2;
 
