@@ -413,7 +413,15 @@ fn spilled_dialogs_give_the_same_rows_as_dialogs_held_in_memory() {
     };
     let index = |db: &Path, budget: &str| {
         let o = bin()
-            .args(["index", "--settle", "0s", "--quiet", "--dialog-memory", budget, "--db"])
+            .args([
+                "index",
+                "--settle",
+                "0s",
+                "--quiet",
+                "--dialog-memory",
+                budget,
+                "--db",
+            ])
             .arg(db)
             .arg(&pcap)
             .output()

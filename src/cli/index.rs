@@ -71,8 +71,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         threads: a.threads,
         batch_files: a.batch_files,
         dialog_memory: usize::try_from(
-            super::capture::parse_size(&a.dialog_memory, 1 << 20)
-                .context("--dialog-memory")?,
+            super::capture::parse_size(&a.dialog_memory, 1 << 20).context("--dialog-memory")?,
         )
         .unwrap_or(usize::MAX),
         text_memory: usize::try_from(

@@ -175,7 +175,11 @@ impl PartsWriter {
 
     /// The next summary; Call-IDs must come in increasing order (identical content, same bytes).
     pub fn push(&mut self, d: &DialogSummary) -> Result<(), IndexError> {
-        if self.last.as_deref().is_some_and(|l| l >= d.call_id.as_str()) {
+        if self
+            .last
+            .as_deref()
+            .is_some_and(|l| l >= d.call_id.as_str())
+        {
             return Err(IndexError::Corrupt {
                 path: self.path.clone(),
                 what: format!("dialog parts out of order at {:?}", d.call_id),
@@ -248,7 +252,11 @@ fn opt_len(s: &Option<String>) -> usize {
 pub fn approx_bytes(d: &DialogSummary) -> usize {
     use crate::sip::dialog::{FinalResponse, RegisterOk, RegisterRequest, Timed};
     use std::mem::size_of;
-    let strings = |v: &[String]| v.iter().map(|s| s.len() + size_of::<String>()).sum::<usize>();
+    let strings = |v: &[String]| {
+        v.iter()
+            .map(|s| s.len() + size_of::<String>())
+            .sum::<usize>()
+    };
     let first = d.first.as_ref().map_or(0, |f| {
         f.method.len()
             + opt_len(&f.from_user)
@@ -285,7 +293,9 @@ pub fn approx_bytes(d: &DialogSummary) -> usize {
             .sum::<usize>()
         + d.register_oks
             .iter()
-            .map(|r| size_of::<RegisterOk>() + r.bindings.iter().map(|b| b.0.len() + 32).sum::<usize>())
+            .map(|r| {
+                size_of::<RegisterOk>() + r.bindings.iter().map(|b| b.0.len() + 32).sum::<usize>()
+            })
             .sum::<usize>()
         + strings(&d.user_agents)
         + strings(&d.x_call_ids)

@@ -292,7 +292,10 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         n => n,
     };
     // files scanned at once: each holds a HEP window, a few row chunks and its dialog budget
-    let workers = threads.min(plan.batch_files.max(1)).min(new_files.len()).max(1);
+    let workers = threads
+        .min(plan.batch_files.max(1))
+        .min(new_files.len())
+        .max(1);
     let worker_budget = plan.dialog_memory / workers;
     let mut receivers = Vec::with_capacity(new_files.len());
     let mut senders = Vec::with_capacity(new_files.len());
@@ -539,9 +542,13 @@ fn dialog_stage(
     }
 
     // 4b. the stored dialogs of the days this run may touch, sorted by Call-ID
-    let mut old_rows = spill::Sorter::<OldRow>::new(&dir, "old", budget, |a, b| a.call_id.cmp(&b.call_id), |o| {
-        o.call_id.len() + o.summary.as_ref().map_or(0, String::len)
-    });
+    let mut old_rows = spill::Sorter::<OldRow>::new(
+        &dir,
+        "old",
+        budget,
+        |a, b| a.call_id.cmp(&b.call_id),
+        |o| o.call_id.len() + o.summary.as_ref().map_or(0, String::len),
+    );
     let mut media_recs: HashMap<String, DialogRecord> = HashMap::new();
     if wlo <= whi {
         // a call extended by this run started at most a day before its first message here
@@ -587,14 +594,15 @@ fn dialog_stage(
         },
         |f| approx_bytes(&f.summary),
     );
-    let mut unmatched = |o: OldRow, media_only: &mut Vec<DialogRecord>, replaced: &mut HashSet<String>| {
-        if o.in_window {
-            if let Some(rec) = media_recs.remove(&o.call_id) {
-                replaced.insert(o.call_id);
-                media_only.push(rec);
+    let mut unmatched =
+        |o: OldRow, media_only: &mut Vec<DialogRecord>, replaced: &mut HashSet<String>| {
+            if o.in_window {
+                if let Some(rec) = media_recs.remove(&o.call_id) {
+                    replaced.insert(o.call_id);
+                    media_only.push(rec);
+                }
             }
-        }
-    };
+        };
     for (i, d) in spill::RunReader::<DialogSummary>::open(&new_path)?.enumerate() {
         let mut d = d?;
         let mut old_media = None;
@@ -614,7 +622,11 @@ fn dialog_stage(
             if o.in_window {
                 previous_days.insert(pq::day_of(o.start_ns));
                 old_media = Some(o.media);
-                if let Some(prev) = o.summary.as_deref().and_then(|s| serde_json::from_str(s).ok()) {
+                if let Some(prev) = o
+                    .summary
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                {
                     d.merge(prev);
                 }
             }
@@ -655,7 +667,11 @@ fn dialog_stage(
     drop(outcome);
     let groups = correlate_groups(&legs, &plan.scan.correlate);
     let with_media = |mut r: DialogRecord, old: Option<[Option<f64>; 3]>| {
-        let m = media_out.calls.get(&r.call_id).map(|m| [m.worst_mos, m.max_loss_pct, m.max_jitter_ms]).or(old);
+        let m = media_out
+            .calls
+            .get(&r.call_id)
+            .map(|m| [m.worst_mos, m.max_loss_pct, m.max_jitter_ms])
+            .or(old);
         if let Some([mos, loss, jitter]) = m {
             r.worst_mos = mos;
             r.max_loss_pct = loss;
@@ -672,24 +688,38 @@ fn dialog_stage(
         })
         .peekable();
     let mut error: Option<IndexError> = None;
-    let mut finals = finals.finish()?.map_while(|f| match f {
-        Ok(f) => {
-            let corr = legs.call_id(groups[f.leg as usize] as usize).to_string();
-            Some(with_media(dialog_record(&f.summary, corr, &flooders), f.old_media))
-        }
-        Err(e) => {
-            error = Some(e);
-            None
-        }
-    }).peekable();
+    let mut finals = finals
+        .finish()?
+        .map_while(|f| match f {
+            Ok(f) => {
+                let corr = legs.call_id(groups[f.leg as usize] as usize).to_string();
+                Some(with_media(
+                    dialog_record(&f.summary, corr, &flooders),
+                    f.old_media,
+                ))
+            }
+            Err(e) => {
+                error = Some(e);
+                None
+            }
+        })
+        .peekable();
     let rows = std::iter::from_fn(|| match (finals.peek(), media_only.peek()) {
         (Some(a), Some(b)) if dialog_order(b, a).is_lt() => media_only.next(),
         (Some(_), _) => finals.next(),
         (None, _) => media_only.next(),
     });
     let previous: Vec<_> = previous_days.into_iter().collect();
-    pq::upsert_sorted(db, run, rows, &previous, &|r: &DialogRecord| replaced.contains(&r.call_id), false, dialog_order)
-        .map_err(|e| store_err(db, e))?;
+    pq::upsert_sorted(
+        db,
+        run,
+        rows,
+        &previous,
+        &|r: &DialogRecord| replaced.contains(&r.call_id),
+        false,
+        dialog_order,
+    )
+    .map_err(|e| store_err(db, e))?;
     if let Some(e) = error {
         return Err(e);
     }

@@ -8,8 +8,8 @@ use super::dialogs::{approx_bytes, merge_by_call_id, PartsWriter};
 use super::spill;
 use super::IndexError;
 use crate::decode::{
-    Datagram, DecodeConfig, DecodeStats, Decoder, DedupConfig, DelayBuffer, DelayLimits,
-    Deduplicator, Released,
+    Datagram, DecodeConfig, DecodeStats, Decoder, DedupConfig, Deduplicator, DelayBuffer,
+    DelayLimits, Released,
 };
 use crate::sip::correlate::CorrelateConfig;
 use crate::sip::dialog::{DialogSummary, Seen};
@@ -393,7 +393,8 @@ pub fn scan_file_streaming(
     }
     let rest = fold.take_sorted();
     let spilled = runs.len() as u64;
-    let mut sources = spill::merge_runs::<DialogSummary>(&spill, &format!("f{file_id}"), runs, by_call_id)?;
+    let mut sources =
+        spill::merge_runs::<DialogSummary>(&spill, &format!("f{file_id}"), runs, by_call_id)?;
     sources.push(Box::new(rest.into_iter().map(Ok)));
     let mut parts = PartsWriter::create(to.db, file_id, to.run, &cfg.correlate.headers)?;
     for d in merge_by_call_id(spill::Merge::new(sources, by_call_id)) {

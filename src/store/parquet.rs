@@ -764,8 +764,10 @@ pub fn upsert_sorted<R: TableRow>(
                 if let Some(h) = head {
                     let better = match best {
                         None => true,
-                        Some(b) => order(h, sources[b].1.as_ref().expect("best has a head"))
-                            == std::cmp::Ordering::Less,
+                        Some(b) => {
+                            order(h, sources[b].1.as_ref().expect("best has a head"))
+                                == std::cmp::Ordering::Less
+                        }
                     };
                     if better {
                         best = Some(i);
