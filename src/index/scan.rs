@@ -153,8 +153,10 @@ struct Fold {
     span: Option<(i64, i64)>,
 }
 
-/// A map entry's cost beside the summary: the key's copy of the Call-ID and the table slot.
-const ENTRY_BYTES: usize = std::mem::size_of::<String>() + 16;
+/// A map entry's cost beside the summary: the key (its copy of the Call-ID is counted apart), the
+/// control byte, and the free slots of a table kept at most 7/8 full.
+const ENTRY_BYTES: usize =
+    std::mem::size_of::<String>() + 1 + std::mem::size_of::<(String, DialogSummary)>() / 7;
 
 impl Fold {
     fn observe(&mut self, rec: &MessageRecord, seen: Seen, cfg: &ScanConfig) {
@@ -174,7 +176,8 @@ impl Fold {
             None => {
                 let mut d = DialogSummary::new(&rec.call_id);
                 d.observe_with(seen, &msg, &cfg.correlate);
-                self.bytes += approx_bytes(&d) + ENTRY_BYTES + rec.call_id.len();
+                self.bytes +=
+                    approx_bytes(&d) + ENTRY_BYTES + rec.call_id.len().next_multiple_of(16) + 16;
                 self.dialogs.insert(rec.call_id.clone(), d);
             }
         }

@@ -1265,6 +1265,73 @@ mod tests {
     }
 
     #[test]
+    fn upsert_merges_several_old_parts_with_sorted_new_rows_batch_by_batch() {
+        let db = tempfile::tempdir().unwrap();
+        // two live parts in one day (plain appends), each sorted, more rows than a merge batch
+        let n = MERGE_BATCH_ROWS as i64 * 2 + 7;
+        for (run, parity) in [(1, 0), (2, 1)] {
+            let mut w =
+                TableWriter::<DialogRecord>::create(db.path(), run, WriterOptions::default())
+                    .unwrap();
+            for i in (0..n).filter(|i| i % 2 == parity) {
+                w.push(dialog(
+                    &format!("c{i:05}"),
+                    T0 + i * 10,
+                    DialogState::Answered,
+                ))
+                .unwrap();
+            }
+            w.finish().unwrap();
+        }
+        // new rows: one replaces c00004 (and moves it), one is new; c00003 is dropped as replaced
+        let new = vec![
+            dialog("c00004", T0 + 15, DialogState::Failed),
+            dialog("zz", T0 + 10 * n, DialogState::Answered),
+        ];
+        let keys = ["c00004", "c00003"];
+        let order = |a: &DialogRecord, b: &DialogRecord| {
+            (a.start_ns, &a.call_id).cmp(&(b.start_ns, &b.call_id))
+        };
+        let parts = upsert_sorted(
+            db.path(),
+            3,
+            new.into_iter(),
+            &[],
+            &|r: &DialogRecord| keys.contains(&r.call_id.as_str()),
+            true,
+            order,
+        )
+        .unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].rows, n as u64);
+        let mut got = Vec::new();
+        read_part::<DialogRecord>(&parts[0].path, &mut |d| {
+            got.push((d.start_ns - T0, d.call_id, d.state));
+            Ok(())
+        })
+        .unwrap();
+        assert!(got
+            .windows(2)
+            .all(|w| (w[0].0, &w[0].1) < (w[1].0, &w[1].1)));
+        assert_eq!(
+            got[..3].iter().map(|g| g.1.as_str()).collect::<Vec<_>>(),
+            ["c00000", "c00001", "c00002"]
+        );
+        assert_eq!(got[3], (15, "c00004".to_string(), DialogState::Failed));
+        assert_eq!(got[4].1, "c00005");
+        assert_eq!(got.last().unwrap().1, "zz");
+        // rows that go back to an earlier day are refused, not written out of order
+        let back = vec![
+            dialog("a", T0 + DAY_NS, DialogState::Answered),
+            dialog("b", T0, DialogState::Answered),
+        ];
+        let err = upsert_sorted(db.path(), 4, back.into_iter(), &[], &|_| false, true, order)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("day order"), "{err}");
+    }
+
+    #[test]
     fn superseded_parts_left_by_a_crash_are_hidden_then_removed() {
         let db = tempfile::tempdir().unwrap();
         upsert_dialogs(
