@@ -262,7 +262,7 @@ pub fn approx_bytes(d: &DialogSummary) -> usize {
     use crate::sip::dialog::{FinalResponse, RegisterOk, RegisterRequest, Timed};
     use std::mem::size_of;
     let strings = |v: &[String]| {
-        block(v.len() * size_of::<String>()) + v.iter().map(|s| block(s.len())).sum::<usize>()
+        block(std::mem::size_of_val(v)) + v.iter().map(|s| block(s.len())).sum::<usize>()
     };
     let first = d.first.as_ref().map_or(0, |f| {
         block(f.method.len())
@@ -279,7 +279,7 @@ pub fn approx_bytes(d: &DialogSummary) -> usize {
             + opt_len(&f.x_call_id)
     });
     let finals = |v: &[FinalResponse]| {
-        block(v.len() * size_of::<FinalResponse>())
+        block(std::mem::size_of_val(v))
             + v.iter()
                 .map(|f| block(f.method.len()) + block(f.reason.len()))
                 .sum::<usize>()
