@@ -299,9 +299,15 @@ pub struct IndexArgs {
     /// Worker threads (default: one per core)
     #[arg(short = 'j', long, default_value_t = 0)]
     pub threads: usize,
-    /// Files scanned at once; bounds memory (each file's SIP rows are held until written)
+    /// Files scanned at once (at most -j); each holds its HEP window and a few chunks of rows
     #[arg(long, default_value_t = 8, value_name = "N")]
     pub batch_files: usize,
+    /// Memory for dialog summaries (e.g. 256MiB); beyond it sorted runs spill into DB/spill/
+    #[arg(long, default_value = "256MiB", value_name = "SIZE")]
+    pub dialog_memory: String,
+    /// Heap of the full-text index writer (at least 15MiB); a segment is written when it fills
+    #[arg(long, default_value = "200MB", value_name = "SIZE")]
+    pub text_memory: String,
     /// Extra header linking the legs of one call (repeatable), besides X-Call-ID / X-CID
     #[arg(long = "correlate-header", value_name = "NAME")]
     pub correlate_headers: Vec<String>,

@@ -3,7 +3,7 @@ use std::io::IsTerminal;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{IndexArgs, MetricsMode};
@@ -70,6 +70,14 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         settle: Duration::from_nanos(parse_duration(&a.settle)?.max(0) as u64),
         threads: a.threads,
         batch_files: a.batch_files,
+        dialog_memory: usize::try_from(
+            super::capture::parse_size(&a.dialog_memory, 1 << 20).context("--dialog-memory")?,
+        )
+        .unwrap_or(usize::MAX),
+        text_memory: usize::try_from(
+            super::capture::parse_size(&a.text_memory, 1 << 20).context("--text-memory")?,
+        )
+        .unwrap_or(usize::MAX),
         scan: ScanConfig {
             decode: DecodeConfig {
                 hep: !a.no_hep,

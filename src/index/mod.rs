@@ -6,6 +6,7 @@ pub mod dialogs;
 pub mod media;
 pub mod run;
 pub mod scan;
+pub mod spill;
 pub mod verify;
 pub mod window;
 

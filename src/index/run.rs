@@ -11,23 +11,23 @@
 //!
 //! A run that dies before 5 is rolled back by the next run: its parts, documents and media state
 //! are removed, and the superseded dialog and stream parts become live again.
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
-use super::dialogs::{dialog_record, save_parts, summary_of};
-use super::media::{self, CallMedia, MediaConfig, MediaOutcome, MediaPass, MediaState};
-use super::scan::{scan_file, FileScan, Predecessor, ScanConfig};
+use super::dialogs::{approx_bytes, dialog_record, merge_by_call_id, read_parts, LegKeys};
+use super::media::{self, MediaConfig, MediaOutcome, MediaPass, MediaState};
+use super::scan::{by_call_id, scan_file_streaming, FileScan, Predecessor, ScanConfig, StreamTo};
+use super::spill::{self, RunWriter};
 use super::IndexError;
-use crate::sip::correlate::correlate_dialogs;
+use crate::sip::correlate::correlate_groups;
 use crate::sip::dialog::DialogSummary;
-use crate::store::parquet::{self as pq, DialogFilter, TableWriter, WriterOptions};
-use crate::store::record::MessageRecord;
+use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};
+use crate::store::record::{DialogRecord, MessageRecord};
 use crate::store::text_index::TextIndex;
 use crate::store::{self, StoreError};
 
@@ -40,8 +40,14 @@ pub struct IndexPlan {
     /// Worker threads (0: one per core).
     pub threads: usize,
     pub scan: ScanConfig,
-    /// Files scanned at once; bounds memory (each file's rows are held until written).
+    /// Files scanned at once (at most `threads`); each holds its HEP window, a few chunks of
+    /// message rows and its share of `dialog_memory`.
     pub batch_files: usize,
+    /// Bytes of dialog summaries held in memory by the run (shared by the files scanned at once,
+    /// then by each step of the dialog stage); beyond it sorted runs spill to `<db>/spill/`.
+    pub dialog_memory: usize,
+    /// Heap of the tantivy writer of the message text index: a segment is flushed when full.
+    pub text_memory: usize,
     /// RTP/RTCP analysis settings (metric definitions).
     pub media: MediaConfig,
 }
@@ -149,16 +155,9 @@ pub fn recover(db: &Path, catalog: &Catalog) -> Result<(), IndexError> {
     }
     media::prune_states(db, catalog.last_run, true);
     super::dialogs::prune_parts(db, catalog.last_run, true);
+    spill::remove_all(db)?;
     pq::recover(db).map_err(|e| store_err(db, e))?;
     Ok(())
-}
-
-fn call_media_of(r: &crate::store::record::DialogRecord) -> CallMedia {
-    CallMedia {
-        worst_mos: r.worst_mos,
-        max_loss_pct: r.max_loss_pct,
-        max_jitter_ms: r.max_jitter_ms,
-    }
 }
 
 struct Candidate {
@@ -247,15 +246,12 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     progress.start(new_files.len(), new_files.iter().map(|c| c.size).sum());
 
     // 3. scan in parallel, batch by batch; write rows in file order so output is deterministic
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(plan.threads)
-        .build()
-        .map_err(|e| IndexError::io(db, std::io::Error::other(e)))?;
     let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
-    let mut text_writer = text.writer(1, 200_000_000).map_err(|e| store_err(db, e))?;
+    let mut text_writer = text
+        .writer(1, plan.text_memory.max(MIN_TEXT_MEMORY))
+        .map_err(|e| store_err(db, e))?;
     let mut messages = TableWriter::<MessageRecord>::create(db, run, WriterOptions::default())
         .map_err(|e| store_err(db, e))?;
-    let mut dialogs: HashMap<String, DialogSummary> = HashMap::new();
     let mut rate: HashMap<(std::net::IpAddr, i64), u32> = HashMap::new();
     let mut entries: Vec<CatalogFile> = Vec::new();
     // each new file's predecessor in its ring: the previous file of its directory, known or new
@@ -285,13 +281,30 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             })
             .collect()
     };
-    let batch = plan.batch_files.max(1);
     let media_state = MediaState::load(db, catalog.last_run)?;
     let media_files: Vec<(PathBuf, u32)> = new_files
         .iter()
         .enumerate()
         .map(|(i, c)| (c.path.clone(), first_id + i as u32))
         .collect();
+    let threads = match plan.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    };
+    // files scanned at once: each holds a HEP window, a few row chunks and its dialog budget
+    let workers = threads
+        .min(plan.batch_files.max(1))
+        .min(new_files.len())
+        .max(1);
+    let worker_budget = plan.dialog_memory / workers;
+    let mut receivers = Vec::with_capacity(new_files.len());
+    let mut senders = Vec::with_capacity(new_files.len());
+    for _ in &new_files {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ScanEvent>(CHUNKS_AHEAD);
+        senders.push(std::sync::Mutex::new(Some(tx)));
+        receivers.push(rx);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
     std::thread::scope(|scope| -> Result<(), IndexError> {
         // The media pass is sequential over the files in order; it overlaps the parallel SIP scan.
         let media_thread = scope.spawn(|| -> Result<MediaOutcome, IndexError> {
@@ -301,79 +314,92 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             }
             pass.finish()
         });
-        for (chunk_no, chunk) in new_files.chunks(batch).enumerate() {
-            let base = first_id + (chunk_no * batch) as u32;
-            let scans: Vec<FileScan> = pool.install(|| {
-                chunk
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, c)| {
-                        let k = (base - first_id) as usize + i;
-                        scan_file(
-                            &c.path,
-                            base + i as u32,
-                            predecessors[k].as_ref(),
-                            &plan.scan,
-                        )
-                    })
-                    .collect()
-            });
-            for (c, scan) in chunk.iter().zip(scans) {
-                progress.file_done(&c.path, c.size, scan.stats.packets);
-                report.packets += scan.stats.packets;
-                report.bytes += c.size;
-                report.messages += scan.stats.sip_messages;
-                report.malformed_sip += scan.stats.malformed_sip;
-                if let Some(off) = scan.stats.truncated_at {
-                    report.files_truncated.push((c.path.clone(), off));
-                }
-                if let Some(off) = scan.stats.corrupt_at {
-                    report.files_corrupt.push((c.path.clone(), off));
-                }
-                if let Some(e) = &scan.error {
-                    report.files_failed.push((c.path.clone(), e.clone()));
-                }
-                for m in scan.messages {
-                    text_writer.add(&m).map_err(|e| store_err(db, e))?;
-                    messages.push(m).map_err(|e| store_err(db, e))?;
-                }
-                // what this file gave each dialog, for a later window reindex (dialogs.rs)
-                save_parts(
+        // Workers take files in order and stream each file's rows through its own bounded
+        // channel; this thread writes the channels in file order, so output is deterministic.
+        // Deadlock-free: the lowest file not yet written is always claimed by a worker (files are
+        // claimed in order) and that worker's channel is the one being drained.
+        for _ in 0..workers {
+            let (senders, next, new_files, predecessors) =
+                (&senders, &next, &new_files, &predecessors);
+            scope.spawn(move || loop {
+                let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let Some(slot) = senders.get(k) else { break };
+                let Some(tx) = slot.lock().ok().and_then(|mut s| s.take()) else {
+                    break;
+                };
+                let mut send_rows = |rows| tx.send(ScanEvent::Rows(rows)).is_ok();
+                let mut to = StreamTo {
                     db,
-                    scan.file_id,
                     run,
-                    &plan.scan.correlate.headers,
-                    &scan.dialogs,
-                )?;
-                for (id, d) in scan.dialogs {
-                    match dialogs.get_mut(&id) {
-                        Some(x) => x.merge(d),
-                        None => {
-                            dialogs.insert(id, d);
+                    chunk_rows: CHUNK_ROWS,
+                    messages: &mut send_rows,
+                    dialog_budget: worker_budget,
+                };
+                let scan = scan_file_streaming(
+                    &new_files[k].path,
+                    first_id + k as u32,
+                    predecessors[k].as_ref(),
+                    &plan.scan,
+                    &mut to,
+                );
+                let failed = scan.is_err();
+                if tx.send(ScanEvent::Done(Box::new(scan))).is_err() || failed {
+                    break;
+                }
+            });
+        }
+        for (c, rx) in new_files.iter().zip(receivers) {
+            let scan = loop {
+                match rx.recv() {
+                    Ok(ScanEvent::Rows(rows)) => {
+                        for m in rows {
+                            text_writer.add(&m).map_err(|e| store_err(db, e))?;
+                            messages.push(m).map_err(|e| store_err(db, e))?;
                         }
                     }
+                    Ok(ScanEvent::Done(scan)) => break (*scan)?,
+                    Err(_) => {
+                        return Err(IndexError::io(
+                            &c.path,
+                            std::io::Error::other("a scanning thread died"),
+                        ))
+                    }
                 }
-                for (k, n) in scan.request_rate {
-                    *rate.entry(k).or_default() += n;
-                }
-                entries.push(CatalogFile {
-                    id: scan.file_id,
-                    path: c.path.to_string_lossy().into_owned(),
-                    size: c.size,
-                    fingerprint: c.fingerprint.clone(),
-                    mtime_ns: c.mtime_ns,
-                    run,
-                    packets: scan.stats.packets,
-                    sip_messages: scan.stats.sip_messages,
-                    first_ts_ns: scan.stats.first_ts_ns,
-                    last_ts_ns: scan.stats.last_ts_ns,
-                    truncated_at: scan.stats.truncated_at,
-                    malformed_sip: scan.stats.malformed_sip,
-                    hep_mirrors: scan.stats.hep_mirrors,
-                    span_duplicates: scan.stats.span_duplicates,
-                    error: scan.error.clone(),
-                });
+            };
+            progress.file_done(&c.path, c.size, scan.stats.packets);
+            report.packets += scan.stats.packets;
+            report.bytes += c.size;
+            report.messages += scan.stats.sip_messages;
+            report.malformed_sip += scan.stats.malformed_sip;
+            if let Some(off) = scan.stats.truncated_at {
+                report.files_truncated.push((c.path.clone(), off));
             }
+            if let Some(off) = scan.stats.corrupt_at {
+                report.files_corrupt.push((c.path.clone(), off));
+            }
+            if let Some(e) = &scan.error {
+                report.files_failed.push((c.path.clone(), e.clone()));
+            }
+            for (k, n) in scan.request_rate {
+                *rate.entry(k).or_default() += n;
+            }
+            entries.push(CatalogFile {
+                id: scan.file_id,
+                path: c.path.to_string_lossy().into_owned(),
+                size: c.size,
+                fingerprint: c.fingerprint.clone(),
+                mtime_ns: c.mtime_ns,
+                run,
+                packets: scan.stats.packets,
+                sip_messages: scan.stats.sip_messages,
+                first_ts_ns: scan.stats.first_ts_ns,
+                last_ts_ns: scan.stats.last_ts_ns,
+                truncated_at: scan.stats.truncated_at,
+                malformed_sip: scan.stats.malformed_sip,
+                hep_mirrors: scan.stats.hep_mirrors,
+                span_duplicates: scan.stats.span_duplicates,
+                error: scan.error.clone(),
+            });
         }
         progress.phase("writing tables");
         messages.finish().map_err(|e| store_err(db, e))?;
@@ -389,92 +415,9 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         text_writer.finish().map_err(|e| store_err(db, e))?;
 
         // 4. dialogs: merge with what earlier runs stored, correlate, rewrite the days touched
-        report.dialogs = dialogs.len() as u64;
-        let touched: Vec<String> = {
-            let mut v: Vec<String> = dialogs.keys().cloned().collect();
-            v.sort();
-            v
-        };
-        let (mut lo, mut hi) = (i64::MAX, i64::MIN);
-        for d in dialogs.values() {
-            if let Some(s) = d.start_ns {
-                lo = lo.min(s);
-                hi = hi.max(s);
-            }
-        }
-        // calls whose media changed need their row even when no new SIP message touched them
-        if let Some((a, b)) = media_out.span {
-            lo = lo.min(a);
-            hi = hi.max(b);
-        }
-        let mut old_media: HashMap<String, CallMedia> = HashMap::new();
-        let mut media_only = Vec::new();
-        let mut previous_days = BTreeSet::new();
-        if lo <= hi {
-            // a call extended by this run started at most a day before its first message here
-            let filter = DialogFilter {
-                since_ns: Some(lo.saturating_sub(DAY_NS)),
-                until_ns: Some(hi.saturating_add(DAY_NS)),
-                ..Default::default()
-            };
-            let old = pq::read_dialogs(db, &filter).map_err(|e| store_err(db, e))?;
-            for rec in old {
-                if let Some(d) = dialogs.get_mut(&rec.call_id) {
-                    previous_days.insert(pq::day_of(rec.start_ns));
-                    old_media.insert(rec.call_id.clone(), call_media_of(&rec));
-                    if let Some(prev) = summary_of(&rec) {
-                        d.merge(prev);
-                    }
-                } else if media_out.calls.contains_key(&rec.call_id) {
-                    media_only.push(rec);
-                }
-            }
-        }
-        let summaries: Vec<DialogSummary> = touched.iter().map(|id| dialogs[id].clone()).collect();
-        // A flood is a high request rate from a source whose calls and registrations almost all fail:
-        // a busy SBC sends as many INVITEs per minute as a scanner, but its calls get answered.
-        let mut outcome: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
-        for d in &summaries {
-            if let Some(f) = &d.first {
-                let e = outcome.entry(f.src_ip).or_default();
-                e.0 += 1;
-                let ok = matches!(
-                    d.state(),
-                    crate::sip::dialog::DialogState::Answered
-                        | crate::sip::dialog::DialogState::Registered
-                        | crate::sip::dialog::DialogState::Unregistered
-                );
-                e.1 += ok as u64;
-            }
-        }
-        let flooders: BTreeSet<std::net::IpAddr> = rate
-            .iter()
-            .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
-            .map(|((ip, _), _)| *ip)
-            .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
-            .collect();
-        let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
-        let with_media = |mut r: crate::store::record::DialogRecord| {
-            let m = media_out
-                .calls
-                .get(&r.call_id)
-                .or_else(|| old_media.get(&r.call_id));
-            if let Some(m) = m {
-                r.worst_mos = m.worst_mos;
-                r.max_loss_pct = m.max_loss_pct;
-                r.max_jitter_ms = m.max_jitter_ms;
-            }
-            r
-        };
-        let records: Vec<_> = summaries
-            .iter()
-            .zip(correlation)
-            .map(|(d, corr)| with_media(dialog_record(d, corr, &flooders)))
-            .chain(media_only.into_iter().map(with_media))
-            .collect();
-        let previous: Vec<_> = previous_days.into_iter().collect();
-        pq::upsert_dialogs_with(db, run, records, &previous, false)
-            .map_err(|e| store_err(db, e))?;
+        progress.phase("dialogs");
+        let ids: Vec<u32> = entries.iter().map(|e| e.id).collect();
+        report.dialogs = dialog_stage(plan, run, &ids, &rate, &media_out)?;
         Ok(())
     })?;
 
@@ -485,12 +428,302 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     catalog.last_run = run;
     catalog.save(db)?;
     let _ = std::fs::remove_file(db.join(PENDING));
+    spill::remove_all(db)?;
     media::prune_states(db, run, false);
     super::dialogs::prune_parts(db, run, false);
     pq::recover(db).map_err(|e| store_err(db, e))?;
     report.files_indexed = new_files.len();
     report.elapsed = started.elapsed();
     Ok(report)
+}
+
+/// Tantivy refuses a writer heap below 15 MB per thread.
+pub const MIN_TEXT_MEMORY: usize = 15 << 20;
+/// Message rows per chunk sent from a scanning thread to the writer.
+const CHUNK_ROWS: usize = 1024;
+/// Chunks a scanning thread may have queued before it waits for the writer.
+const CHUNKS_AHEAD: usize = 2;
+
+enum ScanEvent {
+    Rows(Vec<MessageRecord>),
+    Done(Box<Result<FileScan, IndexError>>),
+}
+
+/// What an earlier run stored for a dialog, kept for the merge-join with this run's dialogs.
+#[derive(Serialize, Deserialize)]
+struct OldRow {
+    call_id: String,
+    start_ns: i64,
+    /// Within a day of this run's dialogs: merged into the new summary (outside, only replaced).
+    in_window: bool,
+    media: [Option<f64>; 3],
+    summary: Option<String>,
+}
+
+/// A dialog of this run, final, waiting to be written in table order.
+#[derive(Serialize, Deserialize)]
+struct FinalDialog {
+    /// Its index in Call-ID order: the key of its correlation group.
+    leg: u32,
+    old_media: Option<[Option<f64>; 3]>,
+    summary: DialogSummary,
+}
+
+fn dialog_order(a: &DialogRecord, b: &DialogRecord) -> std::cmp::Ordering {
+    (a.start_ns, &a.call_id).cmp(&(b.start_ns, &b.call_id))
+}
+
+/// Step 4 of a run, in bounded memory (README "Resource bounds"): merge the new files' dialog
+/// parts by Call-ID, merge-join them with the stored dialogs of the days they may extend, keep
+/// only the packed correlation keys while the final summaries spill in table order, then rewrite
+/// the touched day partitions as a stream. Returns the number of this run's dialogs.
+fn dialog_stage(
+    plan: &IndexPlan,
+    run: u64,
+    file_ids: &[u32],
+    rate: &HashMap<(std::net::IpAddr, i64), u32>,
+    media_out: &MediaOutcome,
+) -> Result<u64, IndexError> {
+    let db = &plan.db;
+    let dir = spill::spill_dir(db, run);
+    let budget = plan.dialog_memory.max(1);
+
+    // 4a. this run's dialogs, merged across files, once to a sorted run (read twice below)
+    let mut groups: Vec<PathBuf> = Vec::new();
+    let mut sources = Vec::new();
+    for (i, chunk) in file_ids.chunks(spill::FAN_IN).enumerate() {
+        let mut readers = Vec::new();
+        for id in chunk {
+            readers.push(Box::new(read_parts(db, *id, run)?) as Box<dyn Iterator<Item = _> + Send>);
+        }
+        let merged = merge_by_call_id(spill::Merge::new(readers, by_call_id));
+        if file_ids.len() <= spill::FAN_IN {
+            sources.push(merged);
+            break;
+        }
+        let path = dir.join(format!("new-g{i}.jsonl.zst"));
+        let mut w = RunWriter::create(&path)?;
+        for d in merged {
+            w.push(&d?)?;
+        }
+        groups.push(w.finish()?);
+    }
+    let new_path = dir.join("new.jsonl.zst");
+    let (mut lo, mut hi, mut count) = (i64::MAX, i64::MIN, 0u64);
+    {
+        let mut w = RunWriter::create(&new_path)?;
+        let mut put = |d: DialogSummary| -> Result<(), IndexError> {
+            if let Some(s) = d.start_ns {
+                lo = lo.min(s);
+                hi = hi.max(s);
+            }
+            count += 1;
+            w.push(&d)
+        };
+        if groups.is_empty() {
+            for src in sources {
+                for d in src {
+                    put(d?)?;
+                }
+            }
+        } else {
+            let readers = spill::merge_runs::<DialogSummary>(&dir, "new", groups, by_call_id)?;
+            for d in merge_by_call_id(spill::Merge::new(readers, by_call_id)) {
+                put(d?)?;
+            }
+        }
+        w.finish()?;
+    }
+    // calls whose media changed need their row even when no new SIP message touched them
+    let (mut wlo, mut whi) = (lo, hi);
+    if let Some((a, b)) = media_out.span {
+        wlo = wlo.min(a);
+        whi = whi.max(b);
+    }
+
+    // 4b. the stored dialogs of the days this run may touch, sorted by Call-ID
+    let mut old_rows = spill::Sorter::<OldRow>::new(
+        &dir,
+        "old",
+        budget,
+        |a, b| a.call_id.cmp(&b.call_id),
+        |o| o.call_id.len() + o.summary.as_ref().map_or(0, String::len),
+    );
+    let mut media_recs: HashMap<String, DialogRecord> = HashMap::new();
+    if wlo <= whi {
+        // a call extended by this run started at most a day before its first message here
+        let (since, until) = (wlo.saturating_sub(DAY_NS), whi.saturating_add(DAY_NS));
+        let mut failed = None;
+        pq::for_each_row::<DialogRecord>(db, DayRange::from_ns(Some(since), Some(until)), |rec| {
+            let in_window = rec.start_ns >= since && rec.start_ns < until;
+            if in_window && media_out.calls.contains_key(&rec.call_id) {
+                media_recs.insert(rec.call_id.clone(), rec.clone());
+            }
+            let row = OldRow {
+                in_window,
+                media: [rec.worst_mos, rec.max_loss_pct, rec.max_jitter_ms],
+                start_ns: rec.start_ns,
+                summary: rec.summary,
+                call_id: rec.call_id,
+            };
+            if let Err(e) = old_rows.push(row) {
+                failed = Some(e);
+            }
+            Ok(())
+        })
+        .map_err(|e| store_err(db, e))?;
+        if let Some(e) = failed {
+            return Err(e);
+        }
+    }
+
+    // 4c. merge-join; keep the correlation keys and per-source outcomes; spill in table order
+    let mut old = old_rows.finish()?.peekable();
+    let mut legs = LegKeys::default();
+    let mut outcome: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
+    let mut previous_days = BTreeSet::new();
+    let mut replaced: HashSet<String> = HashSet::new();
+    let mut media_only: Vec<DialogRecord> = Vec::new();
+    let mut finals = spill::Sorter::<FinalDialog>::new(
+        &dir,
+        "final",
+        budget,
+        |a, b| {
+            (a.summary.start_ns.unwrap_or(0), &a.summary.call_id)
+                .cmp(&(b.summary.start_ns.unwrap_or(0), &b.summary.call_id))
+        },
+        |f| approx_bytes(&f.summary),
+    );
+    let mut unmatched =
+        |o: OldRow, media_only: &mut Vec<DialogRecord>, replaced: &mut HashSet<String>| {
+            if o.in_window {
+                if let Some(rec) = media_recs.remove(&o.call_id) {
+                    replaced.insert(o.call_id);
+                    media_only.push(rec);
+                }
+            }
+        };
+    for (i, d) in spill::RunReader::<DialogSummary>::open(&new_path)?.enumerate() {
+        let mut d = d?;
+        let mut old_media = None;
+        while let Some(o) = old.peek() {
+            let o_key = match o {
+                Ok(o) => o.call_id.as_str(),
+                Err(_) => "",
+            };
+            if o.is_ok() && o_key > d.call_id.as_str() {
+                break;
+            }
+            let o = old.next().expect("peeked")?;
+            if o.call_id < d.call_id {
+                unmatched(o, &mut media_only, &mut replaced);
+                continue;
+            }
+            if o.in_window {
+                previous_days.insert(pq::day_of(o.start_ns));
+                old_media = Some(o.media);
+                if let Some(prev) = o
+                    .summary
+                    .as_deref()
+                    .and_then(|s| serde_json::from_str(s).ok())
+                {
+                    d.merge(prev);
+                }
+            }
+            replaced.insert(o.call_id);
+        }
+        legs.push(&d);
+        if let Some(f) = &d.first {
+            let e = outcome.entry(f.src_ip).or_default();
+            e.0 += 1;
+            let ok = matches!(
+                d.state(),
+                crate::sip::dialog::DialogState::Answered
+                    | crate::sip::dialog::DialogState::Registered
+                    | crate::sip::dialog::DialogState::Unregistered
+            );
+            e.1 += ok as u64;
+        }
+        finals.push(FinalDialog {
+            leg: i as u32,
+            old_media,
+            summary: d,
+        })?;
+    }
+    for o in old {
+        unmatched(o?, &mut media_only, &mut replaced);
+    }
+    let _ = std::fs::remove_file(&new_path);
+
+    // 4d. floods, legs; then the rows in table order
+    // A flood is a high request rate from a source whose calls and registrations almost all fail:
+    // a busy SBC sends as many INVITEs per minute as a scanner, but its calls get answered.
+    let flooders: BTreeSet<std::net::IpAddr> = rate
+        .iter()
+        .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
+        .map(|((ip, _), _)| *ip)
+        .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
+        .collect();
+    drop(outcome);
+    let groups = correlate_groups(&legs, &plan.scan.correlate);
+    let with_media = |mut r: DialogRecord, old: Option<[Option<f64>; 3]>| {
+        let m = media_out
+            .calls
+            .get(&r.call_id)
+            .map(|m| [m.worst_mos, m.max_loss_pct, m.max_jitter_ms])
+            .or(old);
+        if let Some([mos, loss, jitter]) = m {
+            r.worst_mos = mos;
+            r.max_loss_pct = loss;
+            r.max_jitter_ms = jitter;
+        }
+        r
+    };
+    media_only.sort_by(dialog_order);
+    let mut media_only = media_only
+        .into_iter()
+        .map(|r| {
+            let old = Some([r.worst_mos, r.max_loss_pct, r.max_jitter_ms]);
+            with_media(r, old)
+        })
+        .peekable();
+    let mut error: Option<IndexError> = None;
+    let mut finals = finals
+        .finish()?
+        .map_while(|f| match f {
+            Ok(f) => {
+                let corr = legs.call_id(groups[f.leg as usize] as usize).to_string();
+                Some(with_media(
+                    dialog_record(&f.summary, corr, &flooders),
+                    f.old_media,
+                ))
+            }
+            Err(e) => {
+                error = Some(e);
+                None
+            }
+        })
+        .peekable();
+    let rows = std::iter::from_fn(|| match (finals.peek(), media_only.peek()) {
+        (Some(a), Some(b)) if dialog_order(b, a).is_lt() => media_only.next(),
+        (Some(_), _) => finals.next(),
+        (None, _) => media_only.next(),
+    });
+    let previous: Vec<_> = previous_days.into_iter().collect();
+    pq::upsert_sorted(
+        db,
+        run,
+        rows,
+        &previous,
+        &|r: &DialogRecord| replaced.contains(&r.call_id),
+        false,
+        dialog_order,
+    )
+    .map_err(|e| store_err(db, e))?;
+    if let Some(e) = error {
+        return Err(e);
+    }
+    Ok(count)
 }
 
 pub(super) const REINDEX: &str = "reindex.json";

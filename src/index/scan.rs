@@ -2,10 +2,14 @@
 //! dialog summaries. Files are scanned in parallel; everything returned merges commutatively.
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
+use super::dialogs::{approx_bytes, merge_by_call_id, PartsWriter};
+use super::spill;
+use super::IndexError;
 use crate::decode::{
-    Datagram, DecodeConfig, DecodeStats, Decoder, DedupConfig, Deduplicator, Verdict,
+    Datagram, DecodeConfig, DecodeStats, Decoder, DedupConfig, Deduplicator, DelayBuffer,
+    DelayLimits, Released,
 };
 use crate::sip::correlate::CorrelateConfig;
 use crate::sip::dialog::{DialogSummary, Seen};
@@ -18,6 +22,9 @@ pub struct ScanConfig {
     pub decode: DecodeConfig,
     pub correlate: CorrelateConfig,
     pub dedup: DedupConfig,
+    /// How many kept messages (and bytes) may wait out the HEP mirror window; beyond it the
+    /// oldest leaves early (counted in `released_early`).
+    pub delay: DelayLimits,
     /// Requests (INVITE, REGISTER) per source IP per minute above which a source is a flood.
     pub flood_per_minute: u32,
 }
@@ -28,6 +35,7 @@ impl Default for ScanConfig {
             decode: DecodeConfig::default(),
             correlate: CorrelateConfig::default(),
             dedup: DedupConfig::default(),
+            delay: DelayLimits::default(),
             flood_per_minute: 300,
         }
     }
@@ -48,6 +56,10 @@ pub struct FileStats {
     pub hep_mirrors: u64,
     /// SPAN duplicates dropped (only with dedup on).
     pub span_duplicates: u64,
+    /// Messages that left the HEP window early because it was full (`ScanConfig::delay`).
+    pub released_early: u64,
+    /// Sorted runs of dialog summaries spilled over the budget (streaming scans only).
+    pub dialog_spills: u64,
     pub decode: DecodeStats,
 }
 
@@ -59,6 +71,8 @@ pub struct FileScan {
     pub dialogs: HashMap<String, DialogSummary>,
     /// INVITE/REGISTER counts per (source, minute): a count, so it merges across files exactly.
     pub request_rate: HashMap<(IpAddr, i64), u32>,
+    /// Earliest and latest capture time of the file's SIP messages (bounds its dialogs' starts).
+    pub dialog_span: Option<(i64, i64)>,
     pub stats: FileStats,
     /// The file could not be opened or broke off; rows read before the break are kept.
     pub error: Option<String>,
@@ -128,153 +142,306 @@ fn hep_side_table(path: &Path) -> Vec<(u64, u64, u32)> {
     out
 }
 
-/// Scan `path` as file `file_id`, after replaying the tail of its predecessor in the ring.
-pub fn scan_file(
+/// Dialog summaries and request rates folded from a file's messages as they leave the scan.
+#[derive(Default)]
+struct Fold {
+    dialogs: HashMap<String, DialogSummary>,
+    rate: HashMap<(IpAddr, i64), u32>,
+    /// [`approx_bytes`] of `dialogs` plus the map's own cost per entry.
+    bytes: usize,
+    /// Earliest first message of any dialog of the file, latest message.
+    span: Option<(i64, i64)>,
+}
+
+/// A map entry's cost beside the summary: the key (its copy of the Call-ID is counted apart), the
+/// control byte, and the free slots of a table kept at most 7/8 full.
+const ENTRY_BYTES: usize =
+    std::mem::size_of::<String>() + 1 + std::mem::size_of::<(String, DialogSummary)>() / 7;
+
+impl Fold {
+    fn observe(&mut self, rec: &MessageRecord, seen: Seen, cfg: &ScanConfig) {
+        let Ok(msg) = sip::parse(rec.text.as_bytes()) else {
+            return;
+        };
+        self.span = Some(match self.span {
+            Some((a, b)) => (a.min(seen.ts_ns), b.max(seen.ts_ns)),
+            None => (seen.ts_ns, seen.ts_ns),
+        });
+        match self.dialogs.get_mut(&rec.call_id) {
+            Some(d) => {
+                let before = approx_bytes(d);
+                d.observe_with(seen, &msg, &cfg.correlate);
+                self.bytes = (self.bytes + approx_bytes(d)).saturating_sub(before);
+            }
+            None => {
+                let mut d = DialogSummary::new(&rec.call_id);
+                d.observe_with(seen, &msg, &cfg.correlate);
+                self.bytes +=
+                    approx_bytes(&d) + ENTRY_BYTES + rec.call_id.len().next_multiple_of(16) + 16;
+                self.dialogs.insert(rec.call_id.clone(), d);
+            }
+        }
+        if matches!(msg.method(), Some(b"INVITE") | Some(b"REGISTER"))
+            && msg.to.and_then(|t| t.tag).is_none()
+        {
+            *self
+                .rate
+                .entry((seen.src_ip, seen.ts_ns.div_euclid(60_000_000_000)))
+                .or_default() += 1;
+        }
+    }
+
+    /// The dialogs so far, sorted by Call-ID; the fold starts afresh (rates stay).
+    fn take_sorted(&mut self) -> Vec<DialogSummary> {
+        let mut v: Vec<DialogSummary> = self.dialogs.drain().map(|(_, d)| d).collect();
+        v.sort_by(|a, b| a.call_id.cmp(&b.call_id));
+        self.dialogs.shrink_to_fit();
+        self.bytes = 0;
+        v
+    }
+}
+
+/// Decode `path` (after its predecessor's tail) and hand every kept SIP message to `each` once
+/// its HEP mirror window has passed; `each` returns false to stop early. Returns the file's
+/// statistics and the error that ended it, if any.
+fn scan_messages(
     path: &Path,
     file_id: u32,
     predecessor: Option<&Predecessor>,
     cfg: &ScanConfig,
-) -> FileScan {
-    let mut scan = FileScan {
-        file_id,
-        ..Default::default()
-    };
+    each: &mut dyn FnMut(MessageRecord, Seen) -> bool,
+) -> (FileStats, Option<String>) {
+    let mut stats = FileStats::default();
     let mut reader = match open_capture(path, file_id) {
         Ok(r) => r,
-        Err(e) => {
-            scan.error = Some(e.to_string());
-            return scan;
-        }
+        Err(e) => return (stats, Some(e.to_string())),
     };
     let mut decoder = Decoder::new(cfg.decode.clone());
-    let mut dedup = Deduplicator::new(cfg.dedup.clone());
+    // Kept SIP messages wait here for the HEP window: a later raw copy may withdraw a HEP copy
+    // kept first, or a later HEP copy note itself on the raw one. Only that window is held.
+    let mut held: DelayBuffer<Option<(MessageRecord, Seen)>> =
+        DelayBuffer::new(cfg.dedup.clone(), cfg.delay);
     if let Some(pred) = predecessor {
-        preroll(pred, &mut decoder, &mut dedup);
+        preroll(pred, &mut decoder, held.dedup_mut());
     }
     let mut malformed = 0u64;
-    // Kept SIP messages by dedup sequence number: a later raw copy may withdraw a HEP copy kept
-    // first, so dialogs are folded only once the file is done.
-    let mut kept: Vec<Option<(MessageRecord, Seen)>> = Vec::new();
-    let mut by_seq: HashMap<u64, usize> = HashMap::new();
+    let stop = std::cell::Cell::new(false);
     let now_ns = std::cell::Cell::new(0i64);
     let packet_index = std::cell::Cell::new(0u64);
     let hep_ids = hep_side_table(path);
-    let mut on_datagram = |dg: &Datagram<'_>| {
-        let verdict = dedup.push(dg, now_ns.get());
-        let seq = match verdict {
-            Verdict::Keep { seq } => seq,
-            Verdict::KeepMirrored {
-                seq,
-                mirror,
-                withdraw,
-            } => {
-                if let Some(i) = by_seq.remove(&withdraw) {
-                    kept[i] = None;
-                }
-                let _ = mirror;
-                seq
+    let mut emit = |r: Released<Option<(MessageRecord, Seen)>>| {
+        if let Some((mut rec, seen)) = r.item {
+            if let Some(m) = r.mirrored_by {
+                rec.hep_mirror_capture_id = Some(m.capture_id.unwrap_or(0));
             }
-            Verdict::Duplicate { .. } => return,
-            Verdict::Mirror { of, mirror } => {
-                if let Some(Some((m, _))) = by_seq.get(&of).and_then(|i| kept.get_mut(*i)) {
-                    m.hep_mirror_capture_id = Some(mirror.capture_id.unwrap_or(0));
-                }
-                return;
+            if !stop.get() {
+                stop.set(!each(rec, seen));
             }
-        };
-        if !sip::looks_like_sip(dg.payload) {
-            return;
         }
-        let msg = match sip::parse(dg.payload) {
-            Ok(m) => m,
-            Err(_) => {
-                malformed += 1;
-                return;
-            }
-        };
-        let Some(call_id) = msg.call_id else {
-            malformed += 1;
-            return;
-        };
-        let call_id = String::from_utf8_lossy(call_id).into_owned();
-        let seen = Seen {
-            ts_ns: dg.ts_ns,
-            src_ip: dg.src,
-            src_port: dg.src_port,
-            dst_ip: dg.dst,
-            dst_port: dg.dst_port,
-        };
-        let mut rec = message_record(dg, &msg, call_id);
-        if rec.hep_capture_id.is_none() && !hep_ids.is_empty() {
-            // a packet rebuilt from HEP by `sipidx capture`: its capture id is in the side table
-            let i = packet_index.get();
-            rec.hep_capture_id = hep_ids
-                .iter()
-                .find(|(first, count, _)| (*first..first + count).contains(&i))
-                .map(|(_, _, id)| *id);
-        }
-        if let Verdict::KeepMirrored { mirror, .. } = verdict {
-            rec.hep_mirror_capture_id = Some(mirror.capture_id.unwrap_or(0));
-        }
-        by_seq.insert(seq, kept.len());
-        kept.push(Some((rec, seen)));
     };
-    loop {
+    let mut on_datagram = |dg: &Datagram<'_>| {
+        let make = || {
+            if !sip::looks_like_sip(dg.payload) {
+                return (None, 0);
+            }
+            let Ok(msg) = sip::parse(dg.payload) else {
+                malformed += 1;
+                return (None, 0);
+            };
+            let Some(call_id) = msg.call_id else {
+                malformed += 1;
+                return (None, 0);
+            };
+            let call_id = String::from_utf8_lossy(call_id).into_owned();
+            let seen = Seen {
+                ts_ns: dg.ts_ns,
+                src_ip: dg.src,
+                src_port: dg.src_port,
+                dst_ip: dg.dst,
+                dst_port: dg.dst_port,
+            };
+            let mut rec = message_record(dg, &msg, call_id);
+            if rec.hep_capture_id.is_none() && !hep_ids.is_empty() {
+                // a packet rebuilt from HEP by `sipidx capture`: its capture id is in the side table
+                let i = packet_index.get();
+                rec.hep_capture_id = hep_ids
+                    .iter()
+                    .find(|(first, count, _)| (*first..first + count).contains(&i))
+                    .map(|(_, _, id)| *id);
+            }
+            let bytes = rec.text.len() + 512;
+            (Some((rec, seen)), bytes)
+        };
+        held.push(dg, now_ns.get(), make, &mut emit);
+    };
+    let mut error = None;
+    while !stop.get() {
         match reader.next_packet() {
             Ok(Some(p)) => {
-                scan.stats.packets += 1;
-                scan.stats.bytes += p.data.len() as u64;
-                if scan.stats.first_ts_ns.is_none() {
-                    scan.stats.first_ts_ns = Some(p.ts_ns);
+                stats.packets += 1;
+                stats.bytes += p.data.len() as u64;
+                if stats.first_ts_ns.is_none() {
+                    stats.first_ts_ns = Some(p.ts_ns);
                 }
-                scan.stats.last_ts_ns = Some(p.ts_ns);
+                stats.last_ts_ns = Some(p.ts_ns);
                 now_ns.set(p.ts_ns);
                 decoder.decode(&p, &mut on_datagram);
                 packet_index.set(packet_index.get() + 1);
             }
             Ok(None) => break,
             Err(e) => {
-                scan.error = Some(e.to_string());
+                error = Some(e.to_string());
                 break;
             }
         }
     }
     decoder.finish(&mut on_datagram);
-    scan.stats.truncated_at = reader.stats().truncated_at;
-    scan.stats.corrupt_at = reader.stats().corrupt_at;
-    scan.stats.decode = decoder.stats().clone();
-    scan.stats.malformed_sip = malformed;
-    scan.stats.hep_mirrors = dedup.stats().hep_mirrors;
-    scan.stats.span_duplicates = dedup.stats().span_duplicates;
+    held.finish(&mut emit);
+    stats.truncated_at = reader.stats().truncated_at;
+    stats.corrupt_at = reader.stats().corrupt_at;
+    stats.decode = decoder.stats().clone();
+    stats.malformed_sip = malformed;
+    stats.hep_mirrors = held.dedup().stats().hep_mirrors;
+    stats.span_duplicates = held.dedup().stats().span_duplicates;
+    stats.released_early = held.stats().released_early;
+    (stats, error)
+}
 
-    let mut dialogs: HashMap<String, DialogSummary> = HashMap::new();
-    let mut rate: HashMap<(IpAddr, i64), u32> = HashMap::new();
-    let mut messages = Vec::with_capacity(kept.len());
-    for (rec, seen) in kept.into_iter().flatten() {
-        if let Ok(msg) = sip::parse(rec.text.as_bytes()) {
-            match dialogs.get_mut(&rec.call_id) {
-                Some(d) => d.observe_with(seen, &msg, &cfg.correlate),
-                None => {
-                    let mut d = DialogSummary::new(&rec.call_id);
-                    d.observe_with(seen, &msg, &cfg.correlate);
-                    dialogs.insert(rec.call_id.clone(), d);
-                }
-            }
-            if matches!(msg.method(), Some(b"INVITE") | Some(b"REGISTER"))
-                && msg.to.and_then(|t| t.tag).is_none()
-            {
-                *rate
-                    .entry((seen.src_ip, seen.ts_ns.div_euclid(60_000_000_000)))
-                    .or_default() += 1;
-            }
-        }
+/// Scan `path` as file `file_id`, after replaying the tail of its predecessor in the ring, and
+/// return everything it gives in memory (a window reindex; see [`scan_file_streaming`] for runs).
+pub fn scan_file(
+    path: &Path,
+    file_id: u32,
+    predecessor: Option<&Predecessor>,
+    cfg: &ScanConfig,
+) -> FileScan {
+    let mut fold = Fold::default();
+    let mut messages = Vec::new();
+    let (stats, error) = scan_messages(path, file_id, predecessor, cfg, &mut |rec, seen| {
+        fold.observe(&rec, seen, cfg);
         messages.push(rec);
-    }
+        true
+    });
+    let mut scan = FileScan {
+        file_id,
+        stats,
+        error,
+        dialog_span: fold.span,
+        ..Default::default()
+    };
     scan.stats.sip_messages = messages.len() as u64;
     scan.messages = messages;
-    scan.dialogs = dialogs;
-    scan.request_rate = rate;
+    scan.dialogs = fold.dialogs;
+    scan.request_rate = fold.rate;
     scan
+}
+
+/// Where a streaming scan puts what it finds, and how much it may hold.
+pub struct StreamTo<'a> {
+    pub db: &'a Path,
+    pub run: u64,
+    /// Message rows go out in chunks of this many; `false` back means stop.
+    pub chunk_rows: usize,
+    pub messages: &'a mut dyn FnMut(Vec<MessageRecord>) -> bool,
+    /// Bytes of dialog summaries held before they are spilled as a sorted run.
+    pub dialog_budget: usize,
+}
+
+/// As [`scan_file`], holding at most a chunk of message rows, the HEP window and the dialog
+/// budget: messages go to `to.messages` as they leave the window, dialog summaries over the budget
+/// are spilled as sorted runs, and the file's dialog parts (`dialogs::PartsWriter`) are written
+/// from their merge. The returned scan has no messages and no dialogs, only statistics, rates and
+/// the span of its dialogs.
+pub fn scan_file_streaming(
+    path: &Path,
+    file_id: u32,
+    predecessor: Option<&Predecessor>,
+    cfg: &ScanConfig,
+    to: &mut StreamTo<'_>,
+) -> Result<FileScan, IndexError> {
+    let spill = spill::spill_dir(to.db, to.run);
+    let mut fold = Fold::default();
+    let mut chunk = Vec::new();
+    let mut runs: Vec<PathBuf> = Vec::new();
+    let mut sent = 0u64;
+    let mut failure: Option<IndexError> = None;
+    let chunk_rows = to.chunk_rows.max(1);
+    let (stats, error) = scan_messages(path, file_id, predecessor, cfg, &mut |rec, seen| {
+        fold.observe(&rec, seen, cfg);
+        chunk.push(rec);
+        sent += 1;
+        if chunk.len() >= chunk_rows && !(to.messages)(std::mem::take(&mut chunk)) {
+            return false;
+        }
+        if fold.bytes > to.dialog_budget {
+            let p = spill.join(format!("f{file_id}-{}.jsonl.zst", runs.len()));
+            match write_run(&p, fold.take_sorted()) {
+                Ok(p) => runs.push(p),
+                Err(e) => {
+                    failure = Some(e);
+                    return false;
+                }
+            }
+        }
+        true
+    });
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if !chunk.is_empty() && !(to.messages)(chunk) {
+        return Err(IndexError::io(
+            path,
+            std::io::Error::other("the writer of message rows stopped"),
+        ));
+    }
+    let rest = fold.take_sorted();
+    let spilled = runs.len() as u64;
+    let mut sources =
+        spill::merge_runs::<DialogSummary>(&spill, &format!("f{file_id}"), runs, by_call_id)?;
+    sources.push(Box::new(rest.into_iter().map(Ok)));
+    let mut parts = PartsWriter::create(to.db, file_id, to.run, &cfg.correlate.headers)?;
+    for d in merge_by_call_id(spill::Merge::new(sources, by_call_id)) {
+        parts.push(&d?)?;
+    }
+    parts.finish()?;
+    let mut scan = FileScan {
+        file_id,
+        stats,
+        error,
+        dialog_span: fold.span,
+        request_rate: fold.rate,
+        ..Default::default()
+    };
+    scan.stats.sip_messages = sent;
+    scan.stats.dialog_spills = spilled;
+    remove_spills(&spill, file_id);
+    Ok(scan)
+}
+
+/// Deletes a file's spilled runs once its parts are written.
+fn remove_spills(dir: &Path, file_id: u32) {
+    let prefix = format!("f{file_id}-");
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().starts_with(&prefix) {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
+
+/// Summaries in Call-ID order.
+pub fn by_call_id(a: &DialogSummary, b: &DialogSummary) -> std::cmp::Ordering {
+    a.call_id.cmp(&b.call_id)
+}
+
+fn write_run(path: &Path, items: Vec<DialogSummary>) -> Result<PathBuf, IndexError> {
+    let mut w = spill::RunWriter::create(path)?;
+    for d in &items {
+        w.push(d)?;
+    }
+    w.finish()
 }
 
 fn text(b: Option<&[u8]>) -> Option<String> {

@@ -129,11 +129,40 @@ fn number_key(user: Option<&str>, n: usize) -> Option<String> {
 
 /// The correlation id of every leg, in input order: the smallest Call-ID of its group.
 pub fn correlate(legs: &[Leg<'_>], cfg: &CorrelateConfig) -> Vec<String> {
-    let mut uf = UnionFind::new(legs.len());
+    correlate_groups(legs, cfg)
+        .into_iter()
+        .map(|j| legs[j as usize].call_id.to_string())
+        .collect()
+}
+
+/// The legs [`correlate_groups`] works on: a slice, or a packed store that makes each on demand
+/// (an indexing run keeps millions of dialogs' keys, not their summaries).
+pub trait Legs<'a> {
+    fn len(&self) -> usize;
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    fn leg(&self, i: usize) -> Leg<'a>;
+}
+
+impl<'a> Legs<'a> for &[Leg<'a>] {
+    fn len(&self) -> usize {
+        <[Leg<'a>]>::len(self)
+    }
+    fn leg(&self, i: usize) -> Leg<'a> {
+        self[i]
+    }
+}
+
+/// As [`correlate`], naming each leg's group by the index of the leg with the smallest Call-ID.
+pub fn correlate_groups<'a>(legs: impl Legs<'a>, cfg: &CorrelateConfig) -> Vec<u32> {
+    let n = legs.len();
+    let mut uf = UnionFind::new(n);
     // Call-IDs and carried values share one namespace: a value equal to a Call-ID links to that
     // leg, a value two legs carry links them.
     let mut owner: HashMap<&str, usize> = HashMap::new();
-    for (i, leg) in legs.iter().enumerate() {
+    for i in 0..n {
+        let leg = legs.leg(i);
         match owner.get(leg.call_id) {
             Some(&j) => uf.union(i, j),
             None => {
@@ -141,7 +170,8 @@ pub fn correlate(legs: &[Leg<'_>], cfg: &CorrelateConfig) -> Vec<String> {
             }
         }
     }
-    for (i, leg) in legs.iter().enumerate() {
+    for i in 0..n {
+        let leg = legs.leg(i);
         for v in leg.x_call_ids.iter().chain(leg.values) {
             let v = v.trim();
             if v.is_empty() {
@@ -158,7 +188,8 @@ pub fn correlate(legs: &[Leg<'_>], cfg: &CorrelateConfig) -> Vec<String> {
     if let Some(nm) = cfg.fallback {
         // (caller, callee) → (start, Call-ID, index) of every call leg with those numbers
         let mut groups: HashMap<(String, String), Vec<Member<'_>>> = HashMap::new();
-        for (i, leg) in legs.iter().enumerate() {
+        for i in 0..n {
+            let leg = legs.leg(i);
             let (Some(start), true) = (leg.start_ns, leg.is_call) else {
                 continue;
             };
@@ -186,17 +217,16 @@ pub fn correlate(legs: &[Leg<'_>], cfg: &CorrelateConfig) -> Vec<String> {
             }
         }
     }
-    let mut smallest: HashMap<usize, &str> = HashMap::new();
-    for (i, leg) in legs.iter().enumerate() {
+    // per root, the member with the smallest Call-ID
+    let mut smallest: Vec<u32> = vec![u32::MAX; n];
+    for i in 0..n {
         let root = uf.find(i);
-        let e = smallest.entry(root).or_insert(leg.call_id);
-        if leg.call_id < *e {
-            *e = leg.call_id;
+        let s = &mut smallest[root];
+        if *s == u32::MAX || legs.leg(i).call_id < legs.leg(*s as usize).call_id {
+            *s = i as u32;
         }
     }
-    (0..legs.len())
-        .map(|i| smallest[&uf.find(i)].to_string())
-        .collect()
+    (0..n).map(|i| smallest[uf.find(i)]).collect()
 }
 
 /// [`correlate`] over dialog summaries.

@@ -444,32 +444,80 @@ pub fn read_part<R: TableRow>(
     path: &Path,
     each: &mut impl FnMut(R) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    let reader = open_reader(path)?
-        .with_batch_size(8192)
-        .build()
-        .map_err(|e| StoreError::parquet(path, e))?;
-    for batch in reader {
-        let batch = batch.map_err(|e| StoreError::Corrupt {
-            path: path.to_owned(),
-            msg: e.to_string(),
-        })?;
-        let mut rows: Vec<R> = (0..batch.num_rows()).map(|_| R::default()).collect();
-        for col in R::columns() {
-            match batch.column_by_name(col.name) {
-                Some(array) => col.load(array.as_ref(), &mut rows),
-                None if col.field().is_nullable() => Ok(()),
-                None => Err(format!("column {} is missing", col.name)),
-            }
-            .map_err(|msg| StoreError::Corrupt {
-                path: path.to_owned(),
-                msg,
-            })?;
-        }
-        for r in rows {
+    for rows in PartRows::<R>::open(path, 8192)?.batches() {
+        for r in rows? {
             each(r)?;
         }
     }
     Ok(())
+}
+
+/// The rows of one part, read a batch at a time (pull-style, for merging parts).
+struct PartRows<R> {
+    path: PathBuf,
+    reader: parquet::arrow::arrow_reader::ParquetRecordBatchReader,
+    rows: std::vec::IntoIter<R>,
+}
+
+impl<R: TableRow> PartRows<R> {
+    fn open(path: &Path, batch_rows: usize) -> Result<Self, StoreError> {
+        let reader = open_reader(path)?
+            .with_batch_size(batch_rows)
+            .build()
+            .map_err(|e| StoreError::parquet(path, e))?;
+        Ok(PartRows {
+            path: path.to_owned(),
+            reader,
+            rows: Vec::new().into_iter(),
+        })
+    }
+
+    /// The next batch as rows; `None` at the end.
+    fn next_batch(&mut self) -> Option<Result<Vec<R>, StoreError>> {
+        let batch = match self.reader.next()? {
+            Ok(b) => b,
+            Err(e) => {
+                return Some(Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    msg: e.to_string(),
+                }))
+            }
+        };
+        let mut rows: Vec<R> = (0..batch.num_rows()).map(|_| R::default()).collect();
+        for col in R::columns() {
+            let loaded = match batch.column_by_name(col.name) {
+                Some(array) => col.load(array.as_ref(), &mut rows),
+                None if col.field().is_nullable() => Ok(()),
+                None => Err(format!("column {} is missing", col.name)),
+            };
+            if let Err(msg) = loaded {
+                return Some(Err(StoreError::Corrupt {
+                    path: self.path.clone(),
+                    msg,
+                }));
+            }
+        }
+        Some(Ok(rows))
+    }
+
+    fn batches(mut self) -> impl Iterator<Item = Result<Vec<R>, StoreError>> {
+        std::iter::from_fn(move || self.next_batch())
+    }
+}
+
+impl<R: TableRow> Iterator for PartRows<R> {
+    type Item = Result<R, StoreError>;
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if let Some(r) = self.rows.next() {
+                return Some(Ok(r));
+            }
+            match self.next_batch()? {
+                Ok(rows) => self.rows = rows.into_iter(),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+    }
 }
 
 /// Selects dialogs; every set condition must hold. `since_ns`/`until_ns` bound `start` as
@@ -624,37 +672,81 @@ pub fn upsert_rows_removing<R: TableRow>(
     key: fn(&R) -> &str,
     order: fn(&R, &R) -> std::cmp::Ordering,
 ) -> Result<Vec<PartInfo>, StoreError> {
-    let table = table_dir(db, R::TABLE);
     let mut replaced: HashSet<String> = records.iter().map(|r| key(r).to_owned()).collect();
     replaced.extend(removed.iter().cloned());
-    let mut by_day: BTreeMap<NaiveDate, Vec<R>> = BTreeMap::new();
-    for d in previous_days {
-        by_day.entry(*d).or_default();
-    }
-    for r in records {
-        by_day.entry(day_of(r.partition_ts())).or_default().push(r);
-    }
+    let mut records = records;
+    records.sort_by(|a, b| {
+        day_of(a.partition_ts())
+            .cmp(&day_of(b.partition_ts()))
+            .then_with(|| order(a, b))
+    });
+    upsert_sorted(
+        db,
+        run,
+        records.into_iter(),
+        previous_days,
+        &|r: &R| replaced.contains(key(r)),
+        delete_superseded,
+        order,
+    )
+}
+
+/// Rows read at a time from an old part while a day is rewritten.
+const MERGE_BATCH_ROWS: usize = 1024;
+
+/// The streaming core of the upserts: `rows` come sorted by day and, within a day, by `order`;
+/// each day they touch, and each of `previous_days`, is rewritten as one new part holding the
+/// merge of its old live parts (without the rows `replaced` selects) and its new rows. Memory is a
+/// batch per old part plus the writer's row group, whatever the size of a day: old parts are
+/// written sorted by `order`, so the merge is a merge, not a sort.
+pub fn upsert_sorted<R: TableRow>(
+    db: &Path,
+    run: u64,
+    rows: impl Iterator<Item = R>,
+    previous_days: &[NaiveDate],
+    replaced: &dyn Fn(&R) -> bool,
+    delete_superseded: bool,
+    order: fn(&R, &R) -> std::cmp::Ordering,
+) -> Result<Vec<PartInfo>, StoreError> {
+    let table = table_dir(db, R::TABLE);
+    let mut rows = rows.peekable();
+    let mut pending: std::collections::BTreeSet<NaiveDate> =
+        previous_days.iter().copied().collect();
     let mut next_n = next_part_number(&table, run)?;
     let mut published = Vec::new();
-    for (day, mut rows) in by_day {
+    let mut last_day: Option<NaiveDate> = None;
+    loop {
+        let row_day = rows.peek().map(|r| day_of(r.partition_ts()));
+        let day = match (pending.first().copied(), row_day) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) => a,
+            (None, Some(b)) => b,
+            (None, None) => break,
+        };
+        pending.remove(&day);
+        if last_day.is_some_and(|l| day <= l) {
+            return Err(StoreError::Corrupt {
+                path: table.clone(),
+                msg: format!("upsert rows not in day order at {day}"),
+            });
+        }
+        last_day = Some(day);
         let dir = day_dir(&table, day);
         let old = if dir.is_dir() {
             live_day_parts(day, &dir)?.0
         } else {
             Vec::new()
         };
+        let mut sources = Vec::with_capacity(old.len());
         for part in &old {
-            read_part::<R>(&part.path, &mut |d| {
-                if !replaced.contains(key(&d)) {
-                    rows.push(d);
-                }
-                Ok(())
-            })?;
+            let mut src = PartRows::<R>::open(&part.path, MERGE_BATCH_ROWS)?;
+            let head = next_kept(&mut src, replaced)?;
+            sources.push((src, head));
         }
-        if rows.is_empty() && old.is_empty() {
+        let has_new = row_day == Some(day);
+        if !has_new && old.is_empty() {
             continue;
         }
-        rows.sort_by(order);
         let mut writer = TableWriter::<R>::create_at(
             table.clone(),
             run,
@@ -666,8 +758,41 @@ pub fn upsert_rows_removing<R: TableRow>(
         // An emptied day still gets a (row-less) part first: it is what retires the old parts.
         let part = writer.start_part(day)?;
         writer.open.insert(day, part);
-        for r in rows {
-            writer.push(r)?;
+        loop {
+            // the smallest head among the old parts (earlier part first on ties) and the new rows
+            let mut best: Option<usize> = None;
+            for (i, (_, head)) in sources.iter().enumerate() {
+                if let Some(h) = head {
+                    let better = match best {
+                        None => true,
+                        Some(b) => {
+                            order(h, sources[b].1.as_ref().expect("best has a head"))
+                                == std::cmp::Ordering::Less
+                        }
+                    };
+                    if better {
+                        best = Some(i);
+                    }
+                }
+            }
+            let new_first = match (rows.peek(), best) {
+                (Some(r), _) if day_of(r.partition_ts()) != day => false,
+                (Some(_), None) => true,
+                (Some(r), Some(b)) => {
+                    order(r, sources[b].1.as_ref().expect("best has a head"))
+                        != std::cmp::Ordering::Greater
+                }
+                (None, _) => false,
+            };
+            if new_first {
+                writer.push(rows.next().expect("peeked"))?;
+            } else if let Some(b) = best {
+                let (src, head) = &mut sources[b];
+                let next = next_kept(src, replaced)?;
+                writer.push(std::mem::replace(head, next).expect("best has a head"))?;
+            } else {
+                break;
+            }
         }
         let mut parts = writer.finish()?;
         next_n += parts.len() as u32;
@@ -689,6 +814,20 @@ pub fn upsert_rows_removing<R: TableRow>(
         published.extend(parts);
     }
     Ok(published)
+}
+
+/// The next row of an old part that the upsert keeps.
+fn next_kept<R: TableRow>(
+    src: &mut PartRows<R>,
+    replaced: &dyn Fn(&R) -> bool,
+) -> Result<Option<R>, StoreError> {
+    for r in src {
+        let r = r?;
+        if !replaced(&r) {
+            return Ok(Some(r));
+        }
+    }
+    Ok(None)
 }
 
 /// Deletes the rows `doomed` selects from the live parts of a table in `days`. Each part holding
@@ -1124,6 +1263,73 @@ mod tests {
         let all = read_dialogs(db.path(), &DialogFilter::default()).unwrap();
         assert_eq!(all.len(), 1);
         assert_eq!(all[0].state, DialogState::Failed);
+    }
+
+    #[test]
+    fn upsert_merges_several_old_parts_with_sorted_new_rows_batch_by_batch() {
+        let db = tempfile::tempdir().unwrap();
+        // two live parts in one day (plain appends), each sorted, more rows than a merge batch
+        let n = MERGE_BATCH_ROWS as i64 * 2 + 7;
+        for (run, parity) in [(1, 0), (2, 1)] {
+            let mut w =
+                TableWriter::<DialogRecord>::create(db.path(), run, WriterOptions::default())
+                    .unwrap();
+            for i in (0..n).filter(|i| i % 2 == parity) {
+                w.push(dialog(
+                    &format!("c{i:05}"),
+                    T0 + i * 10,
+                    DialogState::Answered,
+                ))
+                .unwrap();
+            }
+            w.finish().unwrap();
+        }
+        // new rows: one replaces c00004 (and moves it), one is new; c00003 is dropped as replaced
+        let new = vec![
+            dialog("c00004", T0 + 15, DialogState::Failed),
+            dialog("zz", T0 + 10 * n, DialogState::Answered),
+        ];
+        let keys = ["c00004", "c00003"];
+        let order = |a: &DialogRecord, b: &DialogRecord| {
+            (a.start_ns, &a.call_id).cmp(&(b.start_ns, &b.call_id))
+        };
+        let parts = upsert_sorted(
+            db.path(),
+            3,
+            new.into_iter(),
+            &[],
+            &|r: &DialogRecord| keys.contains(&r.call_id.as_str()),
+            true,
+            order,
+        )
+        .unwrap();
+        assert_eq!(parts.len(), 1);
+        assert_eq!(parts[0].rows, n as u64);
+        let mut got = Vec::new();
+        read_part::<DialogRecord>(&parts[0].path, &mut |d| {
+            got.push((d.start_ns - T0, d.call_id, d.state));
+            Ok(())
+        })
+        .unwrap();
+        assert!(got
+            .windows(2)
+            .all(|w| (w[0].0, &w[0].1) < (w[1].0, &w[1].1)));
+        assert_eq!(
+            got[..5].iter().map(|g| g.1.as_str()).collect::<Vec<_>>(),
+            ["c00000", "c00001", "c00004", "c00002", "c00005"],
+            "c00004 moved between c00001 and c00002, c00003 replaced away"
+        );
+        assert_eq!(got[2], (15, "c00004".to_string(), DialogState::Failed));
+        assert_eq!(got.last().unwrap().1, "zz");
+        // rows that go back to an earlier day are refused, not written out of order
+        let back = vec![
+            dialog("a", T0 + DAY_NS, DialogState::Answered),
+            dialog("b", T0, DialogState::Answered),
+        ];
+        let err = upsert_sorted(db.path(), 4, back.into_iter(), &[], &|_| false, true, order)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("day order"), "{err}");
     }
 
     #[test]
