@@ -240,10 +240,12 @@ fn scan_messages(
         }
     };
     let mut on_datagram = |dg: &Datagram<'_>| {
+        // Media, the bulk of a trunk, can neither be a row nor pair with one: kept out of the
+        // delay buffer, whose queue would otherwise hold a second of every packet.
+        if !sip::looks_like_sip(dg.payload) {
+            return;
+        }
         let make = || {
-            if !sip::looks_like_sip(dg.payload) {
-                return (None, 0);
-            }
             let Ok(msg) = sip::parse(dg.payload) else {
                 malformed += 1;
                 return (None, 0);
