@@ -87,6 +87,23 @@ pub fn capture(data: &[u8], scratch: &Path) {
     }
 }
 
+/// A decoder and dedup engine with small limits, so that eviction and give-up paths are reached
+/// by small inputs.
+fn small_decoder() -> (Decoder, Deduplicator) {
+    let dec = Decoder::new(DecodeConfig {
+        max_fragment_bytes: 4096,
+        max_tcp_streams: 4,
+        max_tcp_buffer: 4096,
+        ..DecodeConfig::default()
+    });
+    let dedup = Deduplicator::new(DedupConfig {
+        span: true,
+        max_entries: 8,
+        ..DedupConfig::default()
+    });
+    (dec, dedup)
+}
+
 /// The whole pipeline below the index for a capture: link, IP, defragmentation, TCP reassembly,
 /// HEP, dedup, then the SIP, SDP, X-RTP-Stat, RTP and RTCP parsers on every datagram.
 pub fn decode(data: &[u8], scratch: &Path) {
@@ -94,18 +111,7 @@ pub fn decode(data: &[u8], scratch: &Path) {
     let Ok(mut r) = open_capture_with(&p, 0, OpenOptions { mmap: true }) else {
         return;
     };
-    // small limits so that eviction and give-up paths are reached by small inputs
-    let mut dec = Decoder::new(DecodeConfig {
-        max_fragment_bytes: 4096,
-        max_tcp_streams: 4,
-        max_tcp_buffer: 4096,
-        ..DecodeConfig::default()
-    });
-    let mut dedup = Deduplicator::new(DedupConfig {
-        span: true,
-        max_entries: 8,
-        ..DedupConfig::default()
-    });
+    let (mut dec, mut dedup) = small_decoder();
     let mut sink = |dg: &sipidx::decode::Datagram<'_>| {
         std::hint::black_box(dedup.push(dg, dg.ts_ns));
         payload(dg.payload);
@@ -133,17 +139,7 @@ pub fn packets(data: &[u8], _: &Path) {
         linktype::NULL,
         linktype::LOOP,
     ];
-    let mut dec = Decoder::new(DecodeConfig {
-        max_fragment_bytes: 4096,
-        max_tcp_streams: 4,
-        max_tcp_buffer: 4096,
-        ..DecodeConfig::default()
-    });
-    let mut dedup = Deduplicator::new(DedupConfig {
-        span: true,
-        max_entries: 8,
-        ..DedupConfig::default()
-    });
+    let (mut dec, mut dedup) = small_decoder();
     let mut sink = |dg: &sipidx::decode::Datagram<'_>| {
         std::hint::black_box(dedup.push(dg, dg.ts_ns));
         payload(dg.payload);
@@ -181,7 +177,13 @@ pub fn vq(data: &[u8], _: &Path) {
     let Some(r) = sipidx::rtp::vq::parse(data) else {
         return;
     };
-    std::hint::black_box((r.kind, &r.call_id, &r.local_addr, &r.remote_addr, r.bad_lines));
+    std::hint::black_box((
+        r.kind,
+        &r.call_id,
+        &r.local_addr,
+        &r.remote_addr,
+        r.bad_lines,
+    ));
     for m in [&r.local, &r.remote].into_iter().flatten() {
         std::hint::black_box((
             m.network_loss_pct(),
