@@ -681,22 +681,7 @@ fn sigkill_during_a_window_reindex_then_rerun_gives_the_clean_result() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis((seed >> 33) % took);
-        let mut child = bin()
-            .args(["reindex", "--quiet", "--db"])
-            .arg(&db)
-            .args(["--since", &since, "--until", &until])
-            .args(NEW_RULES)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-            killed_mid_run += usize::from(db.join("reindex.json").exists());
-        }
-        child.wait().unwrap();
-        verify_after_kill(&db, delay);
+        killed_mid_run += usize::from(kill_window_reindex(&db, &since, &until, NEW_RULES, delay));
     }
     eprintln!("{killed_mid_run} kills landed inside a window reindex");
     reindex_window(&db, &since, &until);
@@ -1031,21 +1016,7 @@ fn sigkill_during_a_media_window_reindex_then_rerun_gives_the_clean_result() {
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis((seed >> 33) % took);
-        let mut child = bin()
-            .args(["reindex", "--quiet", "--db"])
-            .arg(&db)
-            .args(["--since", &since, "--until", &until])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
-            child.kill().unwrap(); // SIGKILL
-        }
-        child.wait().unwrap();
-        verify_after_kill(&db, delay);
+        kill_window_reindex(&db, &since, &until, &extra, delay);
     }
     reindex_window_with(&db, &since, &until, &extra);
     assert!(!db.join("reindex.json").exists());
@@ -1055,4 +1026,33 @@ fn sigkill_during_a_media_window_reindex_then_rerun_gives_the_clean_result() {
     assert_eq!(dialogs(&db), want.2);
     // every table, the media ones included, holds as many rows as after the clean run
     assert_eq!(table_counts(&db), table_counts(&clean));
+}
+
+/// Starts `reindex --since --until` on `db`, SIGKILLs it after `delay` if it still runs, and checks
+/// what `verify` may see after a kill; true when the kill landed inside the window reindex.
+fn kill_window_reindex(
+    db: &Path,
+    since: &str,
+    until: &str,
+    extra: &[&str],
+    delay: Duration,
+) -> bool {
+    let mut child = bin()
+        .args(["reindex", "--quiet", "--db"])
+        .arg(db)
+        .args(["--since", since, "--until", until])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(delay);
+    let mut mid_run = false;
+    if child.try_wait().unwrap().is_none() {
+        child.kill().unwrap(); // SIGKILL
+        mid_run = db.join("reindex.json").exists();
+    }
+    child.wait().unwrap();
+    verify_after_kill(db, delay);
+    mid_run
 }
