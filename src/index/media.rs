@@ -828,6 +828,13 @@ impl<'a> MediaPass<'a> {
     /// Write the rows and the state; returns what the dialogs need.
     pub fn finish(mut self) -> Result<MediaOutcome, IndexError> {
         let db = self.db;
+        if !self.cfg.analyse {
+            // nothing was read: the stored rows stand, the state passes on to this run's number
+            self.rtcp.finish().map_err(|e| store_err(db, e))?;
+            self.qos.finish().map_err(|e| store_err(db, e))?;
+            self.state.save(db, self.run)?;
+            return Ok(self.out);
+        }
         let mut rows = std::mem::take(&mut self.finished);
         for s in self.state.table.streams() {
             rows.push(self.record(s));
