@@ -321,30 +321,36 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         for _ in 0..workers {
             let (senders, next, new_files, predecessors) =
                 (&senders, &next, &new_files, &predecessors);
-            scope.spawn(move || loop {
-                let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                let Some(slot) = senders.get(k) else { break };
-                let Some(tx) = slot.lock().ok().and_then(|mut s| s.take()) else {
-                    break;
-                };
-                let mut send_rows = |rows| tx.send(ScanEvent::Rows(rows)).is_ok();
-                let mut to = StreamTo {
-                    db,
-                    run,
-                    chunk_rows: CHUNK_ROWS,
-                    messages: &mut send_rows,
-                    dialog_budget: worker_budget,
-                };
-                let scan = scan_file_streaming(
-                    &new_files[k].path,
-                    first_id + k as u32,
-                    predecessors[k].as_ref(),
-                    &plan.scan,
-                    &mut to,
-                );
-                let failed = scan.is_err();
-                if tx.send(ScanEvent::Done(Box::new(scan))).is_err() || failed {
-                    break;
+            let yield_to_media = plan.media.analyse;
+            scope.spawn(move || {
+                if yield_to_media {
+                    lower_thread_priority();
+                }
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let Some(slot) = senders.get(k) else { break };
+                    let Some(tx) = slot.lock().ok().and_then(|mut s| s.take()) else {
+                        break;
+                    };
+                    let mut send_rows = |rows| tx.send(ScanEvent::Rows(rows)).is_ok();
+                    let mut to = StreamTo {
+                        db,
+                        run,
+                        chunk_rows: CHUNK_ROWS,
+                        messages: &mut send_rows,
+                        dialog_budget: worker_budget,
+                    };
+                    let scan = scan_file_streaming(
+                        &new_files[k].path,
+                        first_id + k as u32,
+                        predecessors[k].as_ref(),
+                        &plan.scan,
+                        &mut to,
+                    );
+                    let failed = scan.is_err();
+                    if tx.send(ScanEvent::Done(Box::new(scan))).is_err() || failed {
+                        break;
+                    }
                 }
             });
         }
@@ -801,4 +807,20 @@ pub fn follow(
         }
     }
     Ok(())
+}
+
+/// Scan workers step back for the media pass: it is sequential, so on an RTP-heavy archive it is
+/// the run's critical path, while the scan's files can go to any core. Without this, on two cores
+/// the media thread shared a core with a scan worker for the whole scan (1.03 s wall for 0.87 s
+/// of work on a 500 MB trunk); at nice +5 the scheduler gives it a core of its own and the two
+/// scan workers share the other. Where the media pass is light (SIP-heavy archives) it mostly
+/// sleeps and the scan keeps every core. Best effort: failure changes only the speed.
+#[allow(unsafe_code)]
+fn lower_thread_priority() {
+    // SAFETY: plain syscalls on this thread's own id; no memory is passed.
+    unsafe {
+        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
+        libc::setpriority(libc::PRIO_PROCESS, tid, (now + 5).min(19));
+    }
 }
