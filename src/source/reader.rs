@@ -490,6 +490,9 @@ fn mapped_record(inner: &mut Inner, stats: &mut ReadStats) -> Option<(Record, u6
     else {
         return None;
     };
+    // The walk is a chain (each record's length finds the next) that the hardware prefetcher
+    // did not run ahead of: 65% of the walk's time was the first load of each record header.
+    prefetch_ahead(map, *pos);
     let state = match walker {
         Walker::Pcap(header) => {
             let cursor = *pos;
@@ -517,6 +520,27 @@ fn mapped_record(inner: &mut Inner, stats: &mut ReadStats) -> Option<(Record, u6
             Step::Need(_) | Step::Corrupt(_) => return None,
         }
     }
+}
+
+/// How far ahead of the walk the map is prefetched: a page ahead, so the next page's TLB entry
+/// and first lines are in by the time the walk gets there (1 KiB ahead gained half as much).
+const PREFETCH_AHEAD: usize = 4096;
+
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch_ahead(map: &[u8], pos: usize) {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(b) = map.get(pos + PREFETCH_AHEAD) {
+        // SAFETY: `b` is inside the map; a prefetch never faults or writes.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch(
+                (b as *const u8).cast::<i8>(),
+                std::arch::x86_64::_MM_HINT_T0,
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (map, pos);
 }
 
 /// Re-read the exact bytes of one record (pcap record header + data, or the whole pcapng block)
