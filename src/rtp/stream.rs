@@ -1786,6 +1786,76 @@ mod tests {
     }
 
     #[test]
+    fn batched_pushes_with_located_hints_equal_one_by_one_pushes() {
+        // Several streams interleaved, some starting inside a batch and twice in the same batch
+        // (their `locate` says None both times), with loss, reordering and an SSRC change.
+        let mut packets = Vec::new();
+        for i in 0..300u16 {
+            for ssrc in 1..=4u32 {
+                if ssrc == 4 && i < 37 {
+                    continue; // starts mid-batch
+                }
+                if (ssrc == 2 && i % 17 == 5) || (ssrc == 3 && i == 100) {
+                    continue;
+                }
+                let seq = if ssrc == 3 && i == 101 { 100 } else { i };
+                let ts_ns = i64::from(i) * 20_000_000 + i64::from(ssrc) * 1_000 + i64::from(i % 7);
+                packets.push((ts_ns, pkt(0, i == 0, seq, u32::from(seq) * 160, ssrc)));
+            }
+        }
+        let mut one = StreamTable::new();
+        for (ts, b) in &packets {
+            feed(&mut one, *ts, b);
+        }
+        let mut batched = StreamTable::new();
+        for chunk in packets.chunks(32) {
+            let queued: Vec<RtpPacket> = chunk
+                .iter()
+                .map(|(ts, b)| {
+                    let h = RtpHeader::parse(b).unwrap();
+                    let k = key(h.ssrc());
+                    let conv = ConvKey::heuristic(k.src, k.src_port, k.dst, k.dst_port);
+                    RtpPacket::new(k, conv, *ts, &h)
+                })
+                .collect();
+            let hints: Vec<Option<usize>> = queued.iter().map(|p| batched.locate(&p.key)).collect();
+            for h in hints.iter().flatten() {
+                batched.prefetch_slots(*h);
+            }
+            for (p, h) in queued.iter().zip(hints) {
+                batched.push_packet(p, h, None);
+            }
+        }
+        let summaries = |t: &StreamTable| -> Vec<StreamSummary> {
+            t.streams()
+                .iter()
+                .map(|s| s.summary(Metrics::Wireshark))
+                .collect()
+        };
+        assert_eq!(one.streams().len(), 4);
+        assert_eq!(summaries(&batched), summaries(&one));
+        assert_eq!(
+            serde_json::to_string(&batched).unwrap(),
+            serde_json::to_string(&one).unwrap()
+        );
+        // a stale hint (another stream's index) is checked, not trusted
+        let p = {
+            let b = pkt(0, false, 300, 300 * 160, 1);
+            let h = RtpHeader::parse(&b).unwrap();
+            let k = key(1);
+            RtpPacket::new(
+                k,
+                ConvKey::heuristic(k.src, k.src_port, k.dst, k.dst_port),
+                6_000_000_000,
+                &h,
+            )
+        };
+        let i = batched.push_packet(&p, Some(2), None);
+        assert_eq!(batched.streams()[i].key.ssrc, 1);
+        assert_eq!(batched.streams()[i].packets, 301);
+    }
+
+    #[test]
     fn ssrc_change_on_one_five_tuple_is_counted() {
         let mut t = StreamTable::new();
         for i in 0..4u16 {
