@@ -68,7 +68,8 @@ impl Default for MediaConfig {
 /// A media address announced in SDP.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 struct Announcement {
-    call_id: String,
+    /// None when MEGACO announced it (a gateway's port: no SIP dialog names it).
+    call_id: Option<String>,
     /// False for `m=image … udptl` (T.38): the port is not RTP.
     rtp: bool,
     rtpmap: Vec<(u8, String, u32)>,
@@ -460,6 +461,11 @@ impl<'a> MediaPass<'a> {
                 return self.sip(dg, &msg);
             }
         }
+        if dg.transport == Transport::Udp && sip::megaco::looks_like_megaco(dg.payload) {
+            self.flush_rtp();
+            self.announce_megaco(dg);
+            return Ok(());
+        }
         if dg.transport != Transport::Udp
             || rtp::tshark_claims_port(dg.src_port)
             || rtp::tshark_claims_port(dg.dst_port)
@@ -506,7 +512,7 @@ impl<'a> MediaPass<'a> {
                 Ok(())
             }
             Classification::Rtcp => {
-                let call = conv_addr.map(|a| m.announced[&a].call_id.clone());
+                let call = conv_addr.and_then(|a| m.announced[&a].call_id.clone());
                 self.flush_rtp();
                 self.rtcp(dg, call)
             }
@@ -574,8 +580,7 @@ impl<'a> MediaPass<'a> {
         let idx = table.push_packet(&q.packet, hint, format);
         let ssrc = q.packet.key.ssrc;
         if table.len() != before {
-            if let Some(a) = ann {
-                let call = a.call_id.clone();
+            if let Some(call) = ann.and_then(|a| a.call_id.clone()) {
                 let s = table.stream_mut(idx).expect("just pushed");
                 s.call_id = Some(call.clone());
                 let rate = s.clock_rate();
@@ -638,6 +643,10 @@ impl<'a> MediaPass<'a> {
             }
             return;
         }
+        if dg.transport == Transport::Udp && sip::megaco::looks_like_megaco(dg.payload) {
+            self.announce_megaco(dg);
+            return;
+        }
         for pkt in rtcp::packets(dg.payload) {
             let Ok(pkt) = pkt else { break };
             if let RtcpPacket::SenderReport(sr) = pkt {
@@ -689,46 +698,65 @@ impl<'a> MediaPass<'a> {
     fn announce(&mut self, dg: &Datagram<'_>, msg: &sip::Message<'_>) -> Option<String> {
         let call_id = msg.call_id.map(|c| String::from_utf8_lossy(c).into_owned());
         if let (Some(call_id), Some(Ok(sdp))) = (&call_id, msg.sdp()) {
-            for media in &sdp.media {
-                let Some(ip) = sdp.connection_for(media).and_then(|c| c.ip()) else {
-                    continue;
-                };
-                if media.port == 0 {
-                    continue;
-                }
-                let is_rtp = media.media != b"image";
-                let rtpmap = media
-                    .rtpmaps()
-                    .map(|r| {
-                        (
-                            r.payload_type,
-                            String::from_utf8_lossy(r.encoding).into_owned(),
-                            r.clock_rate,
-                        )
-                    })
-                    .collect();
-                self.state.maps.announced.insert(
-                    (ip, media.port),
-                    Announcement {
-                        call_id: call_id.clone(),
-                        rtp: is_rtp,
-                        rtpmap,
-                        last_ns: dg.ts_ns,
-                    },
-                );
-                if is_rtp && !media.rtcp_mux() {
-                    let (rip, rport) = match media.rtcp() {
-                        Some(r) => (r.connection.and_then(|c| c.ip()).unwrap_or(ip), r.port),
-                        None => (ip, media.port.wrapping_add(1)),
-                    };
-                    self.state
-                        .maps
-                        .rtcp_addrs
-                        .insert((rip, rport), (call_id.clone(), dg.ts_ns));
-                }
-            }
+            self.announce_sdp(&sdp, Some(call_id), dg.ts_ns);
         }
         call_id
+    }
+
+    /// Records the media addresses in a MEGACO message's Local and Remote descriptors. They
+    /// belong to no SIP dialog, and their RTCP ports are left to the heuristic.
+    fn announce_megaco(&mut self, dg: &Datagram<'_>) {
+        for text in sip::megaco::session_descriptions(dg.payload) {
+            if let Ok(sdp) = sip::sdp::parse(text) {
+                self.announce_sdp(&sdp, None, dg.ts_ns);
+            }
+        }
+    }
+
+    fn announce_sdp(
+        &mut self,
+        sdp: &sip::SessionDescription<'_>,
+        call_id: Option<&str>,
+        ts_ns: i64,
+    ) {
+        for media in &sdp.media {
+            let Some(ip) = sdp.connection_for(media).and_then(|c| c.ip()) else {
+                continue;
+            };
+            if media.port == 0 {
+                continue;
+            }
+            let is_rtp = media.media != b"image";
+            let rtpmap = media
+                .rtpmaps()
+                .map(|r| {
+                    (
+                        r.payload_type,
+                        String::from_utf8_lossy(r.encoding).into_owned(),
+                        r.clock_rate,
+                    )
+                })
+                .collect();
+            self.state.maps.announced.insert(
+                (ip, media.port),
+                Announcement {
+                    call_id: call_id.map(str::to_owned),
+                    rtp: is_rtp,
+                    rtpmap,
+                    last_ns: ts_ns,
+                },
+            );
+            if let (Some(call_id), true, false) = (call_id, is_rtp, media.rtcp_mux()) {
+                let (rip, rport) = match media.rtcp() {
+                    Some(r) => (r.connection.and_then(|c| c.ip()).unwrap_or(ip), r.port),
+                    None => (ip, media.port.wrapping_add(1)),
+                };
+                self.state
+                    .maps
+                    .rtcp_addrs
+                    .insert((rip, rport), (call_id.to_owned(), ts_ns));
+            }
+        }
     }
 
     fn rtcp(&mut self, dg: &Datagram<'_>, call: Option<String>) -> Result<(), StoreError> {

@@ -3,6 +3,7 @@
 
 pub mod correlate;
 pub mod dialog;
+pub mod megaco;
 mod message;
 pub mod rtp_stat;
 mod scan;
