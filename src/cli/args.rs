@@ -296,7 +296,7 @@ pub struct IndexArgs {
     /// (units ms, s, m, h; a bare number is seconds; 0s takes everything). `*.part` files always wait.
     #[arg(long, default_value = "5s", value_name = "DUR")]
     pub settle: String,
-    /// Worker threads (default: one per core)
+    /// SIP scan threads (default: one per core, less one for the media pass unless --no-media)
     #[arg(short = 'j', long, default_value_t = 0)]
     pub threads: usize,
     /// Files scanned at once (at most -j); each holds its HEP window and a few chunks of rows

@@ -37,7 +37,7 @@ pub struct IndexPlan {
     pub inputs: Vec<PathBuf>,
     /// Files modified more recently than this are still being written: left for the next run.
     pub settle: Duration,
-    /// Worker threads (0: one per core).
+    /// SIP scan threads (0: one per core, less one for the media pass when it runs).
     pub threads: usize,
     pub scan: ScanConfig,
     /// Files scanned at once (at most `threads`); each holds its HEP window, a few chunks of
@@ -287,8 +287,14 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         .enumerate()
         .map(|(i, c)| (c.path.clone(), first_id + i as u32))
         .collect();
+    // By default the sequential media pass keeps a core to itself: on an RTP-heavy archive it
+    // is the critical path, and a scan worker sharing its core only slowed it (2 cores, 500 MB
+    // trunk: 0.76 s mean wall with one scan worker against 0.85 s with two, 6 runs each).
     let threads = match plan.threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .saturating_sub(usize::from(plan.media.analyse))
+            .max(1),
         n => n,
     };
     // files scanned at once: each holds a HEP window, a few row chunks and its dialog budget
