@@ -1023,8 +1023,15 @@ impl StreamState {
             l.first_ext_ts = f.ext_timestamp;
         }
         l.last_ext_ts = f.ext_timestamp;
-        let media_ns = (f.ext_timestamp as i128 - l.first_ext_ts as i128) * 1_000_000_000
-            / i128::from(clock_rate);
+        let ticks = f.ext_timestamp as i128 - l.first_ext_ts as i128;
+        // The same quotient in 64 bits when it fits (a 128-bit division was 2% of the pass):
+        // |ticks| < 2^33 keeps ticks * 1e9 below 2^63.
+        let media_ns = match i64::try_from(ticks) {
+            Ok(t) if t.unsigned_abs() < 1 << 33 => {
+                i128::from(t * 1_000_000_000 / i64::from(clock_rate))
+            }
+            _ => ticks * 1_000_000_000 / i128::from(clock_rate),
+        };
         let offset = (i128::from(f.ts_ns - self.first_ns) - media_ns) as i64;
         let base = *l.base_offset_ns.get_or_insert(offset);
         if offset < base {
