@@ -947,54 +947,57 @@ impl<'a> MediaPass<'a> {
             rows.push(self.record(s));
         }
         // The state (13 MB of JSON for 6,000 open streams) is written beside the tables: at the
-        // end of a run the scan's cores are free, and this is the run's critical path.
-        let (state, run, db_path) = (std::mem::take(&mut self.state), self.run, db.to_path_buf());
-        let saved = std::thread::spawn(move || state.save(&db_path, run));
-        self.out.streams_written = rows.len() as u64;
-        let mut calls: Vec<String> = rows.iter().filter_map(|r| r.call_id.clone()).collect();
-        calls.sort();
-        calls.dedup();
-        let span = rows.iter().fold(None, |acc: Option<(i64, i64)>, r| {
-            Some(match acc {
-                None => (r.start_ns, r.end_ns),
-                Some((a, b)) => (a.min(r.start_ns), b.max(r.end_ns)),
-            })
-        });
-        pq::upsert_rows_with(
-            db,
-            self.run,
-            rows,
-            &[],
-            false,
-            |r| &r.stream_id,
-            |a, b| (a.start_ns, &a.stream_id).cmp(&(b.start_ns, &b.stream_id)),
-        )
-        .map_err(|e| store_err(db, e))?;
-        self.rtcp.finish().map_err(|e| store_err(db, e))?;
-        self.qos.finish().map_err(|e| store_err(db, e))?;
-        // Per-call summary over all the call's streams, earlier runs' included.
-        if let Some((lo, hi)) = span {
-            let wanted: std::collections::HashSet<&str> =
-                calls.iter().map(String::as_str).collect();
-            let day = 86_400_000_000_000i64;
-            pq::for_each_row::<RtpStreamRecord>(
+        // end of a run the scan's cores are free, and this is the run's critical path. Scoped, so
+        // an error below still waits for it (no state file half-written behind a failed run).
+        let (state, run) = (std::mem::take(&mut self.state), self.run);
+        std::thread::scope(|scope| {
+            let saved = scope.spawn(move || state.save(db, run));
+            self.out.streams_written = rows.len() as u64;
+            let mut calls: Vec<String> = rows.iter().filter_map(|r| r.call_id.clone()).collect();
+            calls.sort();
+            calls.dedup();
+            let span = rows.iter().fold(None, |acc: Option<(i64, i64)>, r| {
+                Some(match acc {
+                    None => (r.start_ns, r.end_ns),
+                    Some((a, b)) => (a.min(r.start_ns), b.max(r.end_ns)),
+                })
+            });
+            pq::upsert_rows_with(
                 db,
-                DayRange::from_ns(Some(lo - day), Some(hi + day)),
-                |r| {
-                    if let Some(c) = r.call_id.as_deref().filter(|c| wanted.contains(c)) {
-                        let e = self.out.calls.entry(c.to_owned()).or_default();
-                        fold_call(e, &r);
-                    }
-                    Ok(())
-                },
+                self.run,
+                rows,
+                &[],
+                false,
+                |r| &r.stream_id,
+                |a, b| (a.start_ns, &a.stream_id).cmp(&(b.start_ns, &b.stream_id)),
             )
             .map_err(|e| store_err(db, e))?;
-            self.out.span = Some((lo, hi));
-        }
-        saved.join().map_err(|_| {
-            IndexError::io(db, std::io::Error::other("saving the media state panicked"))
-        })??;
-        Ok(self.out)
+            self.rtcp.finish().map_err(|e| store_err(db, e))?;
+            self.qos.finish().map_err(|e| store_err(db, e))?;
+            // Per-call summary over all the call's streams, earlier runs' included.
+            if let Some((lo, hi)) = span {
+                let wanted: std::collections::HashSet<&str> =
+                    calls.iter().map(String::as_str).collect();
+                let day = 86_400_000_000_000i64;
+                pq::for_each_row::<RtpStreamRecord>(
+                    db,
+                    DayRange::from_ns(Some(lo - day), Some(hi + day)),
+                    |r| {
+                        if let Some(c) = r.call_id.as_deref().filter(|c| wanted.contains(c)) {
+                            let e = self.out.calls.entry(c.to_owned()).or_default();
+                            fold_call(e, &r);
+                        }
+                        Ok(())
+                    },
+                )
+                .map_err(|e| store_err(db, e))?;
+                self.out.span = Some((lo, hi));
+            }
+            saved.join().map_err(|_| {
+                IndexError::io(db, std::io::Error::other("saving the media state panicked"))
+            })??;
+            Ok(self.out)
+        })
     }
 }
 
