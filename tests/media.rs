@@ -851,3 +851,110 @@ fn no_media_indexes_sip_only_and_leaves_stored_streams_alone() {
     index(&mixed, &[&files[1], &files[2]], &["--no-media"]);
     assert_eq!(stream_map(&mixed), before);
 }
+
+/// A minimal little-endian pcapng: SHB, one Ethernet IDB, EPBs (µs), and an ISB at the end whose
+/// `isb_ifdrop` says how many packets the capturer dropped, as dumpcap writes it.
+fn write_pcapng_with_drops(path: &Path, packets: &[(i64, Vec<u8>)], ifdrop: u64) {
+    fn block(out: &mut Vec<u8>, kind: u32, body: &[u8]) {
+        let pad = (4 - body.len() % 4) % 4;
+        let len = (12 + body.len() + pad) as u32;
+        out.extend_from_slice(&kind.to_le_bytes());
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(body);
+        out.extend_from_slice(&vec![0; pad]);
+        out.extend_from_slice(&len.to_le_bytes());
+    }
+    let mut out = Vec::new();
+    let mut shb = 0x1A2B_3C4Du32.to_le_bytes().to_vec();
+    shb.extend_from_slice(&1u16.to_le_bytes());
+    shb.extend_from_slice(&0u16.to_le_bytes());
+    shb.extend_from_slice(&(-1i64).to_le_bytes());
+    block(&mut out, 0x0A0D_0D0A, &shb);
+    let mut idb = 1u16.to_le_bytes().to_vec();
+    idb.extend_from_slice(&[0, 0, 0, 0, 0, 0]);
+    block(&mut out, 1, &idb);
+    let stamp = |ts_ns: i64| {
+        let us = (ts_ns / 1_000) as u64;
+        let mut b = ((us >> 32) as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(&(us as u32).to_le_bytes());
+        b
+    };
+    for (ts, data) in packets {
+        let mut epb = 0u32.to_le_bytes().to_vec();
+        epb.extend_from_slice(&stamp(*ts));
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(&(data.len() as u32).to_le_bytes());
+        epb.extend_from_slice(data);
+        epb.extend_from_slice(&vec![0; (4 - data.len() % 4) % 4]);
+        block(&mut out, 6, &epb);
+    }
+    let mut isb = 0u32.to_le_bytes().to_vec();
+    isb.extend_from_slice(&stamp(packets.last().map_or(T0, |p| p.0)));
+    isb.extend_from_slice(&5u16.to_le_bytes()); // isb_ifdrop
+    isb.extend_from_slice(&8u16.to_le_bytes());
+    isb.extend_from_slice(&ifdrop.to_le_bytes());
+    isb.extend_from_slice(&[0, 0, 0, 0]); // opt_endofopt
+    block(&mut out, 5, &isb);
+    std::fs::write(path, out).unwrap();
+}
+
+#[test]
+fn loss_while_the_capturer_dropped_is_counted_apart_from_network_loss() {
+    let ms = 1_000_000i64;
+    let tmp = tempfile::tempdir().unwrap();
+    let (mut first, mut second) = (Vec::new(), Vec::new());
+    // Stream 0xA runs over two ring files: the first (no drops) misses seq 20-21 at 0.4 s, the
+    // second (whose capturer dropped 7 packets) misses seq 150 at 3 s. Stream 0xB lives in the
+    // first file only and misses seq 60: its files reported no drops.
+    for i in 0..200u16 {
+        let t = T0 + i64::from(i) * 20 * ms;
+        let file = if i < 100 { &mut first } else { &mut second };
+        if !(20..=21).contains(&i) && i != 150 {
+            let pkt = rtp(i, u32::from(i) * 160, 0xA);
+            file.push((t, frame(A, 40000, B, 50000, &pkt)));
+        }
+        if i < 90 && i != 60 {
+            let pkt = rtp(i, u32::from(i) * 160, 0xB);
+            first.push((t + ms, frame(B, 42000, A, 52000, &pkt)));
+        }
+    }
+    let (f1, f2) = (
+        tmp.path().join("ring-1.pcap"),
+        tmp.path().join("ring-2.pcapng"),
+    );
+    write_pcap(&f1, &first);
+    write_pcapng_with_drops(&f2, &second, 7);
+    let db = tmp.path().join("db");
+    index(&db, &[&f1, &f2], &[]);
+
+    let s = streams(&db, &[]);
+    let by_ssrc = |ssrc: u32| s.iter().find(|x| x["ssrc"] == ssrc).unwrap().clone();
+    let spanning = by_ssrc(0xA);
+    assert_eq!(spanning["lost"], 3, "{spanning:#}");
+    assert_eq!(spanning["capture_drops"], 7);
+    assert_eq!(
+        spanning["possible_capture_lost"], 1,
+        "only the gap in the dropping file's time span"
+    );
+    assert_eq!(spanning["possible_capture_loss"], true);
+    let earlier = by_ssrc(0xB);
+    assert_eq!(earlier["lost"], 1);
+    assert_eq!(earlier["capture_drops"], 0);
+    assert_eq!(earlier["possible_capture_lost"], 0);
+    assert_eq!(earlier["possible_capture_loss"], false);
+
+    // The same figures when the files come in two runs (the counts are carried in the state).
+    let db2 = tmp.path().join("db2");
+    index(&db2, &[&f1], &[]);
+    index(&db2, &[&f1, &f2], &[]);
+    let again = streams(&db2, &[]);
+    let a = again.iter().find(|x| x["ssrc"] == 0xA).unwrap();
+    assert_eq!(
+        (&a["lost"], &a["possible_capture_lost"], &a["capture_drops"]),
+        (
+            &spanning["lost"],
+            &spanning["possible_capture_lost"],
+            &spanning["capture_drops"]
+        )
+    );
+}

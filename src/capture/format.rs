@@ -26,6 +26,10 @@ const PCAP_MAGIC_NANO: u32 = 0xa1b2_3c4d;
 const SHB: u32 = 0x0a0d_0d0a;
 const IDB: u32 = 0x0000_0001;
 const EPB: u32 = 0x0000_0006;
+const ISB: u32 = 0x0000_0005;
+const ISB_STARTTIME: u16 = 2;
+const ISB_ENDTIME: u16 = 3;
+const ISB_IFDROP: u16 = 5;
 const BYTE_ORDER_MAGIC: u32 = 0x1a2b_3c4d;
 const OPT_END: u16 = 0;
 const OPT_COMMENT: u16 = 1;
@@ -165,6 +169,44 @@ pub(crate) fn encode_record(
             close_block(out, start);
         }
     }
+}
+
+/// What the capturer lost while one file was written, from libpcap's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Drops {
+    /// `ps_ifdrop`: dropped by the interface or its driver.
+    pub interface: u64,
+    /// `ps_drop`: dropped by the kernel (buffer full: the capturer did not keep up).
+    pub os: u64,
+}
+
+/// Appends a pcapng Interface Statistics Block saying what the capturer dropped between the
+/// file's first and last packet, which `index` reports as possible capture loss. Both counts go
+/// into `isb_ifdrop`, as dumpcap puts libpcap's `ps_drop` there (Wireshark and `source::pcapng`
+/// read it as the capture's drops). Each ring file is its own section, so the count is the
+/// file's own. Classic pcap has nowhere to put it.
+pub(crate) fn encode_drops(h: &Header<'_>, span_ns: (i64, i64), drops: Drops, out: &mut Vec<u8>) {
+    if h.format != FileFormat::Pcapng {
+        return;
+    }
+    let units = |ts_ns: i64| {
+        let t = ts_ns.max(0) as u64;
+        let u = if h.nanosecond { t } else { t / 1_000 };
+        let mut b = ((u >> 32) as u32).to_le_bytes().to_vec();
+        b.extend_from_slice(&(u as u32).to_le_bytes());
+        b
+    };
+    let start = out.len();
+    push_u32(out, ISB);
+    push_u32(out, 0);
+    push_u32(out, 0); // interface id: one IDB per file
+    out.extend_from_slice(&units(span_ns.1));
+    push_option(out, ISB_STARTTIME, &units(span_ns.0));
+    push_option(out, ISB_ENDTIME, &units(span_ns.1));
+    let dropped = drops.interface.saturating_add(drops.os);
+    push_option(out, ISB_IFDROP, &dropped.to_le_bytes());
+    push_option(out, OPT_END, &[]);
+    close_block(out, start);
 }
 
 #[cfg(test)]

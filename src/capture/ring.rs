@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use super::format::{encode_header, encode_record, FileFormat, Header};
+use super::format::{encode_drops, encode_header, encode_record, Drops, FileFormat, Header};
 use super::retention::{file_name, Retention};
 use super::CaptureError;
 use crate::source::LinkType;
@@ -87,6 +87,9 @@ struct OpenFile {
     boundary_ns: Option<i64>,
     side: Vec<SideRow>,
     last_side: usize,
+    /// First and last packet time, and libpcap's drop counters when the file was opened.
+    span_ns: Option<(i64, i64)>,
+    drops_at_open: Drops,
 }
 
 pub(crate) struct Ring {
@@ -164,6 +167,8 @@ impl Ring {
             boundary_ns: self.cfg.rotate_time.map(|p| next_boundary(now_ns, p)),
             side: Vec::new(),
             last_side: 0,
+            span_ns: None,
+            drops_at_open: self.drops(),
         });
         Ok(())
     }
@@ -203,6 +208,10 @@ impl Ring {
         if let Some(n) = note {
             note_packet(cur, n);
         }
+        cur.span_ns = Some(
+            cur.span_ns
+                .map_or((ts_ns, ts_ns), |(a, b)| (a, b.max(ts_ns))),
+        );
         cur.size += added;
         cur.packets += 1;
         let size = cur.size;
@@ -299,10 +308,31 @@ impl Ring {
         }
     }
 
-    /// Completes the current file: flush, fsync, rename from `.part`, side table, budgets.
+    fn drops(&self) -> Drops {
+        Drops {
+            interface: self.counters.if_drops.load(Ordering::Relaxed),
+            os: self.counters.kernel_drops.load(Ordering::Relaxed),
+        }
+    }
+
+    /// Completes the current file: drop counts (pcapng), flush, fsync, rename from `.part`, side
+    /// table, budgets. The counts are libpcap's as last polled (each tick, and before the
+    /// ring closes), so a drop in the last tick of a file may be told by the next one.
     pub fn finish(&mut self) -> Result<(), CaptureError> {
-        if self.cur.is_none() {
+        let Some(cur) = self.cur.as_ref() else {
             return Ok(());
+        };
+        let (at_open, now) = (cur.drops_at_open, self.drops());
+        let lost = Drops {
+            interface: now.interface.saturating_sub(at_open.interface),
+            os: now.os.saturating_sub(at_open.os),
+        };
+        if let (Some(span), true) = (cur.span_ns, lost != Drops::default()) {
+            let before = self.stage.len();
+            encode_drops(&header(&self.cfg), span, lost, &mut self.stage);
+            if let Some(cur) = self.cur.as_mut() {
+                cur.size += (self.stage.len() - before) as u64;
+            }
         }
         self.flush()?;
         let Some(cur) = self.cur.take() else {
@@ -481,6 +511,35 @@ mod tests {
         r.close().unwrap();
         assert_eq!(names(d.path()).len(), 2);
         assert_eq!(r.counters.files_written.load(Ordering::Relaxed), 2);
+    }
+
+    #[test]
+    fn pcapng_files_say_what_the_capturer_dropped_while_they_were_written() {
+        let d = tempfile::tempdir().unwrap();
+        let mut r = ring(d.path(), Some(Duration::from_secs(10)));
+        r.cfg.format = FileFormat::Pcapng;
+        let s = 1_000_000_000i64;
+        let c = Arc::clone(&r.counters);
+        c.kernel_drops.store(100, Ordering::Relaxed); // before the first file: not its loss
+        r.write(100 * s, 100 * s, b"a", 1, None, None).unwrap();
+        c.kernel_drops.store(105, Ordering::Relaxed);
+        c.if_drops.store(2, Ordering::Relaxed);
+        r.write(105 * s, 105 * s, b"b", 1, None, None).unwrap();
+        r.write(110 * s, 110 * s, b"c", 1, None, None).unwrap(); // rotates: file 1 had 5 + 2
+        r.write(111 * s, 111 * s, b"d", 1, None, None).unwrap();
+        r.close().unwrap(); // file 2: no drops, no ISB
+        let n = names(d.path());
+        assert_eq!(n.len(), 2, "{n:?}");
+        let read = |name: &str| {
+            let mut rd = crate::source::open_capture(&d.path().join(name), 0).unwrap();
+            let mut packets = 0;
+            while rd.next_packet().unwrap().is_some() {
+                packets += 1;
+            }
+            (packets, rd.stats().interface_drops.clone())
+        };
+        assert_eq!(read(&n[0]), (2, vec![(0, 7)]));
+        assert_eq!(read(&n[1]), (2, vec![]));
     }
 
     #[test]

@@ -87,8 +87,11 @@ pub struct MediaState {
     sr_seen: Vec<(u32, Vec<(u32, i64)>)>,
     /// Latest measured RTT per reported SSRC, ms (feeds the E-model delay).
     rtt_ms: Vec<(u32, f64)>,
-    /// Capturer drops reported by files a stream spans, per stream (key and first packet).
+    /// Capturer drops reported by files a stream spans, per stream (key and first packet), and
+    /// the stream's packets lost by sequence gap within those files' time spans.
     capture_drops: Vec<((StreamKey, i64), u64)>,
+    #[serde(default)]
+    capture_window_lost: Vec<((StreamKey, i64), u64)>,
     next_evict_ns: Option<i64>,
     /// Latest capture time seen: a file starting before it is out of order (see `file`).
     #[serde(default)]
@@ -113,6 +116,7 @@ struct Maps {
     sr_seen: FastMap<u32, Vec<(u32, i64)>>,
     rtt_ms: FastMap<u32, f64>,
     capture_drops: FastMap<(StreamKey, i64), u64>,
+    capture_window_lost: FastMap<(StreamKey, i64), u64>,
     span_duplicates: FastMap<Flow5, u64>,
     /// SSRC → Call-ID of streams carrying one (RTCP about a stream inherits its call), with
     /// the stream's clock rate; `unknown_rates` counts the entries whose rate is still 0, so
@@ -150,6 +154,9 @@ impl MediaState {
         m.capture_drops = std::mem::take(&mut self.capture_drops)
             .into_iter()
             .collect();
+        m.capture_window_lost = std::mem::take(&mut self.capture_window_lost)
+            .into_iter()
+            .collect();
         m.span_duplicates = std::mem::take(&mut self.span_duplicates)
             .into_iter()
             .collect();
@@ -176,6 +183,9 @@ impl MediaState {
         let mut drops: Vec<_> = self.maps.capture_drops.drain().collect();
         drops.sort_by_key(|a| a.0);
         self.capture_drops = drops;
+        let mut lost: Vec<_> = self.maps.capture_window_lost.drain().collect();
+        lost.sort_by_key(|a| a.0);
+        self.capture_window_lost = lost;
         let mut dups: Vec<_> = self.maps.span_duplicates.drain().collect();
         dups.sort_by_key(|a| a.0);
         self.span_duplicates = dups;
@@ -346,14 +356,11 @@ impl<'a> MediaPass<'a> {
         let res = self.feed(path, file_id);
         let isolated = std::mem::replace(&mut self.state, carried);
         for s in isolated.table.streams() {
-            let drops = isolated
-                .maps
-                .capture_drops
-                .get(&(s.key, s.first_ns))
-                .copied()
-                .unwrap_or(0);
+            let id = (s.key, s.first_ns);
+            let drops = isolated.maps.capture_drops.get(&id).copied().unwrap_or(0);
+            let lost = isolated.maps.capture_window_lost.get(&id).copied();
             let rtt = isolated.maps.rtt_ms.get(&s.key.ssrc).copied();
-            let mut row = stream_record(s, self.cfg.metrics, drops, rtt);
+            let mut row = stream_record(s, self.cfg.metrics, (drops, lost.unwrap_or(0)), rtt);
             row.span_duplicates_dropped = span_dups(&isolated.maps, &s.key);
             self.finished.push(row);
         }
@@ -373,10 +380,12 @@ impl<'a> MediaPass<'a> {
             })
         });
         let mut first_ts: Option<i64> = None;
+        let mut last_ts = i64::MIN;
         let mut failed: Option<StoreError> = None;
         // A read error ends the file here; the SIP scan reports it.
         while let Ok(Some(p)) = reader.next_packet() {
             first_ts.get_or_insert(p.ts_ns);
+            last_ts = last_ts.max(p.ts_ns);
             self.state.clock_ns = Some(self.state.clock_ns.map_or(p.ts_ns, |c| c.max(p.ts_ns)));
             self.clock(p.ts_ns);
             let now = p.ts_ns;
@@ -407,15 +416,17 @@ impl<'a> MediaPass<'a> {
             return Err(store_err(self.db, e));
         }
         let drops: u64 = reader.stats().interface_drops.iter().map(|d| d.1).sum();
+        // Drops are known per file (pcapng ISBs are written at its end): the file's time span is
+        // the window in which a stream's sequence gaps may be the capturer's.
         if let (Some(first), true) = (first_ts, drops > 0) {
+            let m = &mut self.state.maps;
             for s in self.state.table.streams() {
                 if s.last_ns >= first {
-                    *self
-                        .state
-                        .maps
-                        .capture_drops
-                        .entry((s.key, s.first_ns))
-                        .or_default() += drops;
+                    let id = (s.key, s.first_ns);
+                    *m.capture_drops.entry(id).or_default() += drops;
+                    let secs = |t: i64| ((t - s.first_ns).max(0) / 1_000_000_000) as u64;
+                    *m.capture_window_lost.entry(id).or_default() +=
+                        s.timeline.lost_between(secs(first), secs(last_ts));
                 }
             }
         }
@@ -437,6 +448,10 @@ impl<'a> MediaPass<'a> {
         for s in self.state.table.evict_idle(cutoff) {
             let rec = self.record(&s);
             self.state.maps.capture_drops.remove(&(s.key, s.first_ns));
+            self.state
+                .maps
+                .capture_window_lost
+                .remove(&(s.key, s.first_ns));
             if s.call_id.is_some() {
                 self.state.maps.forget_ssrc_call(s.key.ssrc);
             }
@@ -905,15 +920,12 @@ impl<'a> MediaPass<'a> {
 
     /// The table row of a stream as it stands.
     fn record(&self, s: &StreamState) -> RtpStreamRecord {
-        let drops = self
-            .state
-            .maps
-            .capture_drops
-            .get(&(s.key, s.first_ns))
-            .copied()
-            .unwrap_or(0);
-        let rtt = self.state.maps.rtt_ms.get(&s.key.ssrc).copied();
-        let mut row = stream_record(s, self.cfg.metrics, drops, rtt);
+        let m = &self.state.maps;
+        let id = (s.key, s.first_ns);
+        let drops = m.capture_drops.get(&id).copied().unwrap_or(0);
+        let lost = m.capture_window_lost.get(&id).copied().unwrap_or(0);
+        let rtt = m.rtt_ms.get(&s.key.ssrc).copied();
+        let mut row = stream_record(s, self.cfg.metrics, (drops, lost), rtt);
         row.span_duplicates_dropped = span_dups(&self.state.maps, &s.key);
         row
     }
@@ -1189,12 +1201,15 @@ fn span_dups(maps: &Maps, k: &StreamKey) -> u64 {
 }
 
 /// The row of one stream under the chosen metrics.
+/// `capture` is the capturer's drops in the files the stream spans and the stream's sequence
+/// gaps within those files' time spans.
 pub fn stream_record(
     s: &StreamState,
     metrics: Metrics,
-    capture_drops: u64,
+    capture: (u64, u64),
     rtt_ms: Option<f64>,
 ) -> RtpStreamRecord {
+    let (capture_drops, capture_window_lost) = capture;
     let sum = s.summary(metrics);
     let media = s.media_payload_type();
     let clock = s.clock_rate();
@@ -1280,7 +1295,8 @@ pub fn stream_record(
         mos_codec: model.map(|e| e.inputs.codec.name().to_owned()),
         mos_loss_pct: model.map(|e| e.inputs.packet_loss_percent),
         mos_delay_ms: model.map(|e| e.inputs.one_way_delay_ms),
-        possible_capture_loss: capture_drops > 0 && sum.lost > 0,
+        possible_capture_loss: capture_window_lost > 0,
+        possible_capture_lost: Some(capture_window_lost),
         span_duplicates_dropped: 0,
         capture_drops,
         problem: sum.problem,

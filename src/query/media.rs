@@ -117,6 +117,7 @@ const CSV_COLUMNS: &[&str] = &[
     "r_factor",
     "dtmf",
     "possible_capture_loss",
+    "possible_capture_lost",
 ];
 
 fn csv_field(v: &Value) -> String {
@@ -434,10 +435,15 @@ pub fn print_quality(out: &mut dyn Write, q: &CallQuality, explain: bool) -> std
             s.payload_type.map_or_else(|| "-".into(), |p| p.to_string()),
             rfc3339(s.start_ns),
             dur,
-            if s.possible_capture_loss {
-                "  [capturer dropped packets meanwhile: loss may be capture loss]"
-            } else {
-                ""
+            match (s.possible_capture_loss, s.possible_capture_lost) {
+                (true, Some(n)) => format!(
+                    "  [{n} of the {} lost fell while the capturer dropped packets ({} drops): \
+                     possibly capture loss]",
+                    s.lost, s.capture_drops
+                ),
+                (true, None) =>
+                    "  [capturer dropped packets meanwhile: loss may be capture loss]".to_owned(),
+                _ => String::new(),
             }
         )?;
         let reps = reports_for(q, s);

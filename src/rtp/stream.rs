@@ -593,6 +593,23 @@ impl Timeline {
             b.2 = b.2.max(o.add.2);
         }
     }
+    /// Packets lost by sequence gap (counted when the packet after the gap arrived) in the
+    /// buckets that overlap `from_s..=to_s`, seconds since the stream's first packet: to the
+    /// bucket's width, at least a second.
+    pub fn lost_between(&self, from_s: u64, to_s: u64) -> u64 {
+        let t = self.settled();
+        let width = u64::from(t.width_s.max(1));
+        t.buckets
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| {
+                let (start, end) = (*i as u64 * width, (*i as u64 + 1) * width);
+                start <= to_s && from_s < end
+            })
+            .map(|(_, b)| u64::from(b.1))
+            .sum()
+    }
+
     /// The timeline with the bucket being filled folded in.
     pub fn settled(&self) -> Timeline {
         let mut t = self.clone();

@@ -454,6 +454,7 @@ impl TableRow for RtpStreamRecord {
             col!("mos_loss_pct", OptF64, mos_loss_pct),
             col!("mos_delay_ms", OptF64, mos_delay_ms),
             col!("possible_capture_loss", Bool, possible_capture_loss),
+            col!("possible_capture_lost", OptU64, possible_capture_lost),
             col!("capture_drops", U64, capture_drops),
             col!("span_duplicates_dropped", U64, span_duplicates_dropped),
             col!("problem", Bool, problem),

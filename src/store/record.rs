@@ -332,6 +332,10 @@ pub struct RtpStreamRecord {
     pub mos_loss_pct: Option<f64>,
     pub mos_delay_ms: Option<f64>,
     pub possible_capture_loss: bool,
+    /// Packets lost by sequence gap while the capturer reported drops (see `capture_drops`);
+    /// null in rows written before it was counted.
+    #[serde(default)]
+    pub possible_capture_lost: Option<u64>,
     pub capture_drops: u64,
     /// SPAN duplicates of this stream's packets dropped by `--dedup` (0 with dedup off: then
     /// surviving copies count in `duplicates`, not as loss).
