@@ -576,20 +576,7 @@ fn window_fixture() -> (tempfile::TempDir, PathBuf, PathBuf, String, String) {
 const NEW_RULES: &[&str] = &["--correlate-window", "0s", "--correlate-header", "Subject"];
 
 fn reindex_window(db: &Path, since: &str, until: &str) -> serde_json::Value {
-    let o = bin()
-        .args(["reindex", "--quiet", "--json", "--db"])
-        .arg(db)
-        .args(["--since", since, "--until", until])
-        .args(NEW_RULES)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
+    reindex_window_with(db, since, until, NEW_RULES)
 }
 
 #[test]

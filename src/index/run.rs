@@ -254,39 +254,13 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         .map_err(|e| store_err(db, e))?;
     let mut rate: HashMap<(std::net::IpAddr, i64), u32> = HashMap::new();
     let mut entries: Vec<CatalogFile> = Vec::new();
-    // each new file's predecessor in its ring: the previous file of its directory, known or new
-    let predecessors: Vec<Option<Predecessor>> = {
-        let mut all: Vec<(PathBuf, u32)> = catalog
-            .files
-            .iter()
-            .filter(|f| f.error.is_none())
-            .map(|f| (PathBuf::from(&f.path), f.id))
-            .collect();
-        all.extend(
-            new_files
-                .iter()
-                .enumerate()
-                .map(|(i, c)| (c.path.clone(), first_id + i as u32)),
-        );
-        all.sort();
-        new_files
-            .iter()
-            .map(|c| {
-                let pos = all.partition_point(|(p, _)| p < &c.path);
-                let (prev, id) = all.get(pos.checked_sub(1)?)?;
-                (prev.parent() == c.path.parent() && prev.exists()).then(|| Predecessor {
-                    path: prev.clone(),
-                    file_id: *id,
-                })
-            })
-            .collect()
-    };
-    let media_state = MediaState::load(db, catalog.last_run)?;
     let media_files: Vec<(PathBuf, u32)> = new_files
         .iter()
         .enumerate()
         .map(|(i, c)| (c.path.clone(), first_id + i as u32))
         .collect();
+    let predecessors = predecessors(&catalog, &media_files, media_files.iter().map(|f| &*f.0));
+    let media_state = MediaState::load(db, catalog.last_run)?;
     // By default the sequential media pass keeps a core to itself: on an RTP-heavy archive it
     // is the critical path, and a scan worker sharing its core only slowed it (2 cores, 500 MB
     // trunk: 0.76 s mean wall with one scan worker against 0.85 s with two, 6 runs each).
@@ -829,4 +803,31 @@ fn lower_thread_priority() {
         let now = libc::getpriority(libc::PRIO_PROCESS, tid);
         libc::setpriority(libc::PRIO_PROCESS, tid, (now + 5).min(19));
     }
+}
+
+/// Each of `paths`' predecessor in its ring: the file before it (by path) in its directory, among
+/// the catalog's readable files and `also` (files being indexed now, with their new ids).
+pub(super) fn predecessors<'p>(
+    catalog: &Catalog,
+    also: &[(PathBuf, u32)],
+    paths: impl Iterator<Item = &'p Path>,
+) -> Vec<Option<Predecessor>> {
+    let mut all: Vec<(PathBuf, u32)> = catalog
+        .files
+        .iter()
+        .filter(|f| f.error.is_none())
+        .map(|f| (PathBuf::from(&f.path), f.id))
+        .chain(also.iter().cloned())
+        .collect();
+    all.sort();
+    paths
+        .map(|path| {
+            let pos = all.partition_point(|(p, _)| p.as_path() < path);
+            let (prev, id) = all.get(pos.checked_sub(1)?)?;
+            (prev.parent() == path.parent() && prev.exists()).then(|| Predecessor {
+                path: prev.clone(),
+                file_id: *id,
+            })
+        })
+        .collect()
 }

@@ -57,7 +57,7 @@ use super::dialogs::{dialog_record, list_parts, load_parts, save_parts, summary_
 use super::media::{self, CallMedia, MediaPass, MediaState};
 use super::run::{lock_db, recover, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING};
 use super::run::{reindex, REINDEX};
-use super::scan::{scan_file, FileScan, Predecessor, PREROLL_NS};
+use super::scan::{scan_file, FileScan, PREROLL_NS};
 use super::IndexError;
 use crate::decode::Decoder;
 use crate::sip::correlate::correlate_dialogs;
@@ -147,29 +147,6 @@ fn pending_full(db: &Path) -> bool {
         .is_some_and(|b| serde_json::from_slice::<Vec<PathBuf>>(&b).is_ok())
 }
 
-/// Each file's predecessor in its ring: the previous catalog file of its directory (as `run`).
-fn predecessors(catalog: &Catalog, files: &[CatalogFile]) -> Vec<Option<Predecessor>> {
-    let mut all: Vec<(PathBuf, u32)> = catalog
-        .files
-        .iter()
-        .filter(|f| f.error.is_none())
-        .map(|f| (PathBuf::from(&f.path), f.id))
-        .collect();
-    all.sort();
-    files
-        .iter()
-        .map(|f| {
-            let path = Path::new(&f.path);
-            let pos = all.partition_point(|(p, _)| p.as_path() < path);
-            let (prev, id) = all.get(pos.checked_sub(1)?)?;
-            (prev.parent() == path.parent() && prev.exists()).then(|| Predecessor {
-                path: prev.clone(),
-                file_id: *id,
-            })
-        })
-        .collect()
-}
-
 /// Scan `files` in parallel batches, handing each scan to `each` in file order.
 fn scan_files(
     plan: &IndexPlan,
@@ -178,7 +155,7 @@ fn scan_files(
     files: &[CatalogFile],
     mut each: impl FnMut(&CatalogFile, FileScan) -> Result<(), IndexError>,
 ) -> Result<(), IndexError> {
-    let preds = predecessors(catalog, files);
+    let preds = super::run::predecessors(catalog, &[], files.iter().map(|f| Path::new(&f.path)));
     let batch = plan.batch_files.max(1);
     for (chunk, preds) in files.chunks(batch).zip(preds.chunks(batch)) {
         let scans: Vec<FileScan> = pool.install(|| {
