@@ -6,7 +6,7 @@ mod common;
 use common::split;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sipidx::source::{open_capture, PcapWriter};
 use sipidx::store::parquet::{read_dialogs, read_messages, DialogFilter};
@@ -200,9 +200,10 @@ fn the_thread_count_does_not_change_the_result() {
 #[test]
 fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
     let tmp = tempfile::tempdir().unwrap();
-    // a few hundred files so a run lasts long enough to be killed in the middle
+    // enough days that every run has new work, whether or not the one before it was killed
+    const DAYS: usize = 12;
     let archive = tmp.path().join("archive");
-    for copy in 0..6 {
+    for copy in 0..DAYS {
         let d = archive.join(format!("day{copy}"));
         std::fs::create_dir_all(&d).unwrap();
         for e in std::fs::read_dir(testdata("corpus")).unwrap() {
@@ -213,35 +214,36 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
         }
     }
     let clean = tmp.path().join("clean.db");
-    let started = std::time::Instant::now();
     index(&clean, &[&archive], &[]);
-    // kill moments spread over a whole run (and a bit past it), wherever the machine's speed puts
-    // its commit
-    let run_ms = (started.elapsed().as_millis() as u64 * 13 / 10).max(200);
     let want_messages = messages(&clean);
     let want_dialogs = dialogs(&clean);
 
     let db = tmp.path().join("killed.db");
-    // the runs to be killed extend a DB that already holds committed rows and dialogs
+    // the runs to be killed extend a DB that already holds committed rows and dialogs; how long
+    // that took sets the first span of kill moments
+    let started = Instant::now();
     index(&db, &[&archive.join("day0")], &[]);
+    let mut span_ms = (started.elapsed().as_millis() as u64 * 3 / 2).max(50);
     // deterministic pseudo-random kill moments
     let mut seed: u64 = 0x5eed;
     let mut kills = 0;
     let mut interrupted = 0;
-    // ten kills, and up to ten more while none has caught a run in the middle (on a loaded
-    // machine the moments drift)
-    for k in 0..20 {
-        if k >= 10 && interrupted > 0 {
+    let mut newest_day = 1;
+    // at least ten runs, until three kills caught a run in the middle; a run that ends before
+    // its kill moment resets the span to its own length (the machine's speed varies, and a
+    // fixed span measured once let every run finish first on a fast, idle host)
+    for k in 0..40 {
+        if newest_day >= DAYS || (k >= 10 && interrupted >= 3) {
             break;
         }
-        // the archive grows a day every other run, so later runs still have work to be killed in
-        let days: Vec<PathBuf> = (0..=(1 + k / 2).min(5))
+        let days: Vec<PathBuf> = (0..=newest_day)
             .map(|d| archive.join(format!("day{d}")))
             .collect();
         seed = seed
             .wrapping_mul(6364136223846793005)
             .wrapping_add(1442695040888963407);
-        let delay = Duration::from_millis((seed >> 33) % run_ms);
+        let delay = Duration::from_millis((seed >> 33) % span_ms);
+        let started = Instant::now();
         let mut child = bin()
             .args(["index", "--settle", "0s", "--quiet", "--db"])
             .arg(&db)
@@ -250,8 +252,19 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
             .stderr(Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(delay);
-        if child.try_wait().unwrap().is_none() {
+        let finished = loop {
+            if child.try_wait().unwrap().is_some() {
+                break true;
+            }
+            if started.elapsed() >= delay {
+                break false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        };
+        if finished {
+            span_ms = (started.elapsed().as_millis() as u64).max(20);
+            newest_day += 1;
+        } else {
             child.kill().unwrap(); // SIGKILL
             kills += 1;
         }
