@@ -23,15 +23,12 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::IndexError;
-use crate::decode::{
-    Datagram, DecodeConfig, Decoder, DedupConfig, Deduplicator, Transport, Verdict,
-};
+use crate::decode::{Datagram, DecodeConfig, DedupConfig, Transport};
 use crate::rtp::mos::{self, Codec};
 use crate::rtp::rtcp::{self, RtcpPacket, XrBlock};
-use crate::rtp::{self, vq, Classification, ConvKey, Metrics, PayloadFormat, RtpHeader};
+use crate::rtp::{vq, Classification, ConvKey, Metrics, PayloadFormat};
 use crate::rtp::{RtpPacket, StreamKey, StreamState, StreamTable};
 use crate::sip;
-use crate::source::open_capture;
 use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};
 use crate::store::record::{QosReportRecord, RtcpReportRecord, RtpStreamRecord};
 use crate::store::StoreError;
@@ -41,6 +38,9 @@ pub const IDLE_NS: i64 = 600 * 1_000_000_000;
 /// How often (capture time) idle streams are looked for.
 pub(super) const EVICT_EVERY_NS: i64 = 60 * 1_000_000_000;
 const STATE_DIR: &str = "state";
+
+mod feed;
+use feed::{Event, Origin, UdpFacts};
 
 #[derive(Clone, Debug)]
 pub struct MediaConfig {
@@ -288,6 +288,8 @@ pub struct MediaPass<'a> {
     report_files: Option<std::collections::HashSet<u32>>,
     /// RTP packets classified but not yet applied to their streams (see `flush_rtp`).
     batch: Vec<QueuedRtp>,
+    /// The carried state while an out-of-order file is analysed apart (see `file`).
+    carried: Option<MediaState>,
 }
 
 /// Packets applied to the stream table at once: enough for their cache misses to overlap, few
@@ -329,6 +331,7 @@ impl<'a> MediaPass<'a> {
             file_id: 0,
             report_files: None,
             batch: Vec::with_capacity(RTP_BATCH),
+            carried: None,
         })
     }
 
@@ -342,80 +345,126 @@ impl<'a> MediaPass<'a> {
         if !self.cfg.analyse {
             return Ok(());
         }
-        let first = open_capture(path, file_id)
-            .ok()
-            .and_then(|mut r| r.next_packet().ok().flatten().map(|p| p.ts_ns));
-        let behind = matches!((first, self.state.clock_ns), (Some(f), Some(c)) if f < c);
-        if !behind {
-            return self.feed(path, file_id);
-        }
-        self.out.files_out_of_order += 1;
-        let mut fresh = MediaState::default();
-        fresh.build_maps();
-        let carried = std::mem::replace(&mut self.state, fresh);
-        let res = self.feed(path, file_id);
-        let isolated = std::mem::replace(&mut self.state, carried);
-        for s in isolated.table.streams() {
-            let id = (s.key, s.first_ns);
-            let drops = isolated.maps.capture_drops.get(&id).copied().unwrap_or(0);
-            let lost = isolated.maps.capture_window_lost.get(&id).copied();
-            let rtt = isolated.maps.rtt_ms.get(&s.key.ssrc).copied();
-            let mut row = stream_record(s, self.cfg.metrics, (drops, lost.unwrap_or(0)), rtt);
-            row.span_duplicates_dropped = span_dups(&isolated.maps, &s.key);
-            self.finished.push(row);
-        }
-        res
+        let mut reader = feed::Reader::new(self.cfg, self.clock());
+        let mut failed = None;
+        reader.file(path, file_id, &mut |chunk| {
+            if let Err(e) = self.chunk(&chunk) {
+                failed = Some(e);
+                return None;
+            }
+            Some(chunk)
+        });
+        self.set_clock(reader.clock);
+        failed.map_or(Ok(()), Err)
     }
 
-    fn feed(&mut self, path: &Path, file_id: u32) -> Result<(), IndexError> {
-        self.file_id = file_id;
-        let Ok(mut reader) = open_capture(path, file_id) else {
+    /// Feed a run's files in order, reading on a second thread while this one analyses (see
+    /// `feed`); the same result as `file` for each in turn.
+    pub fn files(&mut self, files: &[(PathBuf, u32)]) -> Result<(), IndexError> {
+        if !self.cfg.analyse {
             return Ok(());
-        };
-        let mut decoder = Decoder::new(self.cfg.decode.clone());
-        let mut dedup = self.cfg.dedup.span.then(|| {
-            Deduplicator::new(DedupConfig {
-                hep_mirrors: false,
-                ..self.cfg.dedup.clone()
-            })
-        });
-        let mut first_ts: Option<i64> = None;
-        let mut last_ts = i64::MIN;
-        let mut failed: Option<StoreError> = None;
-        // A read error ends the file here; the SIP scan reports it.
-        while let Ok(Some(p)) = reader.next_packet() {
-            first_ts.get_or_insert(p.ts_ns);
-            last_ts = last_ts.max(p.ts_ns);
-            self.state.clock_ns = Some(self.state.clock_ns.map_or(p.ts_ns, |c| c.max(p.ts_ns)));
-            self.clock(p.ts_ns);
-            let now = p.ts_ns;
-            decoder.decode(&p, |dg| {
-                if let Some(d) = dedup.as_mut() {
-                    if let Verdict::Duplicate { .. } = d.push(dg, now) {
-                        *self
-                            .state
-                            .maps
-                            .span_duplicates
-                            .entry((dg.src, dg.src_port, dg.dst, dg.dst_port))
-                            .or_default() += 1;
-                        return;
+        }
+        // Chunks in flight: enough to absorb the reader's bursts, few enough to stay in cache.
+        const CHUNKS_AHEAD: usize = 4;
+        let (full_tx, full_rx) = std::sync::mpsc::sync_channel::<feed::Chunk>(CHUNKS_AHEAD);
+        let (empty_tx, empty_rx) = std::sync::mpsc::channel::<feed::Chunk>();
+        let (cfg, clock) = (self.cfg, self.clock());
+        std::thread::scope(|scope| {
+            let reading = scope.spawn(move || {
+                let mut reader = feed::Reader::new(cfg, clock);
+                let mut sink = |chunk| {
+                    full_tx.send(chunk).ok()?;
+                    Some(empty_rx.try_recv().unwrap_or_default())
+                };
+                for (path, id) in files {
+                    if !reader.file(path, *id, &mut sink) {
+                        break;
                     }
                 }
-                if let Err(e) = self.datagram(dg) {
-                    failed.get_or_insert(e);
-                }
+                reader.clock
             });
-        }
-        decoder.finish(|dg| {
-            if let Err(e) = self.datagram(dg) {
-                failed.get_or_insert(e);
+            let mut result = Ok(());
+            for chunk in full_rx.iter() {
+                if let Err(e) = self.chunk(&chunk) {
+                    result = Err(e);
+                    break;
+                }
+                let _ = empty_tx.send(chunk);
             }
-        });
-        self.flush_rtp();
-        if let Some(e) = failed {
-            return Err(store_err(self.db, e));
+            // dropping the receiver (on an error) stops the reader at its next chunk
+            drop(full_rx);
+            let clock = reading.join().map_err(|_| {
+                IndexError::io(self.db, std::io::Error::other("the media reader panicked"))
+            })?;
+            self.set_clock(clock);
+            result
+        })
+    }
+
+    fn clock(&self) -> feed::Clock {
+        feed::Clock {
+            clock_ns: self.state.clock_ns,
+            next_evict_ns: self.state.next_evict_ns,
         }
-        let drops: u64 = reader.stats().interface_drops.iter().map(|d| d.1).sum();
+    }
+
+    fn set_clock(&mut self, c: feed::Clock) {
+        self.state.clock_ns = c.clock_ns;
+        self.state.next_evict_ns = c.next_evict_ns;
+    }
+
+    fn chunk(&mut self, chunk: &feed::Chunk) -> Result<(), IndexError> {
+        for ev in &chunk.events {
+            self.event(ev, chunk)?;
+        }
+        Ok(())
+    }
+
+    fn event(&mut self, ev: &Event, chunk: &feed::Chunk) -> Result<(), IndexError> {
+        let db = self.db;
+        match ev {
+            Event::FileStart { file_id, isolated } => {
+                self.file_id = *file_id;
+                if *isolated {
+                    self.flush_rtp();
+                    self.out.files_out_of_order += 1;
+                    let mut fresh = MediaState::default();
+                    fresh.build_maps();
+                    self.carried = Some(std::mem::replace(&mut self.state, fresh));
+                }
+            }
+            Event::Evict(ts_ns) => self.evict(*ts_ns),
+            Event::SpanDuplicate(flow) => {
+                *self.state.maps.span_duplicates.entry(*flow).or_default() += 1;
+            }
+            Event::Sip { origin, payload } => {
+                // the reader only sends messages that parse
+                if let Ok(msg) = sip::parse(chunk.payload(payload)) {
+                    self.flush_rtp();
+                    self.sip(origin, &msg).map_err(|e| store_err(db, e))?;
+                }
+            }
+            Event::Megaco { origin, payload } => {
+                self.flush_rtp();
+                self.announce_megaco(origin.ts_ns, chunk.payload(payload));
+            }
+            Event::Udp(facts) => self.udp(facts, chunk).map_err(|e| store_err(db, e))?,
+            Event::FileEnd {
+                drops,
+                first_ts,
+                last_ts,
+            } => {
+                self.flush_rtp();
+                self.file_end(*drops, *first_ts, *last_ts);
+                if let Some(carried) = self.carried.take() {
+                    self.end_isolation(carried);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn file_end(&mut self, drops: u64, first_ts: Option<i64>, last_ts: i64) {
         // Drops are known per file (pcapng ISBs are written at its end): the file's time span is
         // the window in which a stream's sequence gaps may be the capturer's.
         if let (Some(first), true) = (first_ts, drops > 0) {
@@ -430,20 +479,25 @@ impl<'a> MediaPass<'a> {
                 }
             }
         }
-        Ok(())
+    }
+
+    /// An out-of-order file's streams close at its end; the carried state comes back.
+    fn end_isolation(&mut self, carried: MediaState) {
+        let isolated = std::mem::replace(&mut self.state, carried);
+        for s in isolated.table.streams() {
+            let id = (s.key, s.first_ns);
+            let drops = isolated.maps.capture_drops.get(&id).copied().unwrap_or(0);
+            let lost = isolated.maps.capture_window_lost.get(&id).copied();
+            let rtt = isolated.maps.rtt_ms.get(&s.key.ssrc).copied();
+            let mut row = stream_record(s, self.cfg.metrics, (drops, lost.unwrap_or(0)), rtt);
+            row.span_duplicates_dropped = span_dups(&isolated.maps, &s.key);
+            self.finished.push(row);
+        }
     }
 
     /// Capture-time housekeeping: close idle streams, forget idle announcements.
-    fn clock(&mut self, ts_ns: i64) {
-        let next = *self
-            .state
-            .next_evict_ns
-            .get_or_insert(ts_ns + EVICT_EVERY_NS);
-        if ts_ns < next {
-            return;
-        }
+    fn evict(&mut self, ts_ns: i64) {
         self.flush_rtp();
-        self.state.next_evict_ns = Some(ts_ns + EVICT_EVERY_NS);
         let cutoff = ts_ns - IDLE_NS;
         for s in self.state.table.evict_idle(cutoff) {
             let rec = self.record(&s);
@@ -465,36 +519,18 @@ impl<'a> MediaPass<'a> {
             .retain(|_, v| v.last().is_some_and(|x| x.1 >= cutoff));
     }
 
-    fn datagram(&mut self, dg: &Datagram<'_>) -> Result<(), StoreError> {
-        // tshark does not look for RTP inside HEP either; HEP copies of SIP are the scan's job.
-        if dg.hep.is_some() {
-            return Ok(());
-        }
-        if sip::looks_like_sip(dg.payload) {
-            if let Ok(msg) = sip::parse(dg.payload) {
-                self.flush_rtp();
-                return self.sip(dg, &msg);
-            }
-        }
-        if dg.transport == Transport::Udp && sip::megaco::looks_like_megaco(dg.payload) {
-            self.flush_rtp();
-            self.announce_megaco(dg);
-            return Ok(());
-        }
-        if dg.transport != Transport::Udp
-            || rtp::tshark_claims_port(dg.src_port)
-            || rtp::tshark_claims_port(dg.dst_port)
-        {
-            return Ok(());
-        }
+    /// The state-dependent half of a datagram's classification (the reader did the rest): an
+    /// address announced in SDP decides the conversation, whether the port is RTP at all (T.38
+    /// takes it) and which classification applies.
+    fn udp(&mut self, f: &UdpFacts, chunk: &feed::Chunk) -> Result<(), StoreError> {
         let m = &mut self.state.maps;
-        let dst = (dg.dst, dg.dst_port);
-        let src = (dg.src, dg.src_port);
+        let dst = (f.dst, f.dst_port);
+        let src = (f.src, f.src_port);
         let (conv_addr, is_rtp) = if let Some(a) = m.announced.get_mut(&dst) {
-            a.last_ns = dg.ts_ns;
+            a.last_ns = f.ts_ns;
             (Some(dst), a.rtp)
         } else if let Some(a) = m.announced.get_mut(&src) {
-            a.last_ns = dg.ts_ns;
+            a.last_ns = f.ts_ns;
             (Some(src), a.rtp)
         } else {
             (None, true)
@@ -502,56 +538,57 @@ impl<'a> MediaPass<'a> {
         if !is_rtp {
             return Ok(()); // T.38 (UDPTL) took the port
         }
-        if rtp::looks_like_rtcp(dg.payload) {
+        if f.looks_like_rtcp {
             let rtcp_call = m
                 .rtcp_addrs
                 .get(&dst)
                 .or_else(|| m.rtcp_addrs.get(&src))
                 .map(|c| c.0.clone());
-            if rtcp_call.is_some() {
+            if let (Some(_), Some((o, payload))) = (&rtcp_call, chunk.kept(f)) {
                 self.flush_rtp();
-                return self.rtcp(dg, rtcp_call);
+                return self.rtcp(&o, payload, rtcp_call);
             }
         }
         let class = if conv_addr.is_some() {
-            rtp::classify_known_flow(dg.payload)
+            f.known
         } else {
-            rtp::classify_heuristic(dg.payload)
+            f.heuristic
         };
         match class {
             Classification::Rtp => {
-                let Ok(h) = RtpHeader::parse(dg.payload) else {
+                let Some(fields) = f.rtp else {
                     return Ok(());
                 };
-                self.rtp(dg, &h, conv_addr);
+                let conv = match conv_addr {
+                    Some(a) => ConvKey::announced(a.0, a.1),
+                    None => ConvKey::heuristic(f.src, f.src_port, f.dst, f.dst_port),
+                };
+                let key = StreamKey {
+                    src: f.src,
+                    src_port: f.src_port,
+                    dst: f.dst,
+                    dst_port: f.dst_port,
+                    ssrc: fields.ssrc,
+                };
+                let packet = RtpPacket::of_fields(key, conv, f.ts_ns, fields);
+                self.rtp(packet, conv_addr);
                 Ok(())
             }
             Classification::Rtcp => {
                 let call = conv_addr.and_then(|a| m.announced[&a].call_id.clone());
+                let Some((o, payload)) = chunk.kept(f) else {
+                    return Ok(());
+                };
                 self.flush_rtp();
-                self.rtcp(dg, call)
+                self.rtcp(&o, payload, call)
             }
             Classification::Neither => Ok(()),
         }
     }
 
-    fn rtp(&mut self, dg: &Datagram<'_>, h: &RtpHeader<'_>, conv_addr: Option<(IpAddr, u16)>) {
+    fn rtp(&mut self, packet: RtpPacket, conv_addr: Option<(IpAddr, u16)>) {
         self.out.rtp_packets += 1;
-        let conv = match conv_addr {
-            Some(a) => ConvKey::announced(a.0, a.1),
-            None => ConvKey::heuristic(dg.src, dg.src_port, dg.dst, dg.dst_port),
-        };
-        let key = StreamKey {
-            src: dg.src,
-            src_port: dg.src_port,
-            dst: dg.dst,
-            dst_port: dg.dst_port,
-            ssrc: h.ssrc(),
-        };
-        self.batch.push(QueuedRtp {
-            packet: RtpPacket::new(key, conv, dg.ts_ns, h),
-            conv_addr,
-        });
+        self.batch.push(QueuedRtp { packet, conv_addr });
         if self.batch.len() >= RTP_BATCH {
             self.flush_rtp();
         }
@@ -612,14 +649,14 @@ impl<'a> MediaPass<'a> {
         }
     }
 
-    fn sip(&mut self, dg: &Datagram<'_>, msg: &sip::Message<'_>) -> Result<(), StoreError> {
-        let call_id = self.announce(dg, msg);
-        let loc = dg.locations.first().copied().unwrap_or_default();
+    fn sip(&mut self, o: &Origin, msg: &sip::Message<'_>) -> Result<(), StoreError> {
+        let call_id = self.announce(o.ts_ns, msg);
+        let loc = o.location;
         let base = QosReportRecord {
-            ts_ns: dg.ts_ns,
+            ts_ns: o.ts_ns,
             call_id: call_id.clone(),
-            reporter_ip: dg.src.to_string(),
-            reporter_port: dg.src_port,
+            reporter_ip: o.src.to_string(),
+            reporter_port: o.src_port,
             file_id: loc.file_id,
             offset: loc.offset,
             ..Default::default()
@@ -654,12 +691,12 @@ impl<'a> MediaPass<'a> {
         }
         if sip::looks_like_sip(dg.payload) {
             if let Ok(msg) = sip::parse(dg.payload) {
-                self.announce(dg, &msg);
+                self.announce(dg.ts_ns, &msg);
             }
             return;
         }
         if dg.transport == Transport::Udp && sip::megaco::looks_like_megaco(dg.payload) {
-            self.announce_megaco(dg);
+            self.announce_megaco(dg.ts_ns, dg.payload);
             return;
         }
         for pkt in rtcp::packets(dg.payload) {
@@ -710,20 +747,20 @@ impl<'a> MediaPass<'a> {
     }
 
     /// Records the SDP media addresses of a message; returns its Call-ID.
-    fn announce(&mut self, dg: &Datagram<'_>, msg: &sip::Message<'_>) -> Option<String> {
+    fn announce(&mut self, ts_ns: i64, msg: &sip::Message<'_>) -> Option<String> {
         let call_id = msg.call_id.map(|c| String::from_utf8_lossy(c).into_owned());
         if let (Some(call_id), Some(Ok(sdp))) = (&call_id, msg.sdp()) {
-            self.announce_sdp(&sdp, Some(call_id), dg.ts_ns);
+            self.announce_sdp(&sdp, Some(call_id), ts_ns);
         }
         call_id
     }
 
     /// Records the media addresses in a MEGACO message's Local and Remote descriptors. They
     /// belong to no SIP dialog, and their RTCP ports are left to the heuristic.
-    fn announce_megaco(&mut self, dg: &Datagram<'_>) {
-        for text in sip::megaco::session_descriptions(dg.payload) {
+    fn announce_megaco(&mut self, ts_ns: i64, payload: &[u8]) {
+        for text in sip::megaco::session_descriptions(payload) {
             if let Ok(sdp) = sip::sdp::parse(text) {
-                self.announce_sdp(&sdp, None, dg.ts_ns);
+                self.announce_sdp(&sdp, None, ts_ns);
             }
         }
     }
@@ -774,14 +811,14 @@ impl<'a> MediaPass<'a> {
         }
     }
 
-    fn rtcp(&mut self, dg: &Datagram<'_>, call: Option<String>) -> Result<(), StoreError> {
-        let loc = dg.locations.first().copied().unwrap_or_default();
+    fn rtcp(&mut self, o: &Origin, payload: &[u8], call: Option<String>) -> Result<(), StoreError> {
+        let loc = o.location;
         let base = RtcpReportRecord {
-            ts_ns: dg.ts_ns,
-            src_ip: dg.src.to_string(),
-            src_port: dg.src_port,
-            dst_ip: dg.dst.to_string(),
-            dst_port: dg.dst_port,
+            ts_ns: o.ts_ns,
+            src_ip: o.src.to_string(),
+            src_port: o.src_port,
+            dst_ip: o.dst.to_string(),
+            dst_port: o.dst_port,
             file_id: loc.file_id,
             offset: loc.offset,
             ..Default::default()
@@ -793,15 +830,15 @@ impl<'a> MediaPass<'a> {
         };
         let mut rows: Vec<RtcpReportRecord> = Vec::new();
         let mut qos: Vec<QosReportRecord> = Vec::new();
-        for pkt in rtcp::packets(dg.payload) {
+        for pkt in rtcp::packets(payload) {
             let Ok(pkt) = pkt else { break };
             match pkt {
                 RtcpPacket::SenderReport(sr) => {
-                    note_sr(m, sr.ssrc(), sr.ntp_middle(), dg.ts_ns);
+                    note_sr(m, sr.ssrc(), sr.ntp_middle(), o.ts_ns);
                     let mut any = false;
                     for b in sr.report_blocks() {
                         any = true;
-                        let mut row = report_row(m, &base, "SR", sr.ssrc(), &b, dg.ts_ns);
+                        let mut row = report_row(m, &base, "SR", sr.ssrc(), &b, o.ts_ns);
                         row.call_id =
                             call_of(m, Some(b.ssrc)).or_else(|| call_of(m, Some(sr.ssrc())));
                         row.sender_packets = Some(sr.packet_count());
@@ -822,7 +859,7 @@ impl<'a> MediaPass<'a> {
                 }
                 RtcpPacket::ReceiverReport(rr) => {
                     for b in rr.report_blocks() {
-                        let mut row = report_row(m, &base, "RR", rr.ssrc, &b, dg.ts_ns);
+                        let mut row = report_row(m, &base, "RR", rr.ssrc, &b, o.ts_ns);
                         row.call_id = call_of(m, Some(b.ssrc).or(Some(rr.ssrc)));
                         rows.push(row);
                     }
@@ -853,7 +890,7 @@ impl<'a> MediaPass<'a> {
                                     ..base.clone()
                                 };
                                 qos.push(QosReportRecord {
-                                    ts_ns: dg.ts_ns,
+                                    ts_ns: o.ts_ns,
                                     call_id: row.call_id.clone(),
                                     kind: "rtcp-xr".into(),
                                     side: Some("receiver".into()),

@@ -289,9 +289,7 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         // The media pass is sequential over the files in order; it overlaps the parallel SIP scan.
         let media_thread = scope.spawn(|| -> Result<MediaOutcome, IndexError> {
             let mut pass = MediaPass::new(db, run, &plan.media, media_state)?;
-            for (path, id) in &media_files {
-                pass.file(path, *id)?;
-            }
+            pass.files(&media_files)?;
             pass.finish()
         });
         // Workers take files in order and stream each file's rows through its own bounded

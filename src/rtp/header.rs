@@ -20,6 +20,7 @@ impl<'a> RtpHeader<'a> {
     /// Parses an RTP version 2 packet. Padding is not an error here: a count of zero or one that
     /// overruns the payload is clipped and reported by `padding_valid()` (Wireshark does the same
     /// when it dissects a known flow, while its heuristic rejects such packets).
+    #[inline]
     pub fn parse(buf: &'a [u8]) -> Result<Self, RtpError> {
         if buf.len() < FIXED_HEADER_LEN {
             return Err(RtpError::TooShort);
@@ -62,30 +63,39 @@ impl<'a> RtpHeader<'a> {
         })
     }
 
+    #[inline]
     pub fn version(&self) -> u8 {
         self.buf[0] >> 6
     }
+    #[inline]
     pub fn padding(&self) -> bool {
         self.buf[0] & 0x20 != 0
     }
+    #[inline]
     pub fn extension(&self) -> bool {
         self.buf[0] & 0x10 != 0
     }
+    #[inline]
     pub fn csrc_count(&self) -> u8 {
         self.buf[0] & 0x0f
     }
+    #[inline]
     pub fn marker(&self) -> bool {
         self.buf[1] & 0x80 != 0
     }
+    #[inline]
     pub fn payload_type(&self) -> u8 {
         self.buf[1] & 0x7f
     }
+    #[inline]
     pub fn sequence_number(&self) -> u16 {
         u16::from_be_bytes([self.buf[2], self.buf[3]])
     }
+    #[inline]
     pub fn timestamp(&self) -> u32 {
         be32(self.buf, 4)
     }
+    #[inline]
     pub fn ssrc(&self) -> u32 {
         be32(self.buf, 8)
     }
@@ -112,13 +122,16 @@ impl<'a> RtpHeader<'a> {
         &self.buf[at..self.payload_offset]
     }
     /// Offset of the payload: after the CSRCs and the header extension.
+    #[inline]
     pub fn payload_offset(&self) -> usize {
         self.payload_offset
     }
     /// Payload octets, padding excluded.
+    #[inline]
     pub fn payload(&self) -> &'a [u8] {
         &self.buf[self.payload_offset..self.buf.len() - self.padding_len]
     }
+    #[inline]
     pub fn padding_len(&self) -> usize {
         self.padding_len
     }

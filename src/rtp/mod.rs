@@ -22,8 +22,8 @@ pub use detect::{
 };
 pub use header::RtpHeader;
 pub use stream::{
-    ConvKey, Metrics, PayloadFormat, RtpPacket, StreamKey, StreamState, StreamSummary, StreamTable,
-    Timeline,
+    ConvKey, Metrics, PayloadFormat, RtpFields, RtpPacket, StreamKey, StreamState, StreamSummary,
+    StreamTable, Timeline,
 };
 
 /// Why bytes are not a well-formed RTP or RTCP packet. `Copy`, to be counted on the hot path.

@@ -695,6 +695,39 @@ struct PacketFacts {
     payload_head: [u8; 4],
 }
 
+/// The header fields of one RTP packet the analysis uses, copied out of the capture (20 bytes,
+/// so that a reader thread can hand millions of them over cheaply).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RtpFields {
+    pub ssrc: u32,
+    timestamp: u32,
+    payload_len: u32,
+    payload_head: [u8; 4],
+    seq: u16,
+    marker: bool,
+    pt: u8,
+}
+
+impl RtpFields {
+    #[inline]
+    pub fn of(h: &RtpHeader<'_>) -> RtpFields {
+        let payload = h.payload();
+        let mut payload_head = [0; 4];
+        if let Some(head) = payload.get(..4) {
+            payload_head.copy_from_slice(head);
+        }
+        RtpFields {
+            ssrc: h.ssrc(),
+            timestamp: h.timestamp(),
+            payload_len: payload.len() as u32,
+            payload_head,
+            seq: h.sequence_number(),
+            marker: h.marker(),
+            pt: h.payload_type(),
+        }
+    }
+}
+
 /// One RTP packet as the analysis reads it: its stream, conversation and header fields, copied
 /// out of the capture so that a caller can queue packets (see [`StreamTable::locate`]).
 #[derive(Clone, Copy, Debug)]
@@ -702,36 +735,25 @@ pub struct RtpPacket {
     pub key: StreamKey,
     pub conv: ConvKey,
     pub ts_ns: i64,
-    seq: u16,
-    timestamp: u32,
-    marker: bool,
-    pt: u8,
-    payload_len: u32,
-    payload_head: [u8; 4],
+    fields: RtpFields,
 }
 
 impl RtpPacket {
     pub fn new(key: StreamKey, conv: ConvKey, ts_ns: i64, h: &RtpHeader<'_>) -> RtpPacket {
-        let payload = h.payload();
-        let mut payload_head = [0; 4];
-        if let Some(head) = payload.get(..4) {
-            payload_head.copy_from_slice(head);
-        }
+        RtpPacket::of_fields(key, conv, ts_ns, RtpFields::of(h))
+    }
+
+    pub fn of_fields(key: StreamKey, conv: ConvKey, ts_ns: i64, fields: RtpFields) -> RtpPacket {
         RtpPacket {
             key,
             conv,
             ts_ns,
-            seq: h.sequence_number(),
-            timestamp: h.timestamp(),
-            marker: h.marker(),
-            pt: h.payload_type(),
-            payload_len: payload.len() as u32,
-            payload_head,
+            fields,
         }
     }
 
     pub fn payload_type(&self) -> u8 {
-        self.pt
+        self.fields.pt
     }
 }
 
@@ -1449,7 +1471,8 @@ impl StreamTable {
             }
             _ => self.conv_slot(conv),
         };
-        let ext_timestamp = self.extend_timestamp_at(conv_i, p.timestamp);
+        let f = &p.fields;
+        let ext_timestamp = self.extend_timestamp_at(conv_i, f.timestamp);
         let tuple_i = match known {
             Some(i) if self.streams[i].tuple_slot < self.tuples.len() => self.streams[i].tuple_slot,
             _ => self.tuple_slot(&key),
@@ -1472,13 +1495,13 @@ impl StreamTable {
         self.streams[idx].tuple_slot = tuple_i;
         let facts = PacketFacts {
             ts_ns,
-            seq: p.seq,
-            timestamp: p.timestamp,
+            seq: f.seq,
+            timestamp: f.timestamp,
             ext_timestamp,
-            marker: p.marker,
-            pt: p.pt,
-            payload_len: p.payload_len,
-            payload_head: p.payload_head,
+            marker: f.marker,
+            pt: f.pt,
+            payload_len: f.payload_len,
+            payload_head: f.payload_head,
         };
         self.streams[idx].push(&facts, format);
         idx

@@ -1,0 +1,331 @@
+//! The media pass's reading half: decodes a run's files in order and reduces each datagram to the
+//! facts the analysis needs, so that reading and analysing can run on two threads.
+//!
+//! Why the split sits here: on an RTP-heavy trunk the pass is the run's critical path, and a
+//! quarter of it was reading, decoding and looking at payload bytes, none of which depends on the
+//! analysis state. Everything that does (SDP announcements, which classification applies, the
+//! streams) stays in `MediaPass`, which takes these events in capture order, so the result is the
+//! same as reading and analysing on one thread. Events are plain values in reused chunks (no
+//! allocation per packet); payload bytes are copied only for the rare datagrams whose payload the
+//! analysis parses (SIP, MEGACO, RTCP candidates).
+use std::net::IpAddr;
+use std::ops::Range;
+use std::path::Path;
+
+use super::{Flow5, MediaConfig, EVICT_EVERY_NS};
+use crate::decode::{Datagram, Decoder, DedupConfig, Deduplicator, Transport, Verdict};
+use crate::rtp::{self, Classification, RtpFields, RtpHeader};
+use crate::sip;
+use crate::source::{open_capture, PacketLocation};
+
+/// Where and when a datagram was captured: what the report rows cite.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Origin {
+    pub ts_ns: i64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    pub location: PacketLocation,
+}
+
+impl Origin {
+    pub fn of(dg: &Datagram<'_>) -> Origin {
+        Origin {
+            ts_ns: dg.ts_ns,
+            src: dg.src,
+            dst: dg.dst,
+            src_port: dg.src_port,
+            dst_port: dg.dst_port,
+            location: dg.locations.first().copied().unwrap_or_default(),
+        }
+    }
+}
+
+/// A UDP datagram that may be media: its payload-only classifications are computed here; which
+/// one applies depends on the SDP seen before it, which the analysis knows. Kept small (80
+/// bytes): millions of them cross from the reading thread's cache to the analysing one's.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct UdpFacts {
+    pub ts_ns: i64,
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub src_port: u16,
+    pub dst_port: u16,
+    /// The RTP header fields, when either classification says RTP and the header parses.
+    pub rtp: Option<RtpFields>,
+    pub looks_like_rtcp: bool,
+    /// `rtp::classify_known_flow` of the payload (for a flow announced in SDP).
+    pub known: Classification,
+    /// `rtp::classify_heuristic` of the payload (for any other flow).
+    pub heuristic: Classification,
+    /// The payload and location in the chunk's `kept`, only when it may be RTCP.
+    pub kept: Option<u32>,
+}
+
+/// A payload the analysis parses, copied into the chunk, and where it was captured.
+#[derive(Clone, Debug)]
+pub(super) struct Kept {
+    pub location: PacketLocation,
+    pub payload: Range<u32>,
+}
+
+#[derive(Clone, Debug)]
+pub(super) enum Event {
+    /// A file begins; `isolated` when it starts before the latest capture time already read
+    /// (see `MediaPass::file`).
+    FileStart {
+        file_id: u32,
+        isolated: bool,
+    },
+    /// Capture-time housekeeping is due at this time (idle streams and announcements).
+    Evict(i64),
+    /// A SPAN duplicate was dropped.
+    SpanDuplicate(Flow5),
+    /// A SIP message (it parses), payload in the chunk's bytes.
+    Sip {
+        origin: Origin,
+        payload: Range<u32>,
+    },
+    /// A MEGACO message, payload in the chunk's bytes.
+    Megaco {
+        origin: Origin,
+        payload: Range<u32>,
+    },
+    Udp(UdpFacts),
+    /// A file ends: the capturer's drops it reports, and its capture time span.
+    FileEnd {
+        drops: u64,
+        first_ts: Option<i64>,
+        last_ts: i64,
+    },
+}
+
+/// Events in capture order, with the payload bytes they refer to.
+#[derive(Debug, Default)]
+pub(super) struct Chunk {
+    pub events: Vec<Event>,
+    pub kept: Vec<Kept>,
+    pub bytes: Vec<u8>,
+}
+
+impl Chunk {
+    pub fn payload(&self, r: &Range<u32>) -> &[u8] {
+        &self.bytes[r.start as usize..r.end as usize]
+    }
+
+    /// A UDP datagram's kept payload and origin.
+    pub fn kept(&self, f: &UdpFacts) -> Option<(Origin, &[u8])> {
+        let k = &self.kept[f.kept? as usize];
+        let origin = Origin {
+            ts_ns: f.ts_ns,
+            src: f.src,
+            dst: f.dst,
+            src_port: f.src_port,
+            dst_port: f.dst_port,
+            location: k.location,
+        };
+        Some((origin, self.payload(&k.payload)))
+    }
+
+    fn keep(&mut self, payload: &[u8]) -> Range<u32> {
+        let start = self.bytes.len() as u32;
+        self.bytes.extend_from_slice(payload);
+        start..self.bytes.len() as u32
+    }
+
+    fn full(&self) -> bool {
+        self.events.len() >= CHUNK_EVENTS || self.bytes.len() >= CHUNK_BYTES
+    }
+}
+
+/// Events per chunk: a chunk (~90 bytes an event) stays within a core's L2 cache as it passes
+/// from the reading thread to the analysing one.
+const CHUNK_EVENTS: usize = 1024;
+const CHUNK_BYTES: usize = 256 * 1024;
+
+/// The capture clock the reading half keeps for the pass: the latest time read (out-of-order
+/// files) and when the next housekeeping is due. Carried in `MediaState` between runs.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct Clock {
+    pub clock_ns: Option<i64>,
+    pub next_evict_ns: Option<i64>,
+}
+
+impl Clock {
+    /// Advances to a packet's time; true when housekeeping is due before it.
+    fn tick(&mut self, ts_ns: i64) -> bool {
+        self.clock_ns = Some(self.clock_ns.map_or(ts_ns, |c| c.max(ts_ns)));
+        let next = *self.next_evict_ns.get_or_insert(ts_ns + EVICT_EVERY_NS);
+        if ts_ns < next {
+            return false;
+        }
+        self.next_evict_ns = Some(ts_ns + EVICT_EVERY_NS);
+        true
+    }
+}
+
+/// Reads files in order and hands their events, a chunk at a time, to `sink`, which returns an
+/// empty chunk to fill next, or None to stop (the analysis failed).
+pub(super) struct Reader<'c> {
+    cfg: &'c MediaConfig,
+    pub clock: Clock,
+    chunk: Chunk,
+}
+
+impl<'c> Reader<'c> {
+    pub fn new(cfg: &'c MediaConfig, clock: Clock) -> Reader<'c> {
+        Reader {
+            cfg,
+            clock,
+            chunk: Chunk::default(),
+        }
+    }
+
+    /// One file's events, the last of them handed over before returning. False when the sink
+    /// stopped.
+    pub fn file(
+        &mut self,
+        path: &Path,
+        file_id: u32,
+        sink: &mut dyn FnMut(Chunk) -> Option<Chunk>,
+    ) -> bool {
+        let first = open_capture(path, file_id)
+            .ok()
+            .and_then(|mut r| r.next_packet().ok().flatten().map(|p| p.ts_ns));
+        let isolated = matches!((first, self.clock.clock_ns), (Some(f), Some(c)) if f < c);
+        // an isolated file is analysed with fresh state, its clock included
+        let carried = isolated.then(|| std::mem::take(&mut self.clock));
+        self.chunk
+            .events
+            .push(Event::FileStart { file_id, isolated });
+        let go_on = self.read(path, file_id, sink);
+        if let Some(c) = carried {
+            self.clock = c;
+        }
+        go_on && self.hand_over(sink)
+    }
+
+    fn hand_over(&mut self, sink: &mut dyn FnMut(Chunk) -> Option<Chunk>) -> bool {
+        let full = std::mem::take(&mut self.chunk);
+        match sink(full) {
+            Some(mut empty) => {
+                empty.events.clear();
+                empty.kept.clear();
+                empty.bytes.clear();
+                self.chunk = empty;
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn read(
+        &mut self,
+        path: &Path,
+        file_id: u32,
+        sink: &mut dyn FnMut(Chunk) -> Option<Chunk>,
+    ) -> bool {
+        // A file that cannot be opened or read was reported by the SIP scan; a read error ends
+        // the file here.
+        let Ok(mut reader) = open_capture(path, file_id) else {
+            return true;
+        };
+        let mut decoder = Decoder::new(self.cfg.decode.clone());
+        let mut dedup = self.cfg.dedup.span.then(|| {
+            Deduplicator::new(DedupConfig {
+                hep_mirrors: false,
+                ..self.cfg.dedup.clone()
+            })
+        });
+        let mut first_ts: Option<i64> = None;
+        let mut last_ts = i64::MIN;
+        while let Ok(Some(p)) = reader.next_packet() {
+            first_ts.get_or_insert(p.ts_ns);
+            last_ts = last_ts.max(p.ts_ns);
+            if self.clock.tick(p.ts_ns) {
+                self.chunk.events.push(Event::Evict(p.ts_ns));
+            }
+            let now = p.ts_ns;
+            let chunk = &mut self.chunk;
+            decoder.decode(&p, |dg| {
+                if let Some(d) = dedup.as_mut() {
+                    if let Verdict::Duplicate { .. } = d.push(dg, now) {
+                        let flow = (dg.src, dg.src_port, dg.dst, dg.dst_port);
+                        chunk.events.push(Event::SpanDuplicate(flow));
+                        return;
+                    }
+                }
+                reduce(dg, chunk);
+            });
+            if self.chunk.full() && !self.hand_over(sink) {
+                return false;
+            }
+        }
+        let chunk = &mut self.chunk;
+        decoder.finish(|dg| reduce(dg, chunk));
+        let drops: u64 = reader.stats().interface_drops.iter().map(|d| d.1).sum();
+        self.chunk.events.push(Event::FileEnd {
+            drops,
+            first_ts,
+            last_ts,
+        });
+        true
+    }
+}
+
+/// The event of one datagram, if the analysis has any use for it: the payload-only half of
+/// `MediaPass::udp`, in the same order of tests.
+fn reduce(dg: &Datagram<'_>, chunk: &mut Chunk) {
+    // tshark does not look for RTP inside HEP either; HEP copies of SIP are the scan's job.
+    if dg.hep.is_some() {
+        return;
+    }
+    let origin = Origin::of(dg);
+    if sip::looks_like_sip(dg.payload) && sip::parse(dg.payload).is_ok() {
+        let payload = chunk.keep(dg.payload);
+        chunk.events.push(Event::Sip { origin, payload });
+        return;
+    }
+    if dg.transport == Transport::Udp && sip::megaco::looks_like_megaco(dg.payload) {
+        let payload = chunk.keep(dg.payload);
+        chunk.events.push(Event::Megaco { origin, payload });
+        return;
+    }
+    if dg.transport != Transport::Udp
+        || rtp::tshark_claims_port(dg.src_port)
+        || rtp::tshark_claims_port(dg.dst_port)
+    {
+        return;
+    }
+    let looks_like_rtcp = rtp::looks_like_rtcp(dg.payload);
+    let known = rtp::classify_known_flow(dg.payload);
+    let heuristic = rtp::classify_heuristic(dg.payload);
+    let rtp = if known == Classification::Rtp || heuristic == Classification::Rtp {
+        RtpHeader::parse(dg.payload).ok().map(|h| RtpFields::of(&h))
+    } else {
+        None
+    };
+    let kept =
+        (looks_like_rtcp || known == Classification::Rtcp || heuristic == Classification::Rtcp)
+            .then(|| {
+                let payload = chunk.keep(dg.payload);
+                chunk.kept.push(Kept {
+                    location: origin.location,
+                    payload,
+                });
+                chunk.kept.len() as u32 - 1
+            });
+    chunk.events.push(Event::Udp(UdpFacts {
+        ts_ns: dg.ts_ns,
+        src: dg.src,
+        dst: dg.dst,
+        src_port: dg.src_port,
+        dst_port: dg.dst_port,
+        rtp,
+        looks_like_rtcp,
+        known,
+        heuristic,
+        kept,
+    }));
+}
