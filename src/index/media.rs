@@ -6,8 +6,8 @@
 //! and two partial states cannot be merged, and whether a datagram is RTP at all depends on the
 //! SDP seen *before* it, possibly in an earlier file or run. Shipping per-packet summaries from the
 //! parallel scan would hold memory per packet; re-reading the (memory-mapped) files costs a second
-//! decode but keeps memory per stream. The pass runs on its own thread beside the parallel SIP
-//! scan, so on two or more cores it mostly overlaps it.
+//! decode but keeps memory per stream. The pass runs beside the parallel SIP scan, itself on two
+//! threads in a run (`files`): `feed` reads and decodes, this type analyses (see `feed` for why).
 //!
 //! Exactness: the pass sees every datagram of the capture in the same order however the capture
 //! was split into files or runs, and everything it keeps (`MediaState`: the `StreamTable`, the SDP
