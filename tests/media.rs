@@ -958,3 +958,49 @@ fn loss_while_the_capturer_dropped_is_counted_apart_from_network_loss() {
         )
     );
 }
+
+#[test]
+fn a_ring_file_found_late_is_analysed_apart_and_the_carried_stream_goes_on() {
+    let ms = 1_000_000i64;
+    let tmp = tempfile::tempdir().unwrap();
+    // One stream over four ring files of 100 packets each (20 ms apart, no loss).
+    let rings: Vec<PathBuf> = (0..4u16)
+        .map(|f| {
+            let packets: Vec<(i64, Vec<u8>)> = (f * 100..(f + 1) * 100)
+                .map(|i| {
+                    let pkt = rtp(i, u32::from(i) * 160, 0xC);
+                    (
+                        T0 + i64::from(i) * 20 * ms,
+                        frame(A, 40000, B, 50000, &pkt),
+                    )
+                })
+                .collect();
+            let p = tmp.path().join(format!("ring-{f}.pcap"));
+            write_pcap(&p, &packets);
+            p
+        })
+        .collect();
+    let db = tmp.path().join("db");
+    let runs = |files: &[&PathBuf]| -> Value {
+        let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
+        let o = index(&db, &paths, &["--json"]);
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    // ring-1 arrives after ring-2 was indexed: it starts before what media already analysed
+    let first = runs(&[&rings[0], &rings[2]]);
+    assert_eq!(first["media_files_out_of_order"], 0, "{first}");
+    let late = runs(&[&rings[1]]);
+    assert_eq!(late["media_files_out_of_order"], 1, "{late}");
+    let next = runs(&[&rings[3]]);
+    assert_eq!(next["media_files_out_of_order"], 0, "{next}");
+
+    let mut rows: Vec<(u64, u64)> = streams(&db, &[])
+        .iter()
+        .filter(|s| s["ssrc"] == 0xC)
+        .map(|s| (s["packets"].as_u64().unwrap(), s["lost"].as_u64().unwrap()))
+        .collect();
+    rows.sort();
+    // the late file's packets are a stream of their own; the carried one continued from ring-2
+    // into ring-3 untouched by it, its gap being ring-1's 100 packets
+    assert_eq!(rows, vec![(100, 0), (300, 100)]);
+}

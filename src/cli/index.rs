@@ -180,9 +180,18 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             "rtp_packets": report.rtp_packets,
             "rtcp_reports": report.rtcp_reports,
             "qos_reports": report.qos_reports,
+            "media_files_out_of_order": report.media_files_out_of_order,
             "seconds": secs,
         });
         println!("{v}");
+    }
+    if !a.quiet && report.media_files_out_of_order > 0 {
+        eprintln!(
+            "sipidx: {} files start before media already analysed (found late?): their RTP \
+             streams were analysed apart and end with the file; index ring files in time order \
+             for continuous figures",
+            report.media_files_out_of_order
+        );
     }
     if !a.quiet {
         eprintln!(

@@ -71,6 +71,9 @@ pub struct IndexReport {
     pub rtp_packets: u64,
     pub rtcp_reports: u64,
     pub qos_reports: u64,
+    /// Files that started before media already analysed (found late): analysed apart, their
+    /// streams closed at their end (see `MediaPass::file`).
+    pub media_files_out_of_order: u64,
     pub elapsed: Duration,
 }
 
@@ -394,6 +397,7 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         report.rtp_streams = media_out.streams_written;
         report.rtp_packets = media_out.rtp_packets;
         report.rtcp_reports = media_out.rtcp_rows;
+        report.media_files_out_of_order = media_out.files_out_of_order;
         report.qos_reports = media_out.qos_rows;
         text_writer.commit().map_err(|e| store_err(db, e))?;
         text_writer.finish().map_err(|e| store_err(db, e))?;
