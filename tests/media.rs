@@ -969,10 +969,7 @@ fn a_ring_file_found_late_is_analysed_apart_and_the_carried_stream_goes_on() {
             let packets: Vec<(i64, Vec<u8>)> = (f * 100..(f + 1) * 100)
                 .map(|i| {
                     let pkt = rtp(i, u32::from(i) * 160, 0xC);
-                    (
-                        T0 + i64::from(i) * 20 * ms,
-                        frame(A, 40000, B, 50000, &pkt),
-                    )
+                    (T0 + i64::from(i) * 20 * ms, frame(A, 40000, B, 50000, &pkt))
                 })
                 .collect();
             let p = tmp.path().join(format!("ring-{f}.pcap"));
