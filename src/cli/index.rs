@@ -187,9 +187,9 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
     }
     if !a.quiet && report.media_files_out_of_order > 0 {
         eprintln!(
-            "sipidx: {} files start before media already analysed (found late?): their RTP \
-             streams were analysed apart and end with the file; index ring files in time order \
-             for continuous figures",
+            "sipidx: {} files start earlier than media already analysed, so each was analysed \
+             on its own (its RTP streams end with it): right for unrelated captures; for one \
+             ring, index its files in time order",
             report.media_files_out_of_order
         );
     }
