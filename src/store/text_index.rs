@@ -330,13 +330,17 @@ impl TextIndex {
 
     /// The single writer (tantivy holds a lock file while it lives). `heap_bytes` is split over
     /// `threads`, each needing at least 15 MB.
+    ///
+    /// Files a killed writer left behind (written, never committed) are removed first: tantivy
+    /// collects them only after its own commits, and a run that redoes the same deletions
+    /// reaches the same operation stamp, so its delete file would collide with the orphan
+    /// (`FileAlreadyExists(….del)`, seen after a SIGKILL between a rollback's delete and its commit).
     pub fn writer(&self, threads: usize, heap_bytes: usize) -> Result<TextIndexWriter, StoreError> {
-        Ok(TextIndexWriter {
-            writer: self
-                .index
-                .writer_with_num_threads(threads.max(1), heap_bytes)?,
-            f: self.f,
-        })
+        let writer: IndexWriter = self
+            .index
+            .writer_with_num_threads(threads.max(1), heap_bytes)?;
+        writer.garbage_collect_files().wait()?;
+        Ok(TextIndexWriter { writer, f: self.f })
     }
 
     /// Makes the latest commit visible to `search` and `count`.
@@ -719,6 +723,49 @@ mod tests {
             from: Some(s.into()),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn a_delete_file_a_killed_writer_left_does_not_block_the_next_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = MessageFilter::default();
+        {
+            let idx = TextIndex::open_or_create(dir.path()).unwrap();
+            let mut w = idx.writer(1, 20_000_000).unwrap();
+            for i in 0..4 {
+                let mut m = request(i, "INVITE", "100", "200", "ua");
+                m.file_id = (i % 2) as u32;
+                w.add(&m).unwrap();
+            }
+            w.finish().unwrap();
+        }
+        // A writer deletes a file's messages and is killed after writing the delete file but
+        // before its commit point (meta.json) moved: replayed by restoring the old meta.json.
+        let meta = dir.path().join("meta.json");
+        let committed = std::fs::read(&meta).unwrap();
+        {
+            let idx = TextIndex::open_or_create(dir.path()).unwrap();
+            let mut w = idx.writer(1, 20_000_000).unwrap();
+            w.delete_file(0);
+            w.finish().unwrap();
+        }
+        let orphans = || {
+            std::fs::read_dir(dir.path())
+                .unwrap()
+                .filter(|e| e.as_ref().unwrap().path().extension() == Some("del".as_ref()))
+                .count()
+        };
+        assert_eq!(orphans(), 1);
+        std::fs::write(&meta, committed).unwrap();
+        let idx = TextIndex::open_or_create(dir.path()).unwrap();
+        idx.reload().unwrap();
+        assert_eq!(idx.count(&all).unwrap(), 4, "the delete never committed");
+        // The next run redoes the same deletion, reaching the same operation stamp and file name.
+        let mut w = idx.writer(1, 20_000_000).unwrap();
+        w.delete_file(0);
+        w.finish().unwrap();
+        idx.reload().unwrap();
+        assert_eq!(idx.count(&all).unwrap(), 2);
     }
 
     #[test]
