@@ -2,7 +2,7 @@
 //! Commit protocol (crash-safe at any instant, see schemas/db.md):
 //! 1. `pending.json` names the run and the file ids it will use;
 //! 2. message parts and text documents are written, the text index committed;
-//! 3. the media pass (`media`, on its own thread beside the scan) writes `rtcp_reports` and
+//! 3. the media pass (`media`, on two threads of its own beside the scan) writes `rtcp_reports` and
 //!    `qos_reports` parts, rewrites `rtp_streams` day partitions, and saves its carried state as
 //!    `state/media-<run>.json.zst`;
 //! 4. dialog day partitions are rewritten (old parts superseded, not yet deleted);
