@@ -227,8 +227,13 @@ impl<'c> Reader<'c> {
         sink: &mut dyn FnMut(Chunk) -> Option<Chunk>,
     ) -> bool {
         // A file that cannot be opened or read was reported by the SIP scan; a read error ends
-        // the file here.
+        // the file here. Either way the file ends (an isolated file's carried state comes back).
         let Ok(mut reader) = open_capture(path, file_id) else {
+            self.chunk.events.push(Event::FileEnd {
+                drops: 0,
+                first_ts: None,
+                last_ts: i64::MIN,
+            });
             return true;
         };
         let mut decoder = Decoder::new(self.cfg.decode.clone());
