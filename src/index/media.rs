@@ -283,7 +283,6 @@ pub struct MediaPass<'a> {
     rtcp: TableWriter<RtcpReportRecord>,
     qos: TableWriter<QosReportRecord>,
     out: MediaOutcome,
-    file_id: u32,
     /// Set by a window reindex: only reports from these files are written (see `keep_reports_of`).
     report_files: Option<std::collections::HashSet<u32>>,
     /// RTP packets classified but not yet applied to their streams (see `flush_rtp`).
@@ -328,7 +327,6 @@ impl<'a> MediaPass<'a> {
             qos: TableWriter::create(db, run, WriterOptions::default())
                 .map_err(|e| store_err(db, e))?,
             out: MediaOutcome::default(),
-            file_id: 0,
             report_files: None,
             batch: Vec::with_capacity(RTP_BATCH),
             carried: None,
@@ -423,8 +421,7 @@ impl<'a> MediaPass<'a> {
     fn event(&mut self, ev: &Event, chunk: &feed::Chunk) -> Result<(), IndexError> {
         let db = self.db;
         match ev {
-            Event::FileStart { file_id, isolated } => {
-                self.file_id = *file_id;
+            Event::FileStart { isolated } => {
                 if *isolated {
                     self.flush_rtp();
                     self.out.files_out_of_order += 1;

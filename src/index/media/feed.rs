@@ -16,7 +16,7 @@ use super::{Flow5, MediaConfig, EVICT_EVERY_NS};
 use crate::decode::{Datagram, Decoder, DedupConfig, Deduplicator, Transport, Verdict};
 use crate::rtp::{self, Classification, RtpFields, RtpHeader};
 use crate::sip;
-use crate::source::{open_capture, PacketLocation};
+use crate::source::{open_capture, CaptureReader, PacketLocation};
 
 /// Where and when a datagram was captured: what the report rows cite.
 #[derive(Clone, Copy, Debug)]
@@ -75,7 +75,6 @@ pub(super) enum Event {
     /// A file begins; `isolated` when it starts before the latest capture time already read
     /// (see `MediaPass::file`).
     FileStart {
-        file_id: u32,
         isolated: bool,
     },
     /// Capture-time housekeeping is due at this time (idle streams and announcements).
@@ -190,16 +189,21 @@ impl<'c> Reader<'c> {
         file_id: u32,
         sink: &mut dyn FnMut(Chunk) -> Option<Chunk>,
     ) -> bool {
-        let first = open_capture(path, file_id)
-            .ok()
-            .and_then(|mut r| r.next_packet().ok().flatten().map(|p| p.ts_ns));
-        let isolated = matches!((first, self.clock.clock_ns), (Some(f), Some(c)) if f < c);
-        // an isolated file is analysed with fresh state, its clock included
-        let carried = isolated.then(|| std::mem::take(&mut self.clock));
-        self.chunk
-            .events
-            .push(Event::FileStart { file_id, isolated });
-        let go_on = self.read(path, file_id, sink);
+        // the clock carried past a file read out of order (see `read`)
+        let mut carried = None;
+        let go_on = match open_capture(path, file_id) {
+            Ok(reader) => self.read(reader, &mut carried, sink),
+            // reported by the SIP scan; the file still starts and ends
+            Err(_) => {
+                self.chunk.events.push(Event::FileStart { isolated: false });
+                self.chunk.events.push(Event::FileEnd {
+                    drops: 0,
+                    first_ts: None,
+                    last_ts: i64::MIN,
+                });
+                true
+            }
+        };
         if let Some(c) = carried {
             self.clock = c;
         }
@@ -220,22 +224,15 @@ impl<'c> Reader<'c> {
         }
     }
 
+    /// A read error ends the file here (the SIP scan reports it). A file whose first packet is
+    /// older than the clock is isolated: analysed with fresh state, its clock included, while
+    /// the carried clock waits in `carried`.
     fn read(
         &mut self,
-        path: &Path,
-        file_id: u32,
+        mut reader: CaptureReader,
+        carried: &mut Option<Clock>,
         sink: &mut dyn FnMut(Chunk) -> Option<Chunk>,
     ) -> bool {
-        // A file that cannot be opened or read was reported by the SIP scan; a read error ends
-        // the file here. Either way the file ends (an isolated file's carried state comes back).
-        let Ok(mut reader) = open_capture(path, file_id) else {
-            self.chunk.events.push(Event::FileEnd {
-                drops: 0,
-                first_ts: None,
-                last_ts: i64::MIN,
-            });
-            return true;
-        };
         let mut decoder = Decoder::new(self.cfg.decode.clone());
         let mut dedup = self.cfg.dedup.span.then(|| {
             Deduplicator::new(DedupConfig {
@@ -246,7 +243,14 @@ impl<'c> Reader<'c> {
         let mut first_ts: Option<i64> = None;
         let mut last_ts = i64::MIN;
         while let Ok(Some(p)) = reader.next_packet() {
-            first_ts.get_or_insert(p.ts_ns);
+            if first_ts.is_none() {
+                first_ts = Some(p.ts_ns);
+                let isolated = self.clock.clock_ns.is_some_and(|c| p.ts_ns < c);
+                if isolated {
+                    *carried = Some(std::mem::take(&mut self.clock));
+                }
+                self.chunk.events.push(Event::FileStart { isolated });
+            }
             last_ts = last_ts.max(p.ts_ns);
             if self.clock.tick(p.ts_ns) {
                 self.chunk.events.push(Event::Evict(p.ts_ns));
@@ -266,6 +270,9 @@ impl<'c> Reader<'c> {
             if self.chunk.full() && !self.hand_over(sink) {
                 return false;
             }
+        }
+        if first_ts.is_none() {
+            self.chunk.events.push(Event::FileStart { isolated: false });
         }
         let chunk = &mut self.chunk;
         decoder.finish(|dg| reduce(dg, chunk));
