@@ -75,6 +75,10 @@ struct Announcement {
     rtpmap: Vec<(u8, String, u32)>,
     /// Capture time of the announcement or of the last packet to this address.
     last_ns: i64,
+    /// Unique to this announcement in this process (from 1; see `Maps::next_version`): a
+    /// stream keeps what its payload type means while the version it was read from stays.
+    #[serde(skip)]
+    version: u64,
 }
 
 /// Everything the pass carries from one file (and run) to the next.
@@ -123,6 +127,8 @@ struct Maps {
     /// the per-packet path looks the map up only while one waits for its first media packet.
     ssrc_call: FastMap<u32, (String, u32)>,
     unknown_rates: usize,
+    /// The last announcement version given out (0 stands for no announcement).
+    last_version: u64,
 }
 
 impl Maps {
@@ -131,6 +137,11 @@ impl Maps {
             self.unknown_rates -= 1;
         }
         self.unknown_rates += usize::from(rate == 0);
+    }
+
+    fn next_version(&mut self) -> u64 {
+        self.last_version += 1;
+        self.last_version
     }
 
     fn forget_ssrc_call(&mut self, ssrc: u32) {
@@ -148,6 +159,10 @@ impl MediaState {
         let m = &mut self.maps;
         m.built = true;
         m.announced = std::mem::take(&mut self.announced).into_iter().collect();
+        for a in m.announced.values_mut() {
+            m.last_version += 1;
+            a.version = m.last_version;
+        }
         m.rtcp_addrs = std::mem::take(&mut self.rtcp_addrs).into_iter().collect();
         m.sr_seen = std::mem::take(&mut self.sr_seen).into_iter().collect();
         m.rtt_ms = std::mem::take(&mut self.rtt_ms).into_iter().collect();
@@ -299,6 +314,25 @@ struct QueuedRtp {
     packet: RtpPacket,
     /// The SDP address that classified it, if one did (its rtpmap names the payload type).
     conv_addr: Option<(IpAddr, u16)>,
+    /// That announcement's version (0 for none).
+    format_version: u64,
+}
+
+#[inline(always)]
+#[allow(unsafe_code)]
+fn prefetch_event(ev: &Event) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        let p = (ev as *const Event).cast::<i8>();
+        // SAFETY: both addresses lie inside `ev`; a prefetch never faults or writes.
+        unsafe {
+            _mm_prefetch(p, _MM_HINT_T0);
+            _mm_prefetch(p.add(std::mem::size_of::<Event>() - 1), _MM_HINT_T0);
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = ev;
 }
 
 fn store_err(db: &Path, e: StoreError) -> IndexError {
@@ -412,7 +446,13 @@ impl<'a> MediaPass<'a> {
     }
 
     fn chunk(&mut self, chunk: &feed::Chunk) -> Result<(), IndexError> {
-        for ev in &chunk.events {
+        // The reader wrote these events on another core: reading them was a miss each, which
+        // a prefetch a few events ahead hides (the hardware streamer does not cross cores).
+        const AHEAD: usize = 8;
+        for (i, ev) in chunk.events.iter().enumerate() {
+            if let Some(next) = chunk.events.get(i + AHEAD) {
+                prefetch_event(next);
+            }
             self.event(ev, chunk)?;
         }
         Ok(())
@@ -523,14 +563,14 @@ impl<'a> MediaPass<'a> {
         let m = &mut self.state.maps;
         let dst = (f.dst, f.dst_port);
         let src = (f.src, f.src_port);
-        let (conv_addr, is_rtp) = if let Some(a) = m.announced.get_mut(&dst) {
+        let (conv_addr, is_rtp, format_version) = if let Some(a) = m.announced.get_mut(&dst) {
             a.last_ns = f.ts_ns;
-            (Some(dst), a.rtp)
+            (Some(dst), a.rtp, a.version)
         } else if let Some(a) = m.announced.get_mut(&src) {
             a.last_ns = f.ts_ns;
-            (Some(src), a.rtp)
+            (Some(src), a.rtp, a.version)
         } else {
-            (None, true)
+            (None, true, 0)
         };
         if !is_rtp {
             return Ok(()); // T.38 (UDPTL) took the port
@@ -568,7 +608,11 @@ impl<'a> MediaPass<'a> {
                     ssrc: fields.ssrc,
                 };
                 let packet = RtpPacket::of_fields(key, conv, f.ts_ns, fields);
-                self.rtp(packet, conv_addr);
+                self.rtp(QueuedRtp {
+                    packet,
+                    conv_addr,
+                    format_version,
+                });
                 Ok(())
             }
             Classification::Rtcp => {
@@ -583,9 +627,9 @@ impl<'a> MediaPass<'a> {
         }
     }
 
-    fn rtp(&mut self, packet: RtpPacket, conv_addr: Option<(IpAddr, u16)>) {
+    fn rtp(&mut self, q: QueuedRtp) {
         self.out.rtp_packets += 1;
-        self.batch.push(QueuedRtp { packet, conv_addr });
+        self.batch.push(q);
         if self.batch.len() >= RTP_BATCH {
             self.flush_rtp();
         }
@@ -616,19 +660,22 @@ impl<'a> MediaPass<'a> {
 
     fn apply_rtp(&mut self, q: &QueuedRtp, hint: Option<usize>) {
         let m = &mut self.state.maps;
-        let ann = q.conv_addr.and_then(|a| m.announced.get(&a));
+        let announced = &m.announced;
         let pt = q.packet.payload_type();
-        let format = ann.and_then(|a| {
+        // Looked up only when the stream's payload type or its announcement changed.
+        let format = || {
+            let a = announced.get(&q.conv_addr?)?;
             a.rtpmap.iter().find(|x| x.0 == pt).map(|x| PayloadFormat {
                 encoding_name: &x.1,
                 clock_rate: x.2,
             })
-        });
+        };
         let table = &mut self.state.table;
         let before = table.len();
-        let idx = table.push_packet(&q.packet, hint, format);
+        let idx = table.push_versioned(&q.packet, hint, q.format_version, &format);
         let ssrc = q.packet.key.ssrc;
         if table.len() != before {
+            let ann = q.conv_addr.and_then(|a| m.announced.get(&a));
             if let Some(call) = ann.and_then(|a| a.call_id.clone()) {
                 let s = table.stream_mut(idx).expect("just pushed");
                 s.call_id = Some(call.clone());
@@ -786,6 +833,7 @@ impl<'a> MediaPass<'a> {
                     )
                 })
                 .collect();
+            let version = self.state.maps.next_version();
             self.state.maps.announced.insert(
                 (ip, media.port),
                 Announcement {
@@ -793,6 +841,7 @@ impl<'a> MediaPass<'a> {
                     rtp: is_rtp,
                     rtpmap,
                     last_ns: ts_ns,
+                    version,
                 },
             );
             if let (Some(call_id), true, false) = (call_id, is_rtp, media.rtcp_mux()) {

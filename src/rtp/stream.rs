@@ -653,7 +653,25 @@ pub struct StreamState {
     conv_slot: usize,
     #[serde(skip)]
     tuple_slot: usize,
+    /// The last payload type's meaning, so that a packet does not look its SDP format up.
+    #[serde(skip)]
+    pt_meaning: Option<PtMeaning>,
 }
+
+/// What a payload type means to the analysis under one SDP format version (see
+/// [`StreamTable::push_versioned`]).
+#[derive(Clone, Copy, Debug)]
+struct PtMeaning {
+    pt: u8,
+    format_version: u64,
+    clock_rate: u32,
+    is_event: bool,
+    /// RFC 4733 event durations are in this clock's ticks.
+    event_clock: u32,
+}
+
+/// A format version that is never cached: the caller passes the format it has at hand.
+pub const UNVERSIONED_FORMAT: u64 = u64::MAX;
 
 /// The numbers one row of `rtp,streams` shows, under either metric set.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -782,6 +800,7 @@ impl StreamState {
             window: SeqWindow::default(),
             conv_slot: usize::MAX,
             tuple_slot: usize::MAX,
+            pt_meaning: None,
         }
     }
 
@@ -832,24 +851,65 @@ impl StreamState {
         self.payload_names.insert(at, (pt, name));
     }
 
-    fn push(&mut self, f: &PacketFacts, format: Option<PayloadFormat<'_>>) {
+    fn push<'f>(
+        &mut self,
+        f: &PacketFacts,
+        format_version: u64,
+        format: &impl Fn() -> Option<PayloadFormat<'f>>,
+    ) {
         let first = self.packets == 0;
-        let (name, clock_rate, _t_event) = if first || !self.has_pt(f.pt) {
-            self.payload_info(f.pt, format)
+        let name = if first || !self.has_pt(f.pt) {
+            self.payload_info(f.pt, format()).0
         } else {
-            let (_, r, t) = self.payload_info_rate_only(f.pt, format);
-            (None, r, t)
+            None
         };
+        let meaning = self.meaning(f.pt, format_version, format);
+        let clock_rate = meaning.clock_rate;
         self.wireshark(f, clock_rate);
         self.note_payload_type(f.pt, name);
         self.rfc3550(f, clock_rate, first);
-        self.extras(f, clock_rate, format);
+        self.extras(f, clock_rate, meaning);
         let jitter = if clock_rate != 0 { self.ws.jitter } else { 0.0 };
         self.timeline
             .note_packet(f.ts_ns - self.first_ns, jitter as f32);
         self.packets += 1;
         self.last_ns = f.ts_ns;
         self.payload_bytes += u64::from(f.payload_len);
+    }
+
+    /// The payload type's clock rate and event nature, from the cache while the type and the
+    /// format version stay the same: looking the SDP format up was a cache miss per packet.
+    #[inline]
+    fn meaning<'f>(
+        &mut self,
+        pt: u8,
+        format_version: u64,
+        format: &impl Fn() -> Option<PayloadFormat<'f>>,
+    ) -> PtMeaning {
+        if let Some(m) = self.pt_meaning {
+            if m.pt == pt && m.format_version == format_version {
+                return m;
+            }
+        }
+        let fmt = format();
+        let ((), clock_rate, _) = self.payload_info_rate_only(pt, fmt);
+        let m = PtMeaning {
+            pt,
+            format_version,
+            clock_rate,
+            is_event: self.is_event_pt(pt, fmt),
+            event_clock: fmt.map_or(8000, |p| {
+                if p.clock_rate != 0 {
+                    p.clock_rate
+                } else {
+                    8000
+                }
+            }),
+        };
+        if format_version != UNVERSIONED_FORMAT {
+            self.pt_meaning = Some(m);
+        }
+        m
     }
 
     fn has_pt(&self, pt: u8) -> bool {
@@ -1022,12 +1082,12 @@ impl StreamState {
         r.transit = Some(transit);
     }
 
-    fn extras(&mut self, f: &PacketFacts, clock_rate: u32, format: Option<PayloadFormat<'_>>) {
+    fn extras(&mut self, f: &PacketFacts, clock_rate: u32, meaning: PtMeaning) {
         self.marker_packets += u64::from(f.marker);
         if f.pt == PT_CN || f.pt == PT_CN_OLD {
             self.comfort_noise_packets += 1;
         }
-        let is_event = self.is_event_pt(f.pt, format);
+        let is_event = meaning.is_event;
         match self.window.push(f.seq) {
             SeqEvent::Duplicate => self.duplicates += 1,
             SeqEvent::OutOfOrder => self.out_of_order += 1,
@@ -1043,14 +1103,7 @@ impl StreamState {
             }
         }
         if is_event && f.payload_len >= 4 {
-            let clock = format.map_or(8000, |p| {
-                if p.clock_rate != 0 {
-                    p.clock_rate
-                } else {
-                    8000
-                }
-            });
-            self.event(f, clock);
+            self.event(f, meaning.event_clock);
         }
     }
 
@@ -1453,6 +1506,20 @@ impl StreamTable {
         hint: Option<usize>,
         format: Option<PayloadFormat<'_>>,
     ) -> usize {
+        self.push_versioned(p, hint, UNVERSIONED_FORMAT, &|| format)
+    }
+
+    /// [`StreamTable::push_packet`] with the SDP format looked up only when needed: `format`
+    /// answers for the packet's payload type, and `format_version` names what it reads (the
+    /// same version must always give the same answer; 0 for no SDP at all), so a stream keeps
+    /// the answer while its payload type and the version stay.
+    pub fn push_versioned<'f>(
+        &mut self,
+        p: &RtpPacket,
+        hint: Option<usize>,
+        format_version: u64,
+        format: &impl Fn() -> Option<PayloadFormat<'f>>,
+    ) -> usize {
         self.reindex();
         let (key, conv, ts_ns) = (p.key, p.conv, p.ts_ns);
         let known = match hint {
@@ -1503,7 +1570,7 @@ impl StreamTable {
             payload_len: f.payload_len,
             payload_head: f.payload_head,
         };
-        self.streams[idx].push(&facts, format);
+        self.streams[idx].push(&facts, format_version, format);
         idx
     }
 
