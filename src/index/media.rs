@@ -112,10 +112,104 @@ type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 type Flow5 = (IpAddr, u16, IpAddr, u16);
 
+/// The SDP-announced media addresses, in a slab so that a flow keeps a handle to its own
+/// (`FlowSlot`) instead of hashing its two addresses for every packet.
+#[derive(Debug, Default)]
+struct Announcements {
+    index: FastMap<(IpAddr, u16), usize>,
+    slab: Vec<Option<((IpAddr, u16), Announcement)>>,
+    free: Vec<usize>,
+    /// Insertions so far: a flow's cached "not announced" holds while this stays the same.
+    inserts: u64,
+}
+
+impl Announcements {
+    fn get(&self, k: &(IpAddr, u16)) -> Option<&Announcement> {
+        self.at(*self.index.get(k)?)
+    }
+
+    fn get_mut(&mut self, k: &(IpAddr, u16)) -> Option<&mut Announcement> {
+        let i = *self.index.get(k)?;
+        self.at_mut(i)
+    }
+
+    fn contains_key(&self, k: &(IpAddr, u16)) -> bool {
+        self.index.contains_key(k)
+    }
+
+    fn slot_of(&self, k: &(IpAddr, u16)) -> Option<usize> {
+        self.index.get(k).copied()
+    }
+
+    fn at(&self, slot: usize) -> Option<&Announcement> {
+        self.slab.get(slot)?.as_ref().map(|e| &e.1)
+    }
+
+    fn at_mut(&mut self, slot: usize) -> Option<&mut Announcement> {
+        self.slab.get_mut(slot)?.as_mut().map(|e| &mut e.1)
+    }
+
+    /// Replaces an address's announcement in its slot (its new version tells the flows).
+    fn insert(&mut self, k: (IpAddr, u16), a: Announcement) {
+        self.inserts += 1;
+        if let Some(&i) = self.index.get(&k) {
+            self.slab[i] = Some((k, a));
+            return;
+        }
+        let i = match self.free.pop() {
+            Some(i) => {
+                self.slab[i] = Some((k, a));
+                i
+            }
+            None => {
+                self.slab.push(Some((k, a)));
+                self.slab.len() - 1
+            }
+        };
+        self.index.insert(k, i);
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&Announcement) -> bool) {
+        for (i, e) in self.slab.iter_mut().enumerate() {
+            if let Some((k, a)) = e {
+                if !keep(a) {
+                    self.index.remove(k);
+                    *e = None;
+                    self.free.push(i);
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = ((IpAddr, u16), Announcement)> + '_ {
+        self.index.clear();
+        self.free.clear();
+        self.slab.drain(..).flatten()
+    }
+}
+
+/// What the analysis remembers of one UDP flow (5-tuple) between its packets, found by the
+/// id the reader gave the flow: its conversation's announcement and its last stream.
+#[derive(Clone, Copy, Debug)]
+struct FlowSlot {
+    /// The flow this slot describes (ids are reused once a flow is idle).
+    flow: Flow5,
+    /// The announcement that decides the conversation: its slot, version, and whether it is
+    /// the destination's (else the source's); None when neither address is announced.
+    ann: Option<(usize, u64, bool)>,
+    /// `Announcements::inserts` when `ann` was looked up: a negative answer (no destination
+    /// announcement) holds only while no address was announced since.
+    checked_at: u64,
+    /// The flow's last stream, a hint `StreamTable::push_packet` checks.
+    stream: Option<usize>,
+}
+
 #[derive(Debug, Default)]
 struct Maps {
     built: bool,
-    announced: FastMap<(IpAddr, u16), Announcement>,
+    announced: Announcements,
+    /// By the reader's flow id.
+    flows: Vec<Option<FlowSlot>>,
     rtcp_addrs: FastMap<(IpAddr, u16), (String, i64)>,
     sr_seen: FastMap<u32, Vec<(u32, i64)>>,
     rtt_ms: FastMap<u32, f64>,
@@ -132,6 +226,59 @@ struct Maps {
 }
 
 impl Maps {
+    /// The flow's slot, its announcement checked (looked up again only when it may have
+    /// changed): the per-packet path then hashes nothing.
+    fn flow_slot(&mut self, f: &UdpFacts) -> FlowSlot {
+        let flow = (f.src, f.src_port, f.dst, f.dst_port);
+        let id = f.flow as usize;
+        if self.flows.len() <= id {
+            self.flows.resize(id + 1, None);
+        }
+        let anns = &self.announced;
+        let slot = match self.flows[id] {
+            Some(s) if s.flow == flow => s,
+            _ => FlowSlot {
+                flow,
+                ann: None,
+                checked_at: u64::MAX,
+                stream: None,
+            },
+        };
+        let current =
+            |(i, version, _): (usize, u64, bool)| anns.at(i).is_some_and(|a| a.version == version);
+        let valid = match slot.ann {
+            Some(h @ (_, _, true)) => current(h),
+            Some(h) => slot.checked_at == anns.inserts && current(h),
+            None => slot.checked_at == anns.inserts,
+        };
+        if valid {
+            self.flows[id] = Some(slot);
+            return slot;
+        }
+        // as `udp` decides: the destination's announcement, else the source's
+        let handle = |k: (IpAddr, u16), via_dst: bool| {
+            let i = anns.slot_of(&k)?;
+            Some((i, anns.at(i)?.version, via_dst))
+        };
+        let ann = handle((f.dst, f.dst_port), true).or_else(|| handle((f.src, f.src_port), false));
+        let slot = FlowSlot {
+            ann,
+            checked_at: anns.inserts,
+            ..slot
+        };
+        self.flows[id] = Some(slot);
+        slot
+    }
+
+    /// After a packet: the stream it went to, the hint for the flow's next packet.
+    fn note_stream(&mut self, id: u32, flow: Flow5, stream: usize) {
+        if let Some(Some(s)) = self.flows.get_mut(id as usize) {
+            if s.flow == flow {
+                s.stream = Some(stream);
+            }
+        }
+    }
+
     fn set_ssrc_call(&mut self, ssrc: u32, call: String, rate: u32) {
         if let Some((_, 0)) = self.ssrc_call.insert(ssrc, (call, rate)) {
             self.unknown_rates -= 1;
@@ -158,10 +305,10 @@ impl MediaState {
         }
         let m = &mut self.maps;
         m.built = true;
-        m.announced = std::mem::take(&mut self.announced).into_iter().collect();
-        for a in m.announced.values_mut() {
+        for (k, mut a) in std::mem::take(&mut self.announced) {
             m.last_version += 1;
             a.version = m.last_version;
+            m.announced.insert(k, a);
         }
         m.rtcp_addrs = std::mem::take(&mut self.rtcp_addrs).into_iter().collect();
         m.sr_seen = std::mem::take(&mut self.sr_seen).into_iter().collect();
@@ -189,7 +336,9 @@ impl MediaState {
             v.sort_by(|a, b| a.0.cmp(&b.0));
             v
         }
-        self.announced = sorted(&mut self.maps.announced);
+        let mut announced: Vec<_> = self.maps.announced.drain().collect();
+        announced.sort_by_key(|a| a.0);
+        self.announced = announced;
         self.rtcp_addrs = sorted(&mut self.maps.rtcp_addrs);
         self.sr_seen = sorted(&mut self.maps.sr_seen);
         let mut rtt: Vec<(u32, f64)> = self.maps.rtt_ms.drain().collect();
@@ -316,6 +465,9 @@ struct QueuedRtp {
     conv_addr: Option<(IpAddr, u16)>,
     /// That announcement's version (0 for none).
     format_version: u64,
+    /// The reader's id of the packet's flow, and the flow's last stream then.
+    flow: u32,
+    stream_hint: Option<usize>,
 }
 
 #[inline(always)]
@@ -548,7 +700,7 @@ impl<'a> MediaPass<'a> {
             }
             self.finished.push(rec);
         }
-        self.state.maps.announced.retain(|_, a| a.last_ns >= cutoff);
+        self.state.maps.announced.retain(|a| a.last_ns >= cutoff);
         self.state.maps.rtcp_addrs.retain(|_, a| a.1 >= cutoff);
         self.state
             .maps
@@ -563,15 +715,16 @@ impl<'a> MediaPass<'a> {
         let m = &mut self.state.maps;
         let dst = (f.dst, f.dst_port);
         let src = (f.src, f.src_port);
-        let (conv_addr, is_rtp, format_version) = if let Some(a) = m.announced.get_mut(&dst) {
-            a.last_ns = f.ts_ns;
-            (Some(dst), a.rtp, a.version)
-        } else if let Some(a) = m.announced.get_mut(&src) {
-            a.last_ns = f.ts_ns;
-            (Some(src), a.rtp, a.version)
-        } else {
-            (None, true, 0)
+        let slot = m.flow_slot(f);
+        let (conv_addr, is_rtp, format_version) = match slot.ann {
+            Some((i, _, via_dst)) => {
+                let a = m.announced.at_mut(i).expect("a checked handle");
+                a.last_ns = f.ts_ns;
+                (Some(if via_dst { dst } else { src }), a.rtp, a.version)
+            }
+            None => (None, true, 0),
         };
+        let stream_hint = slot.stream;
         if !is_rtp {
             return Ok(()); // T.38 (UDPTL) took the port
         }
@@ -612,11 +765,13 @@ impl<'a> MediaPass<'a> {
                     packet,
                     conv_addr,
                     format_version,
+                    flow: f.flow,
+                    stream_hint,
                 });
                 Ok(())
             }
             Classification::Rtcp => {
-                let call = conv_addr.and_then(|a| m.announced[&a].call_id.clone());
+                let call = conv_addr.and_then(|a| m.announced.get(&a)?.call_id.clone());
                 let Some((o, payload)) = chunk.kept(f) else {
                     return Ok(());
                 };
@@ -646,7 +801,11 @@ impl<'a> MediaPass<'a> {
         let batch = std::mem::take(&mut self.batch);
         let mut hints = [None; RTP_BATCH];
         for (q, hint) in batch.iter().zip(hints.iter_mut()) {
-            *hint = self.state.table.locate(&q.packet.key);
+            // the flow's last stream, checked by `push_packet`; a map probe only without one
+            *hint = match q.stream_hint {
+                Some(i) => self.state.table.prefetch_stream(i),
+                None => self.state.table.locate(&q.packet.key),
+            };
         }
         for hint in hints.iter().flatten() {
             self.state.table.prefetch_slots(*hint);
@@ -674,6 +833,8 @@ impl<'a> MediaPass<'a> {
         let before = table.len();
         let idx = table.push_versioned(&q.packet, hint, q.format_version, &format);
         let ssrc = q.packet.key.ssrc;
+        let k = &q.packet.key;
+        m.note_stream(q.flow, (k.src, k.src_port, k.dst, k.dst_port), idx);
         if table.len() != before {
             let ann = q.conv_addr.and_then(|a| m.announced.get(&a));
             if let Some(call) = ann.and_then(|a| a.call_id.clone()) {

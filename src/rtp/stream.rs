@@ -1486,6 +1486,14 @@ impl StreamTable {
         Some(i)
     }
 
+    /// A stream index the caller remembers (e.g. its flow's last stream): starts loading it,
+    /// as [`StreamTable::locate`] does, without a map probe. It may name another stream by now;
+    /// `push_packet` checks the hint.
+    pub fn prefetch_stream(&self, i: usize) -> Option<usize> {
+        prefetch(self.streams.get(i)?);
+        Some(i)
+    }
+
     /// The second step of a batch: the conversation and 5-tuple records of a located stream.
     pub fn prefetch_slots(&self, i: usize) {
         if let Some(s) = self.streams.get(i) {

@@ -12,7 +12,7 @@ use std::net::IpAddr;
 use std::ops::Range;
 use std::path::Path;
 
-use super::{Flow5, MediaConfig, EVICT_EVERY_NS};
+use super::{FastMap, Flow5, MediaConfig, EVICT_EVERY_NS, IDLE_NS};
 use crate::decode::{Datagram, Decoder, DedupConfig, Deduplicator, Transport, Verdict};
 use crate::rtp::{self, Classification, RtpFields, RtpHeader};
 use crate::sip;
@@ -61,6 +61,42 @@ pub(super) struct UdpFacts {
     pub heuristic: Classification,
     /// The payload and location in the chunk's `kept`, only when it may be RTCP.
     pub kept: Option<u32>,
+    /// The reader's id of the 5-tuple (see `FlowIds`).
+    pub flow: u32,
+}
+
+/// Small ids for the UDP flows (5-tuples) being read, so that the analysis keeps what it knows
+/// of a flow in a vector instead of hashing its addresses again for every packet (see
+/// `MediaPass::udp`). An id is reused once its flow has been idle as long as a stream may be;
+/// the analysis checks the 5-tuple, so an id is only ever a hint.
+#[derive(Debug, Default)]
+struct FlowIds {
+    ids: FastMap<Flow5, (u32, i64)>,
+    free: Vec<u32>,
+}
+
+impl FlowIds {
+    fn id(&mut self, flow: Flow5, ts_ns: i64) -> u32 {
+        let next = self.ids.len() as u32;
+        let free = &mut self.free;
+        let e = self
+            .ids
+            .entry(flow)
+            .or_insert_with(|| (free.pop().unwrap_or(next), ts_ns));
+        e.1 = ts_ns;
+        e.0
+    }
+
+    fn forget_idle(&mut self, before_ns: i64) {
+        let free = &mut self.free;
+        self.ids.retain(|_, (id, last)| {
+            let keep = *last >= before_ns;
+            if !keep {
+                free.push(*id);
+            }
+            keep
+        });
+    }
 }
 
 /// A payload the analysis parses, copied into the chunk, and where it was captured.
@@ -170,6 +206,7 @@ pub(super) struct Reader<'c> {
     cfg: &'c MediaConfig,
     pub clock: Clock,
     chunk: Chunk,
+    flows: FlowIds,
 }
 
 impl<'c> Reader<'c> {
@@ -178,6 +215,7 @@ impl<'c> Reader<'c> {
             cfg,
             clock,
             chunk: Chunk::default(),
+            flows: FlowIds::default(),
         }
     }
 
@@ -254,9 +292,11 @@ impl<'c> Reader<'c> {
             last_ts = last_ts.max(p.ts_ns);
             if self.clock.tick(p.ts_ns) {
                 self.chunk.events.push(Event::Evict(p.ts_ns));
+                self.flows.forget_idle(p.ts_ns - IDLE_NS);
             }
             let now = p.ts_ns;
             let chunk = &mut self.chunk;
+            let flows = &mut self.flows;
             decoder.decode(&p, |dg| {
                 if let Some(d) = dedup.as_mut() {
                     if let Verdict::Duplicate { .. } = d.push(dg, now) {
@@ -265,7 +305,7 @@ impl<'c> Reader<'c> {
                         return;
                     }
                 }
-                reduce(dg, chunk);
+                reduce(dg, chunk, flows);
             });
             if self.chunk.full() && !self.hand_over(sink) {
                 return false;
@@ -274,8 +314,8 @@ impl<'c> Reader<'c> {
         if first_ts.is_none() {
             self.chunk.events.push(Event::FileStart { isolated: false });
         }
-        let chunk = &mut self.chunk;
-        decoder.finish(|dg| reduce(dg, chunk));
+        let (chunk, flows) = (&mut self.chunk, &mut self.flows);
+        decoder.finish(|dg| reduce(dg, chunk, flows));
         let drops: u64 = reader.stats().interface_drops.iter().map(|d| d.1).sum();
         self.chunk.events.push(Event::FileEnd {
             drops,
@@ -288,7 +328,7 @@ impl<'c> Reader<'c> {
 
 /// The event of one datagram, if the analysis has any use for it: the payload-only half of
 /// `MediaPass::udp`, in the same order of tests.
-fn reduce(dg: &Datagram<'_>, chunk: &mut Chunk) {
+fn reduce(dg: &Datagram<'_>, chunk: &mut Chunk, flows: &mut FlowIds) {
     // tshark does not look for RTP inside HEP either; HEP copies of SIP are the scan's job.
     if dg.hep.is_some() {
         return;
@@ -328,7 +368,9 @@ fn reduce(dg: &Datagram<'_>, chunk: &mut Chunk) {
                 });
                 chunk.kept.len() as u32 - 1
             });
+    let flow = flows.id((dg.src, dg.src_port, dg.dst, dg.dst_port), dg.ts_ns);
     chunk.events.push(Event::Udp(UdpFacts {
+        flow,
         ts_ns: dg.ts_ns,
         src: dg.src,
         dst: dg.dst,
