@@ -1977,6 +1977,68 @@ mod tests {
         assert_eq!(batched.streams()[i].packets, 301);
     }
 
+    /// The cached payload-type meaning must give what looking the format up for every packet
+    /// gives: the same version always names the same format, and a new version (a re-INVITE
+    /// remapping PT 96 from 8 kHz to 16 kHz, then to telephone-event) is looked up again.
+    #[test]
+    fn versioned_formats_equal_a_lookup_for_every_packet() {
+        let narrow = PayloadFormat {
+            encoding_name: "L16",
+            clock_rate: 8000,
+        };
+        let wide = PayloadFormat {
+            encoding_name: "L16",
+            clock_rate: 16000,
+        };
+        let event = PayloadFormat {
+            encoding_name: "telephone-event",
+            clock_rate: 8000,
+        };
+        let conv = ConvKey::announced(key(7).dst, key(7).dst_port);
+        let mut packets = Vec::new();
+        for i in 0..300u16 {
+            // versions 1, 2, 3 over the stream, with PT 0 packets in between
+            let (version, format) = match i {
+                0..=99 => (1, Some(narrow)),
+                100..=199 => (2, Some(wide)),
+                _ => (3, Some(event)),
+            };
+            let pt = if i % 10 == 3 { 0 } else { 96 };
+            let ts = u32::from(i) * if version == 2 { 320 } else { 160 };
+            let jitter_ns = i64::from(i % 5) * 1_300_000;
+            let mut b = pkt(pt, false, i, ts, 7);
+            if version == 3 {
+                b[12..16].copy_from_slice(&[5, if i % 3 == 0 { 0x80 } else { 0 }, 0x01, 0x40]);
+            }
+            packets.push((i64::from(i) * 20_000_000 + jitter_ns, b, version, format));
+        }
+        let mut looked_up = StreamTable::new();
+        let mut cached = StreamTable::new();
+        let lookups = std::cell::Cell::new(0);
+        for (ts, b, version, format) in &packets {
+            let h = RtpHeader::parse(b).unwrap();
+            let p = RtpPacket::new(key(7), conv, *ts, &h);
+            looked_up.push_packet(&p, None, *format);
+            cached.push_versioned(&p, None, *version, &|| {
+                lookups.set(lookups.get() + 1);
+                *format
+            });
+        }
+        let a = looked_up.streams()[0].summary(Metrics::Wireshark);
+        let b = cached.streams()[0].summary(Metrics::Wireshark);
+        assert_eq!(a, b);
+        assert_eq!(
+            serde_json::to_string(&looked_up).unwrap(),
+            serde_json::to_string(&cached).unwrap()
+        );
+        assert!(
+            !cached.streams()[0].dtmf.is_empty(),
+            "the remapped PT is read as events"
+        );
+        // looked up on PT changes and version changes only, not for each of the 300 packets
+        assert!(lookups.get() < 100, "{} lookups", lookups.get());
+    }
+
     #[test]
     fn ssrc_change_on_one_five_tuple_is_counted() {
         let mut t = StreamTable::new();
