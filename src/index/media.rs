@@ -1558,3 +1558,92 @@ pub fn stream_record(
         ),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::Ipv4Addr;
+
+    fn facts(flow: u32, src: (IpAddr, u16), dst: (IpAddr, u16)) -> UdpFacts {
+        UdpFacts {
+            ts_ns: 0,
+            src: src.0,
+            dst: dst.0,
+            src_port: src.1,
+            dst_port: dst.1,
+            rtp: None,
+            looks_like_rtcp: false,
+            known: Classification::Neither,
+            heuristic: Classification::Neither,
+            kept: None,
+            flow,
+        }
+    }
+
+    /// The per-flow cache must always answer what looking both addresses up answers
+    /// (destination first), whatever was announced, re-announced or forgotten in between and
+    /// however the reader reused flow ids: a random walk over few addresses, checked each step.
+    #[test]
+    fn a_flow_slot_answers_as_looking_both_addresses_up_would() {
+        let addrs: Vec<(IpAddr, u16)> = (0..4)
+            .map(|i| {
+                (
+                    IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1 + i % 2)),
+                    4000 + u16::from(i),
+                )
+            })
+            .collect();
+        let mut m = Maps::default();
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        let (mut hits, mut misses) = (0, 0);
+        for _ in 0..20_000 {
+            let r = next();
+            let a = addrs[(r >> 8) as usize % addrs.len()];
+            let b = addrs[(r >> 16) as usize % addrs.len()];
+            match r % 10 {
+                0 => {
+                    let version = m.next_version();
+                    m.announced.insert(
+                        a,
+                        Announcement {
+                            call_id: None,
+                            rtp: true,
+                            rtpmap: Vec::new(),
+                            last_ns: 0,
+                            version,
+                        },
+                    );
+                }
+                1 => {
+                    let gone = m.announced.get(&a).map(|x| x.version);
+                    m.announced.retain(|x| Some(x.version) != gone);
+                }
+                _ => {
+                    let id = (r >> 24) as u32 % 3;
+                    let slot = m.flow_slot(&facts(id, a, b));
+                    let look = |k: (IpAddr, u16), via_dst: bool| {
+                        let i = m.announced.slot_of(&k)?;
+                        Some((i, m.announced.at(i)?.version, via_dst))
+                    };
+                    let expected = look(b, true).or_else(|| look(a, false));
+                    assert_eq!(slot.ann, expected);
+                    if expected.is_some() {
+                        hits += 1;
+                    } else {
+                        misses += 1;
+                    }
+                }
+            }
+        }
+        assert!(
+            hits > 1000 && misses > 1000,
+            "{hits} announced, {misses} not"
+        );
+    }
+}
