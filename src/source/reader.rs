@@ -388,6 +388,11 @@ impl CaptureReader {
     /// `stats().corrupt_at` set. An I/O or decompression error is returned once, then `Ok(None)`.
     ///
     /// The packet borrows the reader: the map for plain files (zero-copy), else the stream buffer.
+    ///
+    /// Inlined (its slow path is `next_record`): called across codegen units, its 56-byte result
+    /// went through memory and was read back at other widths, a store-forwarding stall per
+    /// packet in every walk over a trunk.
+    #[inline]
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
         let inner = &mut self.inner;
         if inner.done {
