@@ -40,6 +40,7 @@ pub(super) const EVICT_EVERY_NS: i64 = 60 * 1_000_000_000;
 const STATE_DIR: &str = "state";
 
 mod feed;
+use crate::rtp::stream::prefetch;
 use feed::{Event, Origin, UdpFacts};
 
 #[derive(Clone, Debug)]
@@ -468,24 +469,6 @@ struct QueuedRtp {
     /// The reader's id of the packet's flow, and the flow's last stream then.
     flow: u32,
     stream_hint: Option<usize>,
-}
-
-/// Starts loading `x` (at most two cache lines: events and flow slots) into the cache.
-#[inline(always)]
-#[allow(unsafe_code)]
-fn prefetch<T>(x: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = (x as *const T).cast::<i8>();
-        // SAFETY: both addresses lie inside `x`; a prefetch never faults or writes.
-        unsafe {
-            _mm_prefetch(p, _MM_HINT_T0);
-            _mm_prefetch(p.add(std::mem::size_of::<T>().max(1) - 1), _MM_HINT_T0);
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
 }
 
 fn store_err(db: &Path, e: StoreError) -> IndexError {

@@ -804,14 +804,15 @@ impl StreamState {
         }
     }
 
-    /// Payload type name (as tshark would print it) and clock rate for this packet.
-    fn payload_info(
+    /// Payload type name (as tshark would print it) and clock rate for this packet; the name is
+    /// borrowed, so the per-packet path allocates nothing.
+    fn payload_info<'f>(
         &self,
         pt: u8,
-        format: Option<PayloadFormat<'_>>,
-    ) -> (Option<String>, u32, bool) {
+        format: Option<PayloadFormat<'f>>,
+    ) -> (Option<&'f str>, u32) {
         if pt < 96 {
-            return (None, static_clock_rate(pt), false);
+            return (None, static_clock_rate(pt));
         }
         let (name, rate): (Option<&str>, u32) = match format {
             Some(f) => (Some(f.encoding_name), f.clock_rate),
@@ -820,16 +821,10 @@ impl StreamState {
             None => (default_dynamic_name(pt), 0),
         };
         match name {
-            None => (None, 0, false),
-            Some(n) if starts_with_ci(n, "telephone-event") => (Some(n.to_owned()), 0, true),
-            Some(n) => {
-                let rate = if rate != 0 {
-                    rate
-                } else {
-                    dynamic_clock_rate(n)
-                };
-                (Some(n.to_owned()), rate, false)
-            }
+            None => (None, 0),
+            Some(n) if starts_with_ci(n, "telephone-event") => (Some(n), 0),
+            Some(n) if rate != 0 => (Some(n), rate),
+            Some(n) => (Some(n), dynamic_clock_rate(n)),
         }
     }
 
@@ -859,7 +854,7 @@ impl StreamState {
     ) {
         let first = self.packets == 0;
         let name = if first || !self.has_pt(f.pt) {
-            self.payload_info(f.pt, format()).0
+            self.payload_info(f.pt, format()).0.map(str::to_owned)
         } else {
             None
         };
@@ -892,19 +887,16 @@ impl StreamState {
             }
         }
         let fmt = format();
-        let ((), clock_rate, _) = self.payload_info_rate_only(pt, fmt);
+        let (_, clock_rate) = self.payload_info(pt, fmt);
         let m = PtMeaning {
             pt,
             format_version,
             clock_rate,
             is_event: self.is_event_pt(pt, fmt),
-            event_clock: fmt.map_or(8000, |p| {
-                if p.clock_rate != 0 {
-                    p.clock_rate
-                } else {
-                    8000
-                }
-            }),
+            event_clock: fmt
+                .map(|p| p.clock_rate)
+                .filter(|&r| r != 0)
+                .unwrap_or(8000),
         };
         if format_version != UNVERSIONED_FORMAT {
             self.pt_meaning = Some(m);
@@ -914,31 +906,6 @@ impl StreamState {
 
     fn has_pt(&self, pt: u8) -> bool {
         self.payload_types[usize::from(pt / 64) & 1] & (1u64 << (pt % 64)) != 0
-    }
-
-    /// Clock rate without building the name (no allocation on the per-packet path).
-    fn payload_info_rate_only(&self, pt: u8, format: Option<PayloadFormat<'_>>) -> ((), u32, bool) {
-        if pt < 96 {
-            return ((), static_clock_rate(pt), false);
-        }
-        let (name, rate) = match format {
-            Some(f) => (Some(f.encoding_name), f.clock_rate),
-            None if self.conv.is_announced() => (None, 0),
-            None => (default_dynamic_name(pt), 0),
-        };
-        match name {
-            None => ((), 0, false),
-            Some(n) if starts_with_ci(n, "telephone-event") => ((), 0, true),
-            Some(n) => (
-                (),
-                if rate != 0 {
-                    rate
-                } else {
-                    dynamic_clock_rate(n)
-                },
-                false,
-            ),
-        }
     }
 
     /// Port of Wireshark 4.0 `rtppacket_analyse` (behaviour, not code).
@@ -1331,7 +1298,7 @@ impl StreamSummary {
 /// Asks the CPU to start loading `x` into its caches (a no-op off x86-64).
 #[inline]
 #[allow(unsafe_code)]
-fn prefetch<T>(x: &T) {
+pub(crate) fn prefetch<T>(x: &T) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
