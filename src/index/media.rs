@@ -119,19 +119,73 @@ type Flow5 = (IpAddr, u16, IpAddr, u16);
 struct Announcements {
     index: FastMap<(IpAddr, u16), usize>,
     slab: Vec<Option<((IpAddr, u16), Announcement)>>,
+    /// Per slot, what every RTP packet reads or writes (version, T.38 or not, last packet
+    /// time), apart from the announcement itself: a packet then touches 24 bytes in a dense
+    /// vector instead of a cold slab entry (a cache miss per packet on a trunk). The live
+    /// `last_ns` is here; the announcement's copy is brought up to date when it is read.
+    heads: Vec<AnnouncementHead>,
     free: Vec<usize>,
-    /// Insertions so far: a flow's cached "not announced" holds while this stays the same.
-    inserts: u64,
+    /// Insertions per address bucket (a hash of address and port): a flow's cached "not
+    /// announced" for an address holds while its bucket's count stays. Per bucket, not one
+    /// count for all: on a trunk captured mid-call most media has no SDP in the capture, and a
+    /// single count, moved by every new call's SDP, sent nearly every such packet back to the
+    /// address map.
+    bucket_inserts: Vec<u32>,
+}
+
+const ADDRESS_BUCKETS: usize = 1 << 12;
+
+/// See `Announcements::heads`; version 0 marks a free slot.
+#[derive(Clone, Copy, Debug, Default)]
+struct AnnouncementHead {
+    version: u64,
+    last_ns: i64,
+    rtp: bool,
+}
+
+impl AnnouncementHead {
+    fn of(a: &Announcement) -> AnnouncementHead {
+        AnnouncementHead {
+            version: a.version,
+            last_ns: a.last_ns,
+            rtp: a.rtp,
+        }
+    }
 }
 
 impl Announcements {
-    fn get(&self, k: &(IpAddr, u16)) -> Option<&Announcement> {
-        self.at(*self.index.get(k)?)
+    /// The hot part of a live slot's announcement.
+    fn head(&self, slot: usize) -> Option<&AnnouncementHead> {
+        self.heads.get(slot).filter(|h| h.version != 0)
     }
 
-    fn get_mut(&mut self, k: &(IpAddr, u16)) -> Option<&mut Announcement> {
-        let i = *self.index.get(k)?;
-        self.at_mut(i)
+    fn head_mut(&mut self, slot: usize) -> Option<&mut AnnouncementHead> {
+        self.heads.get_mut(slot).filter(|h| h.version != 0)
+    }
+
+    /// A packet to (or from) the address keeps its announcement alive until `ts_ns`.
+    fn touch_max(&mut self, k: &(IpAddr, u16), ts_ns: i64) {
+        if let Some(&i) = self.index.get(k) {
+            let h = &mut self.heads[i];
+            h.last_ns = h.last_ns.max(ts_ns);
+        }
+    }
+
+    fn bucket(&self, k: &(IpAddr, u16)) -> u32 {
+        use std::hash::BuildHasher;
+        (self.index.hasher().hash_one(k) as usize & (ADDRESS_BUCKETS - 1)) as u32
+    }
+
+    /// Insertions so far into an address bucket.
+    fn inserts_in(&self, bucket: u32) -> u32 {
+        self.bucket_inserts
+            .get(bucket as usize)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    fn get(&self, k: &(IpAddr, u16)) -> Option<&Announcement> {
+        self.at(*self.index.get(k)?)
     }
 
     fn contains_key(&self, k: &(IpAddr, u16)) -> bool {
@@ -146,36 +200,51 @@ impl Announcements {
         self.slab.get(slot)?.as_ref().map(|e| &e.1)
     }
 
-    fn at_mut(&mut self, slot: usize) -> Option<&mut Announcement> {
-        self.slab.get_mut(slot)?.as_mut().map(|e| &mut e.1)
-    }
-
     /// Replaces an address's announcement in its slot (its new version tells the flows).
     fn insert(&mut self, k: (IpAddr, u16), a: Announcement) {
-        self.inserts += 1;
+        if self.bucket_inserts.is_empty() {
+            self.bucket_inserts = vec![0; ADDRESS_BUCKETS];
+        }
+        let b = self.bucket(&k) as usize;
+        self.bucket_inserts[b] = self.bucket_inserts[b].wrapping_add(1);
+        let head = AnnouncementHead::of(&a);
         if let Some(&i) = self.index.get(&k) {
             self.slab[i] = Some((k, a));
+            self.heads[i] = head;
             return;
         }
         let i = match self.free.pop() {
             Some(i) => {
                 self.slab[i] = Some((k, a));
+                self.heads[i] = head;
                 i
             }
             None => {
                 self.slab.push(Some((k, a)));
+                self.heads.push(head);
                 self.slab.len() - 1
             }
         };
         self.index.insert(k, i);
     }
 
+    /// Announcements with their live `last_ns`.
+    fn sync_last_ns(&mut self) {
+        for (e, h) in self.slab.iter_mut().zip(&self.heads) {
+            if let Some((_, a)) = e {
+                a.last_ns = h.last_ns;
+            }
+        }
+    }
+
     fn retain(&mut self, mut keep: impl FnMut(&Announcement) -> bool) {
+        self.sync_last_ns();
         for (i, e) in self.slab.iter_mut().enumerate() {
             if let Some((k, a)) = e {
                 if !keep(a) {
                     self.index.remove(k);
                     *e = None;
+                    self.heads[i] = AnnouncementHead::default();
                     self.free.push(i);
                 }
             }
@@ -183,8 +252,10 @@ impl Announcements {
     }
 
     fn drain(&mut self) -> impl Iterator<Item = ((IpAddr, u16), Announcement)> + '_ {
+        self.sync_last_ns();
         self.index.clear();
         self.free.clear();
+        self.heads.clear();
         self.slab.drain(..).flatten()
     }
 }
@@ -198,9 +269,10 @@ struct FlowSlot {
     /// The announcement that decides the conversation: its slot, version, and whether it is
     /// the destination's (else the source's); None when neither address is announced.
     ann: Option<(usize, u64, bool)>,
-    /// `Announcements::inserts` when `ann` was looked up: a negative answer (no destination
-    /// announcement) holds only while no address was announced since.
-    checked_at: u64,
+    /// The destination's and the source's address buckets and their insert counts when `ann`
+    /// was looked up: a negative answer for an address holds while its bucket sees no insert
+    /// (see `Announcements::bucket_inserts`).
+    checked: [(u32, u32); 2],
     /// The flow's last stream, a hint `StreamTable::push_packet` checks.
     stream: Option<usize>,
 }
@@ -241,16 +313,19 @@ impl Maps {
             _ => FlowSlot {
                 flow,
                 ann: None,
-                checked_at: u64::MAX,
+                // never equal to a bucket's count: the first packet looks up
+                checked: [(u32::MAX, u32::MAX); 2],
                 stream: None,
             },
         };
-        let current =
-            |(i, version, _): (usize, u64, bool)| anns.at(i).is_some_and(|a| a.version == version);
+        let current = |(i, version, _): (usize, u64, bool)| {
+            anns.head(i).is_some_and(|h| h.version == version)
+        };
+        let unchanged = |(bucket, n): (u32, u32)| anns.inserts_in(bucket) == n;
         let valid = match slot.ann {
             Some(h @ (_, _, true)) => current(h),
-            Some(h) => slot.checked_at == anns.inserts && current(h),
-            None => slot.checked_at == anns.inserts,
+            Some(h) => unchanged(slot.checked[0]) && current(h),
+            None => unchanged(slot.checked[0]) && unchanged(slot.checked[1]),
         };
         if valid {
             self.flows[id] = Some(slot);
@@ -259,12 +334,17 @@ impl Maps {
         // as `udp` decides: the destination's announcement, else the source's
         let handle = |k: (IpAddr, u16), via_dst: bool| {
             let i = anns.slot_of(&k)?;
-            Some((i, anns.at(i)?.version, via_dst))
+            Some((i, anns.head(i)?.version, via_dst))
         };
-        let ann = handle((f.dst, f.dst_port), true).or_else(|| handle((f.src, f.src_port), false));
+        let (dst, src) = ((f.dst, f.dst_port), (f.src, f.src_port));
+        let ann = handle(dst, true).or_else(|| handle(src, false));
+        let counted = |k: &(IpAddr, u16)| {
+            let b = anns.bucket(k);
+            (b, anns.inserts_in(b))
+        };
         let slot = FlowSlot {
             ann,
-            checked_at: anns.inserts,
+            checked: [counted(&dst), counted(&src)],
             ..slot
         };
         self.flows[id] = Some(slot);
@@ -710,9 +790,9 @@ impl<'a> MediaPass<'a> {
         let slot = m.flow_slot(f);
         let (conv_addr, is_rtp, format_version) = match slot.ann {
             Some((i, _, via_dst)) => {
-                let a = m.announced.at_mut(i).expect("a checked handle");
-                a.last_ns = f.ts_ns;
-                (Some(if via_dst { dst } else { src }), a.rtp, a.version)
+                let h = m.announced.head_mut(i).expect("a checked handle");
+                h.last_ns = f.ts_ns;
+                (Some(if via_dst { dst } else { src }), h.rtp, h.version)
             }
             None => (None, true, 0),
         };
@@ -921,9 +1001,7 @@ impl<'a> MediaPass<'a> {
     pub fn preroll_touch(&mut self, src: (IpAddr, u16), dst: (IpAddr, u16), ts_ns: i64) {
         let m = &mut self.state.maps.announced;
         let addr = if m.contains_key(&dst) { dst } else { src };
-        if let Some(a) = m.get_mut(&addr) {
-            a.last_ns = a.last_ns.max(ts_ns);
-        }
+        m.touch_max(&addr, ts_ns);
     }
 
     /// Window reindex: write only the RTCP and quality reports read from these files (the other

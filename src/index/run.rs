@@ -390,6 +390,11 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         }
         progress.phase("writing tables");
         messages.finish().map_err(|e| store_err(db, e))?;
+        // Committed before waiting for the media pass, which it does not depend on: on an
+        // RTP-heavy archive the pass ends last, and the commit then runs beside its tail
+        // instead of after it (step 2 of the protocol still precedes the catalog).
+        text_writer.commit().map_err(|e| store_err(db, e))?;
+        text_writer.finish().map_err(|e| store_err(db, e))?;
         progress.phase("media analysis");
         let media_out = media_thread
             .join()
@@ -399,8 +404,6 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         report.rtcp_reports = media_out.rtcp_rows;
         report.media_files_out_of_order = media_out.files_out_of_order;
         report.qos_reports = media_out.qos_rows;
-        text_writer.commit().map_err(|e| store_err(db, e))?;
-        text_writer.finish().map_err(|e| store_err(db, e))?;
 
         // 4. dialogs: merge with what earlier runs stored, correlate, rewrite the days touched
         progress.phase("dialogs");
