@@ -272,20 +272,13 @@ pub struct DtmfEvent {
 }
 
 /// Wireshark's `tap_rtp_stat_t`, the part `rtp,streams` reads; time in ms since stream start.
+/// Laid out in declaration order, widest first, so it packs without holes (see `StreamState`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[repr(C)]
 struct WiresharkStat {
-    start_seq_nr: u16,
-    stop_seq_nr: u16,
-    seq_num: u16,
-    seq_cycles: u32,
-    under: bool,
-    first_timestamp: u32,
-    timestamp: u32,
     start_time: f64,
     time: f64,
     lastnominaltime: f64,
-    pt: u8,
-    reg_pt: u8,
     delta: f64,
     jitter: f64,
     diff: f64,
@@ -297,30 +290,40 @@ struct WiresharkStat {
     min_jitter: f64,
     max_jitter: f64,
     mean_jitter: f64,
-    /// Packet index (0-based in the stream) and capture time of the largest delta.
-    max_nr: u64,
-    max_delta_ns: i64,
+    seq_cycles: u32,
+    first_timestamp: u32,
+    timestamp: u32,
     sequence: u32,
     total_nr: u32,
     clock_rate: u32,
+    start_seq_nr: u16,
+    stop_seq_nr: u16,
+    seq_num: u16,
+    pt: u8,
+    reg_pt: u8,
+    under: bool,
     problem: bool,
+    /// Packet index (0-based in the stream) and capture time of the largest delta.
+    max_nr: u64,
+    max_delta_ns: i64,
 }
 
 /// RFC 3550 appendix A.1 source state and A.8 jitter, in timestamp units.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[repr(C)]
 struct Rfc3550Stat {
-    max_seq: u16,
-    cycles: u32,
-    base_seq: u32,
-    bad_seq: u32,
-    probation: u32,
     received: u64,
     transit: Option<f64>,
     jitter: f64,
     max_jitter: f64,
     sum_jitter: f64,
     jitter_samples: u64,
+    cycles: u32,
+    base_seq: u32,
+    bad_seq: u32,
+    probation: u32,
     clock_rate: u32,
+    max_seq: u16,
 }
 
 const MAX_DROPOUT: u32 = 3000;
@@ -504,17 +507,18 @@ impl LossModel {
 /// one second wide and double (pairs merged) past `TIMELINE_BUCKETS`, so memory stays per
 /// stream whatever the call's length; it depends only on packet times, so it is split-proof.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[repr(C)]
 pub struct Timeline {
-    /// Bucket width in seconds (0 before the first packet).
-    pub width_s: u32,
-    /// (packets received, packets lost by sequence gap, max Wireshark jitter in ms). The bucket
-    /// being filled is in `open` until the stream leaves it: read through [`Timeline::settled`].
-    pub buckets: Vec<(u32, u32, f32)>,
     /// The current bucket's counts, kept inline: on a trunk, consecutive packets belong to
     /// different streams, and a store into each stream's heap-allocated `buckets` was a cache miss
     /// per packet (16% of the stream update's time).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     open: Option<OpenBucket>,
+    /// Bucket width in seconds (0 before the first packet).
+    pub width_s: u32,
+    /// (packets received, packets lost by sequence gap, max Wireshark jitter in ms). The bucket
+    /// being filled is in `open` until the stream leaves it: read through [`Timeline::settled`].
+    pub buckets: Vec<(u32, u32, f32)>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
@@ -619,34 +623,23 @@ impl Timeline {
 }
 
 /// Everything known about one stream. Serde-able so the pipeline can carry it across files.
+///
+/// Laid out in declaration order (`repr(C)`): what every packet reads or writes first, up to
+/// the timeline's bucket vector (`HOT_BYTES`), then what only rare events touch. On a trunk
+/// each packet's stream is cold in cache and the batch prefetches it (`StreamTable::locate`);
+/// the prefetches then waited on the line-fill buffers, so every line left out counts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
+#[repr(C)]
 pub struct StreamState {
-    pub key: StreamKey,
-    pub conv: ConvKey,
-    pub first_ns: i64,
+    pub packets: u64,
     pub last_ns: i64,
+    pub first_ns: i64,
     /// Wireshark's time base for delta/jitter arithmetic (see `StreamTable::with_time_origin`).
     time_origin_ns: i64,
-    pub packets: u64,
     pub payload_bytes: u64,
     pub marker_packets: u64,
-    pub comfort_noise_packets: u64,
-    pub duplicates: u64,
-    pub out_of_order: u64,
     /// PT numbers seen (bit set), and their display names in PT order.
     pub payload_types: [u64; 2],
-    pub payload_names: Vec<(u8, String)>,
-    pub dtmf: Vec<DtmfEvent>,
-    pub loss: LossModel,
-    /// The dialog whose SDP announced this stream's address, when one did.
-    #[serde(default)]
-    pub call_id: Option<String>,
-    /// Per-second received/lost/jitter, for the quality timeline.
-    #[serde(default)]
-    pub timeline: Timeline,
-    ws: WiresharkStat,
-    rfc: Rfc3550Stat,
-    window: SeqWindow,
     /// Positions of this stream's last conversation and its 5-tuple in the table's vectors, so a
     /// packet costs one hash lookup; rebuilt with the maps.
     #[serde(skip)]
@@ -656,7 +649,29 @@ pub struct StreamState {
     /// The last payload type's meaning, so that a packet does not look its SDP format up.
     #[serde(skip)]
     pt_meaning: Option<PtMeaning>,
+    pub key: StreamKey,
+    pub conv: ConvKey,
+    ws: WiresharkStat,
+    rfc: Rfc3550Stat,
+    window: SeqWindow,
+    pub loss: LossModel,
+    /// Per-second received/lost/jitter, for the quality timeline (its open bucket is hot, its
+    /// vector last).
+    #[serde(default)]
+    pub timeline: Timeline,
+    pub comfort_noise_packets: u64,
+    pub duplicates: u64,
+    pub out_of_order: u64,
+    pub payload_names: Vec<(u8, String)>,
+    pub dtmf: Vec<DtmfEvent>,
+    /// The dialog whose SDP announced this stream's address, when one did.
+    #[serde(default)]
+    pub call_id: Option<String>,
 }
+
+/// The part of a `StreamState` that every packet touches (see there).
+const HOT_BYTES: usize =
+    std::mem::offset_of!(StreamState, timeline) + std::mem::offset_of!(Timeline, buckets);
 
 /// What a payload type means to the analysis under one SDP format version (see
 /// [`StreamTable::push_versioned`]).
@@ -1299,11 +1314,18 @@ impl StreamSummary {
 #[inline]
 #[allow(unsafe_code)]
 pub(crate) fn prefetch<T>(x: &T) {
+    prefetch_prefix(x, std::mem::size_of::<T>());
+}
+
+/// [`prefetch`] of the first `len` bytes of `x` only.
+#[inline]
+#[allow(unsafe_code)]
+pub(crate) fn prefetch_prefix<T>(x: &T, len: usize) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let base = (x as *const T).cast::<i8>();
-        let len = std::mem::size_of::<T>();
+        let len = len.min(std::mem::size_of::<T>());
         let mut off = 0;
         while off < len {
             // SAFETY: the address lies inside `x`; a prefetch never faults or writes.
@@ -1315,7 +1337,7 @@ pub(crate) fn prefetch<T>(x: &T) {
         unsafe { _mm_prefetch(base.add(len.saturating_sub(1)), _MM_HINT_T0) };
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = x;
+    let _ = (x, len);
 }
 
 /// Extended sequence number and timestamp of one Wireshark RTP conversation.
@@ -1449,7 +1471,7 @@ impl StreamTable {
     pub fn locate(&mut self, key: &StreamKey) -> Option<usize> {
         self.reindex();
         let i = self.stream_index.get(key).copied()?;
-        prefetch(&self.streams[i]);
+        prefetch_prefix(&self.streams[i], HOT_BYTES);
         Some(i)
     }
 
@@ -1457,7 +1479,7 @@ impl StreamTable {
     /// as [`StreamTable::locate`] does, without a map probe. It may name another stream by now;
     /// `push_packet` checks the hint.
     pub fn prefetch_stream(&self, i: usize) -> Option<usize> {
-        prefetch(self.streams.get(i)?);
+        prefetch_prefix(self.streams.get(i)?, HOT_BYTES);
         Some(i)
     }
 
@@ -2031,5 +2053,18 @@ mod tests {
         // Wireshark 4.0 has no opus entry (later versions do).
         assert_eq!(dynamic_clock_rate("OPUS"), 0);
         assert_eq!(dynamic_clock_rate("speex"), 0);
+    }
+}
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    /// The per-packet part of a stream stays within ten cache lines, and everything after it is
+    /// touched only by rare events: the batch prefetches just that part.
+    #[test]
+    fn a_streams_hot_part_is_a_prefix_of_ten_lines() {
+        assert!(HOT_BYTES <= 640, "hot part {HOT_BYTES} bytes");
+        assert!(HOT_BYTES < size_of::<StreamState>());
     }
 }
