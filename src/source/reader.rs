@@ -389,11 +389,10 @@ impl CaptureReader {
     ///
     /// The packet borrows the reader: the map for plain files (zero-copy), else the stream buffer.
     ///
-    /// Marked inline (its slow path is `next_record`) because, called through the GOT across
-    /// codegen units, its 56-byte result goes through memory and is read back at other widths (a
-    /// store-forwarding stall per packet). The hint made the call direct but the compiler still
-    /// keeps it out of line in the scan loop, so the stall stays; forcing it is untried.
-    #[inline]
+    /// Always inlined (its slow path is `next_record`): called out of line across codegen units,
+    /// its 56-byte result went through memory and was read back at other widths (a
+    /// store-forwarding stall per packet); a plain `#[inline]` only made the call direct.
+    #[inline(always)]
     pub fn next_packet(&mut self) -> Result<Option<Packet<'_>>, SourceError> {
         let inner = &mut self.inner;
         if inner.done {
