@@ -312,7 +312,7 @@ impl Maps {
         }
         let anns = &self.announced;
         let entry = &mut self.flows[id];
-        if !entry.as_ref().is_some_and(|s| s.flow == flow) {
+        if entry.as_ref().is_none_or(|s| s.flow != flow) {
             *entry = Some(FlowSlot {
                 flow,
                 ann: None,

@@ -643,9 +643,9 @@ pub struct StreamState {
     /// Positions of this stream's last conversation and its 5-tuple in the table's vectors, so a
     /// packet costs one hash lookup; rebuilt with the maps.
     #[serde(skip)]
-    conv_slot: usize,
+    conv_slot: u32,
     #[serde(skip)]
-    tuple_slot: usize,
+    tuple_slot: u32,
     /// The last payload type's meaning, so that a packet does not look its SDP format up.
     #[serde(skip)]
     pt_meaning: Option<PtMeaning>,
@@ -672,6 +672,9 @@ pub struct StreamState {
 /// The part of a `StreamState` that every packet touches (see there).
 const HOT_BYTES: usize =
     std::mem::offset_of!(StreamState, timeline) + std::mem::offset_of!(Timeline, buckets);
+// Checked when building: the per-packet part stays within ten cache lines, and something is
+// left out of it.
+const _: () = assert!(HOT_BYTES <= 640 && HOT_BYTES < std::mem::size_of::<StreamState>());
 
 /// What a payload type means to the analysis under one SDP format version (see
 /// [`StreamTable::push_versioned`]).
@@ -813,8 +816,8 @@ impl StreamState {
             ws: WiresharkStat::default(),
             rfc: Rfc3550Stat::default(),
             window: SeqWindow::default(),
-            conv_slot: usize::MAX,
-            tuple_slot: usize::MAX,
+            conv_slot: u32::MAX,
+            tuple_slot: u32::MAX,
             pt_meaning: None,
         }
     }
@@ -1421,13 +1424,13 @@ impl StreamTable {
         }
         if rebuilt {
             for s in &mut self.streams {
-                s.conv_slot = self.conv_index.get(&s.conv).copied().unwrap_or(usize::MAX);
+                let slot = |i: Option<&usize>| i.map_or(u32::MAX, |&i| i as u32);
+                s.conv_slot = slot(self.conv_index.get(&s.conv));
                 let k = &s.key;
-                s.tuple_slot = self
-                    .tuple_index
-                    .get(&(k.src, k.src_port, k.dst, k.dst_port))
-                    .copied()
-                    .unwrap_or(usize::MAX);
+                s.tuple_slot = slot(
+                    self.tuple_index
+                        .get(&(k.src, k.src_port, k.dst, k.dst_port)),
+                );
             }
         }
     }
@@ -1486,10 +1489,10 @@ impl StreamTable {
     /// The second step of a batch: the conversation and 5-tuple records of a located stream.
     pub fn prefetch_slots(&self, i: usize) {
         if let Some(s) = self.streams.get(i) {
-            if let Some(c) = self.convs.get(s.conv_slot) {
+            if let Some(c) = self.convs.get(s.conv_slot as usize) {
                 prefetch(c);
             }
-            if let Some(t) = self.tuples.get(s.tuple_slot) {
+            if let Some(t) = self.tuples.get(s.tuple_slot as usize) {
                 prefetch(t);
             }
         }
@@ -1528,17 +1531,19 @@ impl StreamTable {
             Some(i)
                 if self
                     .convs
-                    .get(self.streams[i].conv_slot)
+                    .get(self.streams[i].conv_slot as usize)
                     .is_some_and(|c| c.0 == conv) =>
             {
-                self.streams[i].conv_slot
+                self.streams[i].conv_slot as usize
             }
             _ => self.conv_slot(conv),
         };
         let f = &p.fields;
         let ext_timestamp = self.extend_timestamp_at(conv_i, f.timestamp);
         let tuple_i = match known {
-            Some(i) if self.streams[i].tuple_slot < self.tuples.len() => self.streams[i].tuple_slot,
+            Some(i) if (self.streams[i].tuple_slot as usize) < self.tuples.len() => {
+                self.streams[i].tuple_slot as usize
+            }
             _ => self.tuple_slot(&key),
         };
         let t = &mut self.tuples[tuple_i];
@@ -1555,8 +1560,9 @@ impl StreamTable {
                 self.streams.len() - 1
             }
         };
-        self.streams[idx].conv_slot = conv_i;
-        self.streams[idx].tuple_slot = tuple_i;
+        // positions fit: a table of 4 G conversations would not fit in memory first
+        self.streams[idx].conv_slot = conv_i as u32;
+        self.streams[idx].tuple_slot = tuple_i as u32;
         let facts = PacketFacts {
             ts_ns,
             seq: f.seq,
@@ -2053,18 +2059,5 @@ mod tests {
         // Wireshark 4.0 has no opus entry (later versions do).
         assert_eq!(dynamic_clock_rate("OPUS"), 0);
         assert_eq!(dynamic_clock_rate("speex"), 0);
-    }
-}
-
-#[cfg(test)]
-mod layout_tests {
-    use super::*;
-
-    /// The per-packet part of a stream stays within ten cache lines, and everything after it is
-    /// touched only by rare events: the batch prefetches just that part.
-    #[test]
-    fn a_streams_hot_part_is_a_prefix_of_ten_lines() {
-        assert!(HOT_BYTES <= 640, "hot part {HOT_BYTES} bytes");
-        assert!(HOT_BYTES < size_of::<StreamState>());
     }
 }

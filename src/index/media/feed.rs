@@ -179,6 +179,9 @@ impl FlowIds {
     }
 
     fn forget_idle(&mut self, before_ns: i64) {
+        if self.slots.is_empty() {
+            return; // nothing read yet (e.g. housekeeping due at a file's first packet)
+        }
         let mut kept = 0;
         for slot in &mut self.slots {
             match slot {
@@ -601,6 +604,7 @@ mod tests {
             (a, n, a, 9)
         };
         let mut ids = FlowIds::default();
+        ids.forget_idle(0); // before any flow: housekeeping may come first
         assert_eq!(ids.id(flow(1), 0), 0);
         assert_eq!(ids.id(flow(2), 0), 1);
         assert_eq!(ids.id(flow(1), 5), 0, "a known flow keeps its id");
