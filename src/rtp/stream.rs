@@ -624,12 +624,13 @@ impl Timeline {
 
 /// Everything known about one stream. Serde-able so the pipeline can carry it across files.
 ///
-/// Laid out in declaration order (`repr(C)`): what every packet reads or writes first, up to
-/// the timeline's bucket vector (`HOT_BYTES`), then what only rare events touch. On a trunk
+/// Laid out in declaration order (`repr(C)`) from a cache line's start: what every packet
+/// reads or writes first, up to the timeline's bucket vector (`HOT_BYTES`, ten lines), then
+/// what only rare events touch. On a trunk
 /// each packet's stream is cold in cache and the batch prefetches it (`StreamTable::locate`);
 /// the prefetches then waited on the line-fill buffers, so every line left out counts.
 #[derive(Clone, Debug, Serialize, Deserialize)]
-#[repr(C)]
+#[repr(C, align(64))]
 pub struct StreamState {
     pub packets: u64,
     pub last_ns: i64,
@@ -1349,8 +1350,30 @@ struct ConvState {
     extended_timestamp: u64,
 }
 
-/// Same-5-tuple bookkeeping: the SSRC last seen and how often it changed.
+/// A conversation's entry in the table, one cache line each (see `StreamState`'s layout: each
+/// packet loads its conversation, and a 48-byte entry straddled two lines two times in three).
+/// Serialised as the `(key, state)` pair it was before.
 #[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[serde(from = "(ConvKey, ConvState)", into = "(ConvKey, ConvState)")]
+#[repr(align(64))]
+struct ConvEntry(ConvKey, ConvState);
+
+impl From<(ConvKey, ConvState)> for ConvEntry {
+    fn from((k, s): (ConvKey, ConvState)) -> ConvEntry {
+        ConvEntry(k, s)
+    }
+}
+
+impl From<ConvEntry> for (ConvKey, ConvState) {
+    fn from(e: ConvEntry) -> (ConvKey, ConvState) {
+        (e.0, e.1)
+    }
+}
+
+/// Same-5-tuple bookkeeping: the SSRC last seen and how often it changed. One cache line each,
+/// as `ConvEntry`.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+#[repr(align(64))]
 pub struct SsrcHistory {
     pub src: IpAddr,
     pub src_port: u16,
@@ -1364,7 +1387,7 @@ pub struct SsrcHistory {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct StreamTable {
     streams: Vec<StreamState>,
-    convs: Vec<(ConvKey, ConvState)>,
+    convs: Vec<ConvEntry>,
     tuples: Vec<SsrcHistory>,
     time_origin_ns: Option<i64>,
     #[serde(skip)]
@@ -1582,7 +1605,7 @@ impl StreamTable {
         match self.conv_index.get(&conv) {
             Some(&i) => i,
             None => {
-                self.convs.push((
+                self.convs.push(ConvEntry(
                     conv,
                     ConvState {
                         extended_timestamp: 0x1_0000_0000,
@@ -1645,7 +1668,7 @@ impl StreamTable {
         self.streams = kept;
         let live_convs: std::collections::HashSet<ConvKey> =
             self.streams.iter().map(|s| s.conv).collect();
-        self.convs.retain(|(c, _)| live_convs.contains(c));
+        self.convs.retain(|e| live_convs.contains(&e.0));
         let live_tuples: std::collections::HashSet<(IpAddr, u16, IpAddr, u16)> = self
             .streams
             .iter()
