@@ -390,10 +390,10 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         }
         progress.phase("writing tables");
         messages.finish().map_err(|e| store_err(db, e))?;
-        // Committed before waiting for the media pass, which it does not depend on: on an
-        // RTP-heavy archive the pass ends last, and the commit then runs beside its tail
-        // instead of after it (step 2 of the protocol still precedes the catalog).
-        text_writer.commit().map_err(|e| store_err(db, e))?;
+        // Committed (`finish` commits, then waits for merges) before waiting for the media
+        // pass, which it does not depend on: on an RTP-heavy archive the pass ends last, and
+        // the commit then runs beside its tail instead of after it (step 2 of the protocol
+        // still precedes the catalog).
         text_writer.finish().map_err(|e| store_err(db, e))?;
         progress.phase("media analysis");
         let media_out = media_thread

@@ -272,7 +272,8 @@ pub struct DtmfEvent {
 }
 
 /// Wireshark's `tap_rtp_stat_t`, the part `rtp,streams` reads; time in ms since stream start.
-/// Laid out in declaration order, widest first, so it packs without holes (see `StreamState`).
+/// Laid out in declaration order, widest first, then the two fields only a new largest delta
+/// writes (see `StreamState`).
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[repr(C)]
 struct WiresharkStat {
