@@ -158,6 +158,20 @@ fn a_capture_split_into_ring_files_indexes_like_the_whole() {
     let whole_refs: Vec<&Path> = whole.iter().map(|p| p.as_path()).collect();
     index(&whole_db, &whole_refs, &["-j", "1"]);
     index(&split_db, &[&ring], &["-j", "2"]);
+    // one scan worker builds each file's pre-roll beside its predecessor's scan; two replay it
+    let lone_db = tmp.path().join("lone.db");
+    index(&lone_db, &[&ring], &["-j", "1"]);
+    assert_eq!(file_counts(&lone_db), file_counts(&split_db));
+    assert_eq!(messages(&lone_db), messages(&whole_db));
+    assert_eq!(dialogs(&lone_db), dialogs(&whole_db));
+    // a pre-roll's own counts are its predecessor's: per-file counts add up to the whole's
+    let sum = |db: &Path| {
+        file_counts(db).iter().fold([0u64; 5], |mut a, (_, c)| {
+            a.iter_mut().zip(c).for_each(|(a, c)| *a += c);
+            a
+        })
+    };
+    assert_eq!(sum(&split_db), sum(&whole_db));
     // the same ring files indexed in three runs, newest first
     for chunk in files.chunks(files.len().div_ceil(3)).rev() {
         let refs: Vec<&Path> = chunk.iter().map(|p| p.as_path()).collect();
@@ -186,6 +200,34 @@ fn a_capture_split_into_ring_files_indexes_like_the_whole() {
     assert_eq!(messages(&runs_db), messages(&whole_db));
 }
 
+/// Each catalogued file's name and counts: packets, SIP messages, malformed SIP, HEP mirrors and
+/// SPAN duplicates dropped.
+fn file_counts(db: &Path) -> Vec<(String, [u64; 5])> {
+    let c: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(db.join("catalog.json")).unwrap()).unwrap();
+    let mut v: Vec<(String, [u64; 5])> = c["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            let n = |k: &str| f[k].as_u64().unwrap();
+            let name = Path::new(f["path"].as_str().unwrap()).file_name().unwrap();
+            (
+                name.to_string_lossy().into_owned(),
+                [
+                    n("packets"),
+                    n("sip_messages"),
+                    n("malformed_sip"),
+                    n("hep_mirrors"),
+                    n("span_duplicates"),
+                ],
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
 #[test]
 fn the_thread_count_does_not_change_the_result() {
     let tmp = tempfile::tempdir().unwrap();
@@ -195,6 +237,7 @@ fn the_thread_count_does_not_change_the_result() {
     index(&b, &[&corpus], &["-j", "2", "--batch-files", "3"]);
     assert_eq!(dialogs(&a), dialogs(&b));
     assert_eq!(messages(&a), messages(&b));
+    assert_eq!(file_counts(&a), file_counts(&b));
 }
 
 #[test]

@@ -67,6 +67,35 @@ pub struct DecodeStats {
     pub unsupported_tunnel: u64,
 }
 
+impl DecodeStats {
+    /// The counts added since `earlier`, a snapshot of the same decoder.
+    pub fn since(&self, earlier: &DecodeStats) -> DecodeStats {
+        DecodeStats {
+            packets: self.packets - earlier.packets,
+            unsupported_link: self.unsupported_link - earlier.unsupported_link,
+            malformed_link: self.malformed_link - earlier.malformed_link,
+            malformed_ip: self.malformed_ip - earlier.malformed_ip,
+            non_ip: self.non_ip - earlier.non_ip,
+            other_ip_proto: self.other_ip_proto - earlier.other_ip_proto,
+            malformed_udp: self.malformed_udp - earlier.malformed_udp,
+            malformed_tcp: self.malformed_tcp - earlier.malformed_tcp,
+            fragments: self.fragments - earlier.fragments,
+            fragments_reassembled: self.fragments_reassembled - earlier.fragments_reassembled,
+            fragments_dropped: self.fragments_dropped - earlier.fragments_dropped,
+            tcp_segments: self.tcp_segments - earlier.tcp_segments,
+            tcp_retransmissions: self.tcp_retransmissions - earlier.tcp_retransmissions,
+            tcp_out_of_order: self.tcp_out_of_order - earlier.tcp_out_of_order,
+            tcp_messages: self.tcp_messages - earlier.tcp_messages,
+            tcp_bytes_dropped: self.tcp_bytes_dropped - earlier.tcp_bytes_dropped,
+            tcp_streams_evicted: self.tcp_streams_evicted - earlier.tcp_streams_evicted,
+            hep_packets: self.hep_packets - earlier.hep_packets,
+            malformed_hep: self.malformed_hep - earlier.malformed_hep,
+            datagrams: self.datagrams - earlier.datagrams,
+            unsupported_tunnel: self.unsupported_tunnel - earlier.unsupported_tunnel,
+        }
+    }
+}
+
 /// Tunnels inside tunnels beyond this are not followed.
 const MAX_DEPTH: u8 = 8;
 /// Expiry sweeps run at most this often (capture time).

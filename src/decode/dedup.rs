@@ -561,14 +561,19 @@ pub struct DelayBuffer<T> {
 
 impl<T> DelayBuffer<T> {
     pub fn new(config: DedupConfig, limits: DelayLimits) -> DelayBuffer<T> {
+        DelayBuffer::with_dedup(Deduplicator::new(config), limits)
+    }
+
+    /// A buffer whose deduplicator has already seen earlier datagrams (a ring file's pre-roll).
+    pub fn with_dedup(dedup: Deduplicator, limits: DelayLimits) -> DelayBuffer<T> {
         // Without mirror pairing nothing can change a kept item after the fact: no need to hold.
-        let hold_ns = if config.hep_mirrors {
-            config.hep_window_ns
+        let hold_ns = if dedup.config().hep_mirrors {
+            dedup.config().hep_window_ns
         } else {
             0
         };
         DelayBuffer {
-            dedup: Deduplicator::new(config),
+            dedup,
             limits,
             hold_ns,
             queue: VecDeque::new(),
@@ -580,10 +585,6 @@ impl<T> DelayBuffer<T> {
 
     pub fn dedup(&self) -> &Deduplicator {
         &self.dedup
-    }
-
-    pub fn dedup_mut(&mut self) -> &mut Deduplicator {
-        &mut self.dedup
     }
 
     pub fn stats(&self) -> &DelayStats {

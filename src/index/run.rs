@@ -21,7 +21,10 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{approx_bytes, dialog_record, merge_by_call_id, read_parts, LegKeys};
 use super::media::{self, MediaConfig, MediaOutcome, MediaPass, MediaState};
-use super::scan::{by_call_id, scan_file_streaming, FileScan, Predecessor, ScanConfig, StreamTo};
+use super::scan::{
+    by_call_id, preroll_start, scan_file_streaming, FileScan, Predecessor, Preroll, RingLinks,
+    ScanConfig, StreamTo,
+};
 use super::spill::{self, RunWriter};
 use super::IndexError;
 use crate::sip::correlate::correlate_groups;
@@ -307,6 +310,10 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                 if yield_to_media {
                     lower_thread_priority();
                 }
+                // The next file's pre-roll, built during this file's scan: a lone worker scans
+                // the files in order, so it is the one to use it (several workers interleave
+                // and each replays its file's predecessor instead).
+                let mut carried: Option<(usize, Preroll)> = None;
                 loop {
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                     let Some(slot) = senders.get(k) else { break };
@@ -321,13 +328,28 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                         messages: &mut send_rows,
                         dialog_budget: worker_budget,
                     };
-                    let scan = scan_file_streaming(
-                        &new_files[k].path,
-                        first_id + k as u32,
-                        predecessors[k].as_ref(),
-                        &plan.scan,
-                        &mut to,
-                    );
+                    let file_id = first_id + k as u32;
+                    let successor = (workers == 1)
+                        .then(|| {
+                            let next_file = new_files.get(k + 1)?;
+                            let next_id = file_id + 1;
+                            predecessors[k + 1]
+                                .as_ref()
+                                .filter(|p| p.file_id == file_id)?;
+                            Some((next_id, preroll_start(&next_file.path, next_id)?))
+                        })
+                        .flatten();
+                    let ring = RingLinks {
+                        predecessor: predecessors[k].as_ref(),
+                        carried: carried.take().filter(|c| c.0 == k).map(|c| c.1),
+                        successor,
+                    };
+                    let scan =
+                        scan_file_streaming(&new_files[k].path, file_id, ring, &plan.scan, &mut to)
+                            .map(|(scan, tail)| {
+                                carried = tail.map(|t| (k + 1, t));
+                                scan
+                            });
                     let failed = scan.is_err();
                     if tx.send(ScanEvent::Done(Box::new(scan))).is_err() || failed {
                         break;

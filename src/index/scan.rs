@@ -14,7 +14,7 @@ use crate::decode::{
 use crate::sip::correlate::CorrelateConfig;
 use crate::sip::dialog::{DialogSummary, Seen};
 use crate::sip::{self, scanner};
-use crate::source::open_capture;
+use crate::source::{open_capture, Packet};
 use crate::store::record::{MessageRecord, Transport};
 
 #[derive(Clone, Debug)]
@@ -78,7 +78,8 @@ pub struct FileScan {
     pub error: Option<String>,
 }
 
-/// Capture time replayed from the end of the previous ring file before a file is scanned.
+/// Capture time replayed from the previous ring file before a file is scanned: its packets from
+/// this long before the file's first packet on.
 pub const PREROLL_NS: i64 = 5_000_000_000;
 
 /// The file before this one in its ring (same directory, previous in name order), whose last
@@ -90,26 +91,75 @@ pub struct Predecessor {
     pub file_id: u32,
 }
 
-fn preroll(pred: &Predecessor, decoder: &mut Decoder, dedup: &mut Deduplicator) {
-    let Ok(mut reader) = open_capture(&pred.path, pred.file_id) else {
-        return;
-    };
-    let mut last = None;
-    while let Ok(Some(p)) = reader.next_packet() {
-        last = Some(p.ts_ns);
-    }
-    let Some(last) = last else { return };
-    let Ok(mut reader) = open_capture(&pred.path, pred.file_id) else {
-        return;
-    };
-    while let Ok(Some(p)) = reader.next_packet() {
-        if p.ts_ns >= last.saturating_sub(PREROLL_NS) {
-            let now = p.ts_ns;
-            decoder.decode(&p, &mut |dg: &Datagram<'_>| {
-                dedup.push(dg, now);
-            });
+/// The state a file's scan starts from: a fresh decoder and deduplicator that have seen the
+/// predecessor's packets from `PREROLL_NS` before the file's first packet on, the deduplicator
+/// only the datagrams the scan itself gives it (those that look like SIP).
+///
+/// Built in one of two ways with the same result: replaying the predecessor (`replay`, one walk
+/// of it), or beside the predecessor's own scan when the same worker scans the file next
+/// (`scan_file_streaming`'s `successor`), which costs no walk at all. Replaying twice (once for
+/// the predecessor's last time, once to decode) was a third of a trunk scan's CPU; anchoring the
+/// window on this file's first packet instead of the predecessor's last one is what lets it be
+/// built before the predecessor's end is known — in a ring the two are a packet apart.
+pub struct Preroll {
+    /// The predecessor it was built from, and the capture time from which it replayed.
+    of_file: u32,
+    from_ns: i64,
+    decoder: Decoder,
+    dedup: Deduplicator,
+}
+
+impl Preroll {
+    fn new(of_file: u32, from_ns: i64, cfg: &ScanConfig) -> Preroll {
+        Preroll {
+            of_file,
+            from_ns,
+            decoder: Decoder::new(cfg.decode.clone()),
+            dedup: Deduplicator::new(cfg.dedup.clone()),
         }
     }
+
+    /// One packet of the predecessor, in file order.
+    fn feed(&mut self, p: &Packet<'_>) {
+        if p.ts_ns < self.from_ns {
+            return;
+        }
+        let (dedup, now) = (&mut self.dedup, p.ts_ns);
+        self.decoder.decode(p, |dg: &Datagram<'_>| {
+            if sip::looks_like_sip(dg.payload) {
+                dedup.push(dg, now);
+            }
+        });
+    }
+
+    fn replay(pred: &Predecessor, from_ns: i64, cfg: &ScanConfig) -> Preroll {
+        let mut preroll = Preroll::new(pred.file_id, from_ns, cfg);
+        if let Ok(mut reader) = open_capture(&pred.path, pred.file_id) {
+            while let Ok(Some(p)) = reader.next_packet() {
+                preroll.feed(&p);
+            }
+        }
+        preroll
+    }
+}
+
+/// Where the pre-roll of the file after `path` starts: `PREROLL_NS` before its first packet.
+pub fn preroll_start(path: &Path, file_id: u32) -> Option<i64> {
+    let mut reader = open_capture(path, file_id).ok()?;
+    let first = reader.next_packet().ok()??;
+    Some(first.ts_ns.saturating_sub(PREROLL_NS))
+}
+
+/// A file's neighbours in its ring, as the scan uses them.
+#[derive(Default)]
+pub struct RingLinks<'a> {
+    pub predecessor: Option<&'a Predecessor>,
+    /// The pre-roll built beside the predecessor's scan, if the caller has it; used when it was
+    /// built from `predecessor` and from this file's pre-roll start, replayed otherwise.
+    pub carried: Option<Preroll>,
+    /// Build the next file's pre-roll during this scan: the next file's id and its
+    /// [`preroll_start`].
+    pub successor: Option<(u32, i64)>,
 }
 
 /// HEP capture ids of the packets of a ring file written by `sipidx capture --hep-listen`, from
@@ -207,23 +257,46 @@ impl Fold {
 fn scan_messages(
     path: &Path,
     file_id: u32,
-    predecessor: Option<&Predecessor>,
+    ring: RingLinks<'_>,
     cfg: &ScanConfig,
     each: &mut dyn FnMut(MessageRecord, Seen) -> bool,
-) -> (FileStats, Option<String>) {
+) -> (FileStats, Option<String>, Option<Preroll>) {
     let mut stats = FileStats::default();
     let mut reader = match open_capture(path, file_id) {
         Ok(r) => r,
-        Err(e) => return (stats, Some(e.to_string())),
+        Err(e) => return (stats, Some(e.to_string()), None),
     };
-    let mut decoder = Decoder::new(cfg.decode.clone());
+    let mut next = reader.next_packet();
+    let from_ns = match &next {
+        Ok(Some(p)) => Some(p.ts_ns.saturating_sub(PREROLL_NS)),
+        _ => None,
+    };
+    // a file without packets has nothing a pre-roll could complete
+    let preroll = match (ring.predecessor, from_ns) {
+        (Some(pred), Some(from_ns)) => Some(
+            ring.carried
+                .filter(|c| c.of_file == pred.file_id && c.from_ns == from_ns)
+                .unwrap_or_else(|| Preroll::replay(pred, from_ns, cfg)),
+        ),
+        _ => None,
+    };
+    let mut successor = ring
+        .successor
+        .map(|(_, from_ns)| Preroll::new(file_id, from_ns, cfg));
+    // The pre-roll's own counts belong to the predecessor's scan, which made them too.
+    let (mut decoder, dedup) = match preroll {
+        Some(p) => (p.decoder, p.dedup),
+        None => (
+            Decoder::new(cfg.decode.clone()),
+            Deduplicator::new(cfg.dedup.clone()),
+        ),
+    };
+    let decoded_before = decoder.stats().clone();
+    let deduped_before = dedup.stats().clone();
     // Kept SIP messages wait here for the HEP window: a later raw copy may withdraw a HEP copy
     // kept first, or a later HEP copy note itself on the raw one. Only that window is held.
     let mut held: DelayBuffer<Option<(MessageRecord, Seen)>> =
-        DelayBuffer::new(cfg.dedup.clone(), cfg.delay);
-    if let Some(pred) = predecessor {
-        preroll(pred, &mut decoder, held.dedup_mut());
-    }
+        DelayBuffer::with_dedup(dedup, cfg.delay);
     let mut malformed = 0u64;
     let stop = std::cell::Cell::new(false);
     let now_ns = std::cell::Cell::new(0i64);
@@ -278,7 +351,7 @@ fn scan_messages(
     };
     let mut error = None;
     while !stop.get() {
-        match reader.next_packet() {
+        match next {
             Ok(Some(p)) => {
                 stats.packets += 1;
                 stats.bytes += p.data.len() as u64;
@@ -287,6 +360,9 @@ fn scan_messages(
                 }
                 stats.last_ts_ns = Some(p.ts_ns);
                 now_ns.set(p.ts_ns);
+                if let Some(s) = successor.as_mut() {
+                    s.feed(&p);
+                }
                 decoder.decode(&p, &mut on_datagram);
                 packet_index.set(packet_index.get() + 1);
             }
@@ -296,17 +372,22 @@ fn scan_messages(
                 break;
             }
         }
+        next = reader.next_packet();
+    }
+    if stop.get() {
+        successor = None; // the file was not read to its end
     }
     decoder.finish(&mut on_datagram);
     held.finish(&mut emit);
     stats.truncated_at = reader.stats().truncated_at;
     stats.corrupt_at = reader.stats().corrupt_at;
-    stats.decode = decoder.stats().clone();
+    stats.decode = decoder.stats().since(&decoded_before);
     stats.malformed_sip = malformed;
-    stats.hep_mirrors = held.dedup().stats().hep_mirrors;
-    stats.span_duplicates = held.dedup().stats().span_duplicates;
+    let deduped = held.dedup().stats();
+    stats.hep_mirrors = deduped.hep_mirrors - deduped_before.hep_mirrors;
+    stats.span_duplicates = deduped.span_duplicates - deduped_before.span_duplicates;
     stats.released_early = held.stats().released_early;
-    (stats, error)
+    (stats, error, successor)
 }
 
 /// Scan `path` as file `file_id`, after replaying the tail of its predecessor in the ring, and
@@ -319,7 +400,11 @@ pub fn scan_file(
 ) -> FileScan {
     let mut fold = Fold::default();
     let mut messages = Vec::new();
-    let (stats, error) = scan_messages(path, file_id, predecessor, cfg, &mut |rec, seen| {
+    let ring = RingLinks {
+        predecessor,
+        ..RingLinks::default()
+    };
+    let (stats, error, _) = scan_messages(path, file_id, ring, cfg, &mut |rec, seen| {
         fold.observe(&rec, seen, cfg);
         messages.push(rec);
         true
@@ -353,14 +438,14 @@ pub struct StreamTo<'a> {
 /// budget: messages go to `to.messages` as they leave the window, dialog summaries over the budget
 /// are spilled as sorted runs, and the file's dialog parts (`dialogs::PartsWriter`) are written
 /// from their merge. The returned scan has no messages and no dialogs, only statistics, rates and
-/// the span of its dialogs.
+/// the span of its dialogs; and the next file's pre-roll when `ring.successor` asked for it.
 pub fn scan_file_streaming(
     path: &Path,
     file_id: u32,
-    predecessor: Option<&Predecessor>,
+    ring: RingLinks<'_>,
     cfg: &ScanConfig,
     to: &mut StreamTo<'_>,
-) -> Result<FileScan, IndexError> {
+) -> Result<(FileScan, Option<Preroll>), IndexError> {
     let spill = spill::spill_dir(to.db, to.run);
     let mut fold = Fold::default();
     let mut chunk = Vec::new();
@@ -368,7 +453,7 @@ pub fn scan_file_streaming(
     let mut sent = 0u64;
     let mut failure: Option<IndexError> = None;
     let chunk_rows = to.chunk_rows.max(1);
-    let (stats, error) = scan_messages(path, file_id, predecessor, cfg, &mut |rec, seen| {
+    let (stats, error, successor) = scan_messages(path, file_id, ring, cfg, &mut |rec, seen| {
         fold.observe(&rec, seen, cfg);
         chunk.push(rec);
         sent += 1;
@@ -417,7 +502,7 @@ pub fn scan_file_streaming(
     scan.stats.sip_messages = sent;
     scan.stats.dialog_spills = spilled;
     remove_spills(&spill, file_id);
-    Ok(scan)
+    Ok((scan, successor))
 }
 
 /// Deletes a file's spilled runs once its parts are written.
