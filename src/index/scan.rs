@@ -135,8 +135,10 @@ impl Preroll {
     fn replay(pred: &Predecessor, from_ns: i64, cfg: &ScanConfig) -> Preroll {
         let mut preroll = Preroll::new(pred.file_id, from_ns, cfg);
         if let Ok(mut reader) = open_capture(&pred.path, pred.file_id) {
-            while let Ok(Some(p)) = reader.next_packet() {
-                preroll.feed(&p);
+            loop {
+                let next = reader.next_packet();
+                let Ok(Some(p)) = &next else { break };
+                preroll.feed(p);
             }
         }
         preroll
@@ -351,7 +353,9 @@ fn scan_messages(
     };
     let mut error = None;
     while !stop.get() {
-        match next {
+        // matched by reference: moving the packet out copied it with wide loads over its narrow
+        // stores (a store-forwarding stall per packet)
+        match &next {
             Ok(Some(p)) => {
                 stats.packets += 1;
                 stats.bytes += p.data.len() as u64;
@@ -361,9 +365,9 @@ fn scan_messages(
                 stats.last_ts_ns = Some(p.ts_ns);
                 now_ns.set(p.ts_ns);
                 if let Some(s) = successor.as_mut() {
-                    s.feed(&p);
+                    s.feed(p);
                 }
-                decoder.decode(&p, &mut on_datagram);
+                decoder.decode(p, &mut on_datagram);
                 packet_index.set(packet_index.get() + 1);
             }
             Ok(None) => break,
