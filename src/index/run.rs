@@ -417,6 +417,8 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         // the commit then runs beside its tail instead of after it (step 2 of the protocol
         // still precedes the catalog).
         text_writer.finish().map_err(|e| store_err(db, e))?;
+        let ids: Vec<u32> = entries.iter().map(|e| e.id).collect();
+        let new_dialogs = merge_new_dialogs(plan, run, &ids)?;
         progress.phase("media analysis");
         let media_out = media_thread
             .join()
@@ -429,8 +431,7 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
 
         // 4. dialogs: merge with what earlier runs stored, correlate, rewrite the days touched
         progress.phase("dialogs");
-        let ids: Vec<u32> = entries.iter().map(|e| e.id).collect();
-        report.dialogs = dialog_stage(plan, run, &ids, &rate, &media_out)?;
+        report.dialogs = dialog_stage(plan, run, new_dialogs, &rate, &media_out)?;
         Ok(())
     })?;
 
@@ -486,22 +487,24 @@ fn dialog_order(a: &DialogRecord, b: &DialogRecord) -> std::cmp::Ordering {
     (a.start_ns, &a.call_id).cmp(&(b.start_ns, &b.call_id))
 }
 
-/// Step 4 of a run, in bounded memory (README "Resource bounds"): merge the new files' dialog
-/// parts by Call-ID, merge-join them with the stored dialogs of the days they may extend, keep
-/// only the packed correlation keys while the final summaries spill in table order, then rewrite
-/// the touched day partitions as a stream. Returns the number of this run's dialogs.
-fn dialog_stage(
+/// This run's dialogs (step 4a), merged across its files by Call-ID into one sorted run: where
+/// it is, and the span and number of the dialogs' starts.
+pub(super) struct NewDialogs {
+    path: PathBuf,
+    lo: i64,
+    hi: i64,
+    count: u64,
+}
+
+/// Step 4a: needs only the scan's dialog parts, so a run does it while the media pass is still
+/// busy (on an RTP-heavy archive the pass ends last, and everything after it is the run's tail).
+fn merge_new_dialogs(
     plan: &IndexPlan,
     run: u64,
     file_ids: &[u32],
-    rate: &HashMap<(std::net::IpAddr, i64), u32>,
-    media_out: &MediaOutcome,
-) -> Result<u64, IndexError> {
+) -> Result<NewDialogs, IndexError> {
     let db = &plan.db;
     let dir = spill::spill_dir(db, run);
-    let budget = plan.dialog_memory.max(1);
-
-    // 4a. this run's dialogs, merged across files, once to a sorted run (read twice below)
     let mut groups: Vec<PathBuf> = Vec::new();
     let mut sources = Vec::new();
     for (i, chunk) in file_ids.chunks(spill::FAN_IN).enumerate() {
@@ -521,10 +524,10 @@ fn dialog_stage(
         }
         groups.push(w.finish()?);
     }
-    let new_path = dir.join("new.jsonl.zst");
+    let path = dir.join("new.jsonl.zst");
     let (mut lo, mut hi, mut count) = (i64::MAX, i64::MIN, 0u64);
     {
-        let mut w = RunWriter::create(&new_path)?;
+        let mut w = RunWriter::create(&path)?;
         let mut put = |d: DialogSummary| -> Result<(), IndexError> {
             if let Some(s) = d.start_ns {
                 lo = lo.min(s);
@@ -547,6 +550,35 @@ fn dialog_stage(
         }
         w.finish()?;
     }
+    Ok(NewDialogs {
+        path,
+        lo,
+        hi,
+        count,
+    })
+}
+
+/// Step 4 of a run, in bounded memory (README "Resource bounds"): merge the new files' dialog
+/// parts by Call-ID (`merge_new_dialogs`, done before), merge-join them with the stored dialogs
+/// of the days they may extend, keep only the packed correlation keys while the final summaries
+/// spill in table order, then rewrite the touched day partitions as a stream. Returns the number
+/// of this run's dialogs.
+fn dialog_stage(
+    plan: &IndexPlan,
+    run: u64,
+    new: NewDialogs,
+    rate: &HashMap<(std::net::IpAddr, i64), u32>,
+    media_out: &MediaOutcome,
+) -> Result<u64, IndexError> {
+    let db = &plan.db;
+    let dir = spill::spill_dir(db, run);
+    let budget = plan.dialog_memory.max(1);
+    let NewDialogs {
+        path: new_path,
+        lo,
+        hi,
+        count,
+    } = new;
     // calls whose media changed need their row even when no new SIP message touched them
     let (mut wlo, mut whi) = (lo, hi);
     if let Some((a, b)) = media_out.span {
