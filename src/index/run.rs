@@ -253,9 +253,6 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
 
     // 3. scan in parallel, batch by batch; write rows in file order so output is deterministic
     let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
-    let mut text_writer = text
-        .writer(1, plan.text_memory.max(MIN_TEXT_MEMORY))
-        .map_err(|e| store_err(db, e))?;
     let mut messages = TableWriter::<MessageRecord>::create(db, run, WriterOptions::default())
         .map_err(|e| store_err(db, e))?;
     let mut rate: HashMap<(std::net::IpAddr, i64), u32> = HashMap::new();
@@ -298,6 +295,15 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             pass.files(&media_files)?;
             pass.finish()
         });
+        // Everything else steps back for the media pass (see `lower_thread_priority`): this
+        // thread, and with it the text index's threads and the scan workers it starts next,
+        // which inherit its priority. The media threads were started before, at the normal one.
+        if plan.media.analyse {
+            lower_thread_priority();
+        }
+        let mut text_writer = text
+            .writer(1, plan.text_memory.max(MIN_TEXT_MEMORY))
+            .map_err(|e| store_err(db, e))?;
         // Workers take files in order and stream each file's rows through its own bounded
         // channel; this thread writes the channels in file order, so output is deterministic.
         // Deadlock-free: the lowest file not yet written is always claimed by a worker (files are
@@ -305,11 +311,7 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         for _ in 0..workers {
             let (senders, next, new_files, predecessors) =
                 (&senders, &next, &new_files, &predecessors);
-            let yield_to_media = plan.media.analyse;
             scope.spawn(move || {
-                if yield_to_media {
-                    lower_thread_priority();
-                }
                 // The next file's pre-roll, built during this file's scan: a lone worker scans
                 // the files in order, so it is the one to use it (several workers interleave
                 // and each replays its file's predecessor instead).
@@ -848,12 +850,15 @@ pub fn follow(
     Ok(())
 }
 
-/// Scan workers step back for the media pass: it is sequential, so on an RTP-heavy archive it is
-/// the run's critical path, while the scan's files can go to any core. Without this, on two cores
-/// the media thread shared a core with a scan worker for the whole scan (1.03 s wall for 0.87 s
-/// of work on a 500 MB trunk); at nice +5 the scheduler gives it a core of its own and the two
-/// scan workers share the other. Where the media pass is light (SIP-heavy archives) it mostly
-/// sleeps and the scan keeps every core. Best effort: failure changes only the speed.
+/// The SIP side of a run steps back for the media pass: it is sequential, so on an RTP-heavy
+/// archive it is the run's critical path, while the scan's files can go to any core. Without
+/// this, on two cores the media thread shared a core with a scan worker for the whole scan (1.03
+/// s wall for 0.87 s of work on a 500 MB trunk); at nice +5 the scheduler gives it a core of its
+/// own and the two scan workers share the other. The text index's threads and the thread writing
+/// the rows step back too: at the normal priority they left the analysis ~60% of a core while
+/// the scan ran (2 GB trunk), with a second to spare before the pass ended. Where the media pass
+/// is light (SIP-heavy archives) it mostly sleeps and the scan keeps every core. Best effort:
+/// failure changes only the speed.
 #[allow(unsafe_code)]
 fn lower_thread_priority() {
     // SAFETY: plain syscalls on this thread's own id; no memory is passed.
