@@ -742,6 +742,111 @@ fn split_ring_files_and_runs_give_the_same_streams_as_the_whole() {
     }
 }
 
+/// A call whose first streams closed (idle) in an earlier run and whose re-INVITE brought new
+/// ones in a later run: the dialog's media summary covers the streams of both runs.
+#[test]
+fn a_call_summary_covers_streams_closed_in_an_earlier_run() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ms = 1_000_000i64;
+    let s = 1_000 * ms;
+    // file 1: the crafted call (A→B loses 2 of 100), then other traffic 11 minutes later, so
+    // the call's streams go idle and close within the first run
+    let mut first = crafted_call();
+    first.push((
+        T0 + 660 * s,
+        frame(
+            A,
+            5060,
+            B,
+            5060,
+            &sip(
+                "OPTIONS sip:bob@test SIP/2.0",
+                "other@test",
+                "1 OPTIONS",
+                "",
+                "",
+                "",
+            ),
+        ),
+    ));
+    // file 2: a re-INVITE of the same call moves the media to new ports; no loss there
+    let t2 = T0 + 700 * s;
+    let sdp = |addr: &str, port: u16| {
+        format!(
+            "v=0\r\no=- 3 3 IN IP4 {addr}\r\ns=-\r\nc=IN IP4 {addr}\r\nt=0 0\r\n\
+             m=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
+        )
+    };
+    let mut second = vec![
+        (
+            t2,
+            frame(
+                A,
+                5060,
+                B,
+                5060,
+                &sip(
+                    "INVITE sip:bob@test SIP/2.0",
+                    CALL,
+                    "3 INVITE",
+                    "",
+                    "application/sdp",
+                    &sdp("10.0.0.1", 42000),
+                ),
+            ),
+        ),
+        (
+            t2 + 50 * ms,
+            frame(
+                B,
+                5060,
+                A,
+                5060,
+                &sip(
+                    "SIP/2.0 200 OK",
+                    CALL,
+                    "3 INVITE",
+                    "",
+                    "application/sdp",
+                    &sdp("10.0.0.2", 52000),
+                ),
+            ),
+        ),
+    ];
+    for i in 0..50u16 {
+        let t = t2 + 100 * ms + i64::from(i) * 20 * ms;
+        second.push((
+            t,
+            frame(A, 42000, B, 52000, &rtp(i, u32::from(i) * 160, 0x3333_3333)),
+        ));
+        second.push((
+            t + ms,
+            frame(B, 52000, A, 42000, &rtp(i, u32::from(i) * 160, 0x4444_4444)),
+        ));
+    }
+    let dir = tmp.path().join("ring");
+    std::fs::create_dir(&dir).unwrap();
+    let (f1, f2) = (dir.join("a-1.pcap"), dir.join("a-2.pcap"));
+    write_pcap(&f1, &first);
+    write_pcap(&f2, &second);
+    let (whole, runs) = (tmp.path().join("whole"), tmp.path().join("runs"));
+    index(&whole, &[&f1, &f2], &[]);
+    index(&runs, &[&f1], &[]);
+    index(&runs, &[&f2], &[]);
+    let media = |db: &Path| {
+        read_dialogs(db, &DialogFilter::default())
+            .unwrap()
+            .into_iter()
+            .find(|d| d.call_id == CALL)
+            .map(|d| (d.worst_mos, d.max_loss_pct, d.max_jitter_ms))
+            .unwrap()
+    };
+    let want = media(&whole);
+    assert_eq!(streams(&whole, &["--call-id", CALL]).len(), 4);
+    assert_eq!(want.1, Some(2.0), "the first run's lossy stream counts");
+    assert_eq!(media(&runs), want);
+}
+
 #[test]
 fn thread_count_does_not_change_streams_or_reports() {
     let tmp = tempfile::tempdir().unwrap();

@@ -1286,6 +1286,36 @@ impl<'a> MediaPass<'a> {
                     Some((a, b)) => (a.min(r.start_ns), b.max(r.end_ns)),
                 })
             });
+            // Per-call summary over all the call's streams, earlier runs' included: the stored
+            // rows this run does not replace, and this run's rows. Folded before the rows are
+            // written rather than read back after: in a first run nothing is stored, and the
+            // read-back was a tenth of the run's tail.
+            if let Some((lo, hi)) = span {
+                let wanted: std::collections::HashSet<&str> =
+                    calls.iter().map(String::as_str).collect();
+                let replaced: std::collections::HashSet<&str> =
+                    rows.iter().map(|r| r.stream_id.as_str()).collect();
+                let day = 86_400_000_000_000i64;
+                pq::for_each_row::<RtpStreamRecord>(
+                    db,
+                    DayRange::from_ns(Some(lo - day), Some(hi + day)),
+                    |r| {
+                        if let Some(c) = r.call_id.as_deref().filter(|c| wanted.contains(c)) {
+                            if !replaced.contains(r.stream_id.as_str()) {
+                                fold_call(self.out.calls.entry(c.to_owned()).or_default(), &r);
+                            }
+                        }
+                        Ok(())
+                    },
+                )
+                .map_err(|e| store_err(db, e))?;
+                for r in &rows {
+                    if let Some(c) = r.call_id.as_deref() {
+                        fold_call(self.out.calls.entry(c.to_owned()).or_default(), r);
+                    }
+                }
+                self.out.span = Some((lo, hi));
+            }
             pq::upsert_rows_with(
                 db,
                 self.run,
@@ -1298,25 +1328,6 @@ impl<'a> MediaPass<'a> {
             .map_err(|e| store_err(db, e))?;
             self.rtcp.finish().map_err(|e| store_err(db, e))?;
             self.qos.finish().map_err(|e| store_err(db, e))?;
-            // Per-call summary over all the call's streams, earlier runs' included.
-            if let Some((lo, hi)) = span {
-                let wanted: std::collections::HashSet<&str> =
-                    calls.iter().map(String::as_str).collect();
-                let day = 86_400_000_000_000i64;
-                pq::for_each_row::<RtpStreamRecord>(
-                    db,
-                    DayRange::from_ns(Some(lo - day), Some(hi + day)),
-                    |r| {
-                        if let Some(c) = r.call_id.as_deref().filter(|c| wanted.contains(c)) {
-                            let e = self.out.calls.entry(c.to_owned()).or_default();
-                            fold_call(e, &r);
-                        }
-                        Ok(())
-                    },
-                )
-                .map_err(|e| store_err(db, e))?;
-                self.out.span = Some((lo, hi));
-            }
             saved.join().map_err(|_| {
                 IndexError::io(db, std::io::Error::other("saving the media state panicked"))
             })??;
