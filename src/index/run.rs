@@ -853,19 +853,21 @@ pub fn follow(
 /// The SIP side of a run steps back for the media pass: it is sequential, so on an RTP-heavy
 /// archive it is the run's critical path, while the scan's files can go to any core. Without
 /// this, on two cores the media thread shared a core with a scan worker for the whole scan (1.03
-/// s wall for 0.87 s of work on a 500 MB trunk); at nice +5 the scheduler gives it a core of its
-/// own and the two scan workers share the other. The text index's threads and the thread writing
-/// the rows step back too: at the normal priority they left the analysis ~60% of a core while
-/// the scan ran (2 GB trunk), with a second to spare before the pass ended. Where the media pass
-/// is light (SIP-heavy archives) it mostly sleeps and the scan keeps every core. Best effort:
-/// failure changes only the speed.
+/// s wall for 0.87 s of work on a 500 MB trunk). The text index's threads and the thread writing
+/// the rows step back too, and all the way (nice 19): at +5, or with those threads at the normal
+/// priority, the scheduler still put the media pass's two threads on one core while the scan ran
+/// (the analysis got ~60% of a core; 2 GB trunk), though the scan had a second to spare before
+/// the pass ended; at 19 the analysis has a core from the start (12 alternated runs: median wall
+/// 2.43 -> 2.25 s against +5). Where the media pass is light (SIP-heavy archives) it mostly sleeps
+/// and the scan keeps every core; on a busy host the scan also yields to other work, a capture
+/// first. Best effort: failure changes only the speed.
 #[allow(unsafe_code)]
 fn lower_thread_priority() {
     // SAFETY: plain syscalls on this thread's own id; no memory is passed.
     unsafe {
         let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
         let now = libc::getpriority(libc::PRIO_PROCESS, tid);
-        libc::setpriority(libc::PRIO_PROCESS, tid, (now + 5).min(19));
+        libc::setpriority(libc::PRIO_PROCESS, tid, 19.max(now));
     }
 }
 
