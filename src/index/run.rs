@@ -253,6 +253,20 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
 
     // 3. scan in parallel, batch by batch; write rows in file order so output is deterministic
     let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
+    // The writer's threads start on a helper thread that steps back for the media pass (see
+    // `lower_thread_priority`), so they inherit its priority and this thread keeps its own (it
+    // may run again: `index --follow`).
+    let mut text_writer = std::thread::scope(|s| {
+        s.spawn(|| {
+            if plan.media.analyse {
+                lower_thread_priority();
+            }
+            text.writer(1, plan.text_memory.max(MIN_TEXT_MEMORY))
+        })
+        .join()
+    })
+    .map_err(|_| IndexError::io(db, std::io::Error::other("opening the text index panicked")))?
+    .map_err(|e| store_err(db, e))?;
     let mut messages = TableWriter::<MessageRecord>::create(db, run, WriterOptions::default())
         .map_err(|e| store_err(db, e))?;
     let mut rate: HashMap<(std::net::IpAddr, i64), u32> = HashMap::new();
@@ -295,15 +309,6 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             pass.files(&media_files)?;
             pass.finish()
         });
-        // Everything else steps back for the media pass (see `lower_thread_priority`): this
-        // thread, and with it the text index's threads and the scan workers it starts next,
-        // which inherit its priority. The media threads were started before, at the normal one.
-        if plan.media.analyse {
-            lower_thread_priority();
-        }
-        let mut text_writer = text
-            .writer(1, plan.text_memory.max(MIN_TEXT_MEMORY))
-            .map_err(|e| store_err(db, e))?;
         // Workers take files in order and stream each file's rows through its own bounded
         // channel; this thread writes the channels in file order, so output is deterministic.
         // Deadlock-free: the lowest file not yet written is always claimed by a worker (files are
@@ -311,7 +316,11 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         for _ in 0..workers {
             let (senders, next, new_files, predecessors) =
                 (&senders, &next, &new_files, &predecessors);
+            let step_back = plan.media.analyse;
             scope.spawn(move || {
+                if step_back {
+                    lower_thread_priority();
+                }
                 // The next file's pre-roll, built during this file's scan: a lone worker scans
                 // the files in order, so it is the one to use it (several workers interleave
                 // and each replays its file's predecessor instead).
@@ -334,11 +343,10 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                     let successor = (workers == 1)
                         .then(|| {
                             let next_file = new_files.get(k + 1)?;
-                            let next_id = file_id + 1;
                             predecessors[k + 1]
                                 .as_ref()
                                 .filter(|p| p.file_id == file_id)?;
-                            Some((next_id, preroll_start(&next_file.path, next_id)?))
+                            preroll_start(&next_file.path, file_id + 1)
                         })
                         .flatten();
                     let ring = RingLinks {
@@ -853,14 +861,15 @@ pub fn follow(
 /// The SIP side of a run steps back for the media pass: it is sequential, so on an RTP-heavy
 /// archive it is the run's critical path, while the scan's files can go to any core. Without
 /// this, on two cores the media thread shared a core with a scan worker for the whole scan (1.03
-/// s wall for 0.87 s of work on a 500 MB trunk). The text index's threads and the thread writing
-/// the rows step back too, and all the way (nice 19): at +5, or with those threads at the normal
-/// priority, the scheduler still put the media pass's two threads on one core while the scan ran
-/// (the analysis got ~60% of a core; 2 GB trunk), though the scan had a second to spare before
-/// the pass ended; at 19 the analysis has a core from the start (12 alternated runs: median wall
-/// 2.43 -> 2.25 s against +5). Where the media pass is light (SIP-heavy archives) it mostly sleeps
-/// and the scan keeps every core; on a busy host the scan also yields to other work, a capture
-/// first. Best effort: failure changes only the speed.
+/// s wall for 0.87 s of work on a 500 MB trunk). The text index's threads step back too, and all
+/// the way (nice 19): at +5, or with those threads at the normal priority, the scheduler still
+/// put the media pass's two threads on one core while the scan ran (the analysis got ~60% of a
+/// core; 2 GB trunk), though the scan had a second to spare before the pass ended; at 19 the
+/// analysis has a core from the start (12 alternated runs: median wall 2.43 -> 2.25 s against
+/// +5). The run's own thread (writing rows, light) keeps its priority: an unprivileged thread
+/// cannot take a lowered one back, and `index --follow` runs again on it. Where the media pass is
+/// light (SIP-heavy archives) it mostly sleeps and the scan keeps every core; on a busy host the
+/// scan also yields to other work, a capture first. Best effort: failure changes only the speed.
 #[allow(unsafe_code)]
 fn lower_thread_priority() {
     // SAFETY: plain syscalls on this thread's own id; no memory is passed.

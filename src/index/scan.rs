@@ -159,9 +159,8 @@ pub struct RingLinks<'a> {
     /// The pre-roll built beside the predecessor's scan, if the caller has it; used when it was
     /// built from `predecessor` and from this file's pre-roll start, replayed otherwise.
     pub carried: Option<Preroll>,
-    /// Build the next file's pre-roll during this scan: the next file's id and its
-    /// [`preroll_start`].
-    pub successor: Option<(u32, i64)>,
+    /// Build the next file's pre-roll during this scan, from this time (its [`preroll_start`]).
+    pub successor: Option<i64>,
 }
 
 /// HEP capture ids of the packets of a ring file written by `sipidx capture --hep-listen`, from
@@ -284,7 +283,7 @@ fn scan_messages(
     };
     let mut successor = ring
         .successor
-        .map(|(_, from_ns)| Preroll::new(file_id, from_ns, cfg));
+        .map(|from_ns| Preroll::new(file_id, from_ns, cfg));
     // The pre-roll's own counts belong to the predecessor's scan, which made them too.
     let (mut decoder, dedup) = match preroll {
         Some(p) => (p.decoder, p.dedup),
