@@ -336,6 +336,23 @@ fn report_block(ssrc: u32, fraction: u8, cum: u32, jitter: u32, lsr: u32, dlsr: 
     v
 }
 
+/// A→B INVITE with `offer` at `at` and B→A 200 OK with `answer` 50 ms later, in the crafted call.
+fn offer_answer(at: i64, cseq: &str, offer: &str, answer: &str) -> [(i64, Vec<u8>); 2] {
+    let invite = sip(
+        "INVITE sip:bob@test SIP/2.0",
+        CALL,
+        cseq,
+        "",
+        "application/sdp",
+        offer,
+    );
+    let ok = sip("SIP/2.0 200 OK", CALL, cseq, "", "application/sdp", answer);
+    [
+        (at, frame(A, 5060, B, 5060, &invite)),
+        (at + 50_000_000, frame(B, 5060, A, 5060, &ok)),
+    ]
+}
+
 /// The crafted call's packets, in time order.
 fn crafted_call() -> Vec<(i64, Vec<u8>)> {
     let ms = 1_000_000i64;
@@ -345,40 +362,7 @@ fn crafted_call() -> Vec<(i64, Vec<u8>)> {
                  a=rtpmap:101 telephone-event/8000\r\na=rtcp:40001\r\n";
     let answer = "v=0\r\no=- 2 2 IN IP4 10.0.0.2\r\ns=-\r\nc=IN IP4 10.0.0.2\r\nt=0 0\r\n\
                   m=audio 50000 RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\na=rtcp-mux\r\n";
-    p.push((
-        T0,
-        frame(
-            A,
-            5060,
-            B,
-            5060,
-            &sip(
-                "INVITE sip:bob@test SIP/2.0",
-                CALL,
-                "1 INVITE",
-                "",
-                "application/sdp",
-                offer,
-            ),
-        ),
-    ));
-    p.push((
-        T0 + 50 * ms,
-        frame(
-            B,
-            5060,
-            A,
-            5060,
-            &sip(
-                "SIP/2.0 200 OK",
-                CALL,
-                "1 INVITE",
-                "",
-                "application/sdp",
-                answer,
-            ),
-        ),
-    ));
+    p.extend(offer_answer(T0, "1 INVITE", offer, answer));
     // 100 packets each way, 20 ms apart; A→B loses seq 10 and 11
     for i in 0..100u16 {
         let t = T0 + 100 * ms + i64::from(i) * 20 * ms;
@@ -777,42 +761,13 @@ fn a_call_summary_covers_streams_closed_in_an_earlier_run() {
              m=audio {port} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n"
         )
     };
-    let mut second = vec![
-        (
-            t2,
-            frame(
-                A,
-                5060,
-                B,
-                5060,
-                &sip(
-                    "INVITE sip:bob@test SIP/2.0",
-                    CALL,
-                    "3 INVITE",
-                    "",
-                    "application/sdp",
-                    &sdp("10.0.0.1", 42000),
-                ),
-            ),
-        ),
-        (
-            t2 + 50 * ms,
-            frame(
-                B,
-                5060,
-                A,
-                5060,
-                &sip(
-                    "SIP/2.0 200 OK",
-                    CALL,
-                    "3 INVITE",
-                    "",
-                    "application/sdp",
-                    &sdp("10.0.0.2", 52000),
-                ),
-            ),
-        ),
-    ];
+    let mut second = offer_answer(
+        t2,
+        "3 INVITE",
+        &sdp("10.0.0.1", 42000),
+        &sdp("10.0.0.2", 52000),
+    )
+    .to_vec();
     for i in 0..50u16 {
         let t = t2 + 100 * ms + i64::from(i) * 20 * ms;
         second.push((
