@@ -16,7 +16,7 @@
 #   BENCH_SIZE   trunk size for gen-trunk.py (default 100MB)
 #   BENCH_LOOPS  tcpreplay --loop count (default 3)
 #   BENCH_BUFFER kernel buffer for both, in KiB (default 32768 = 32MiB)
-#   SIPIDX       the sipidx binary (default target/release/sipidx; built when missing unless NO_BUILD=1)
+#   SIPIDX       the sipidx binary (default target/release-lto/sipidx; built when missing unless NO_BUILD=1)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,14 +25,14 @@ BENCH_DIR=${BENCH_DIR:-$root/target/bench}
 BENCH_SIZE=${BENCH_SIZE:-100MB}
 BENCH_LOOPS=${BENCH_LOOPS:-3}
 BENCH_BUFFER=${BENCH_BUFFER:-32768}
-SIPIDX=${SIPIDX:-$root/target/release/sipidx}
+SIPIDX=${SIPIDX:-$root/target/release-lto/sipidx}
 
 for t in tcpreplay tcpdump python3; do
     command -v "$t" >/dev/null || { echo "bench-capture: $t is not installed" >&2; exit 2; }
 done
 if [[ ! -x "$SIPIDX" ]]; then
     [[ "${NO_BUILD:-0}" == 1 ]] && { echo "bench-capture: no $SIPIDX" >&2; exit 2; }
-    (cd "$root" && cargo build --release)
+    (cd "$root" && cargo build --profile release-lto)
 fi
 
 mkdir -p "$BENCH_DIR"

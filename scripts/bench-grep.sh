@@ -11,8 +11,8 @@
 #   BENCH_DIR   where the capture lives (default target/bench)
 #   BENCH_SIZE  capture size for gen-trunk.py (default 500MB)
 #   BENCH_SEED  gen-trunk.py --seed (default 1)
-#   SIPIDX      the sipidx binary (default target/release/sipidx; built with
-#               `cargo build --release` when missing, unless NO_BUILD=1)
+#   SIPIDX      the sipidx binary (default target/release-lto/sipidx; built with
+#               `cargo build --profile release-lto` when missing, unless NO_BUILD=1)
 #   TOOLS       which tools to run (default "sipidx sipgrep tshark")
 #
 # Commands timed:
@@ -29,7 +29,7 @@ root=$(cd "$here/.." && pwd)
 BENCH_DIR=${BENCH_DIR:-$root/target/bench}
 BENCH_SIZE=${BENCH_SIZE:-500MB}
 BENCH_SEED=${BENCH_SEED:-1}
-SIPIDX=${SIPIDX:-$root/target/release/sipidx}
+SIPIDX=${SIPIDX:-$root/target/release-lto/sipidx}
 TOOLS=${TOOLS:-"sipidx sipgrep tshark"}
 
 mkdir -p "$BENCH_DIR"
@@ -65,7 +65,7 @@ if [[ " $TOOLS " == *" sipidx "* && ! -x "$SIPIDX" ]]; then
         echo "no sipidx binary at $SIPIDX (NO_BUILD=1): skipping it" >&2
         TOOLS=${TOOLS//sipidx/}
     else
-        (cd "$root" && cargo build --release) >&2
+        (cd "$root" && cargo build --profile release-lto) >&2
     fi
 fi
 

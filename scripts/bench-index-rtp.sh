@@ -10,7 +10,7 @@
 #                   minutes on the whole; its MB/s is measured on those files and the ratio uses
 #                   it; on the whole 2 GB merged into one file tshark ran at 29.7 MB/s, within the
 #                   per-file spread, so a ring file is a fair sample)
-# Env: BENCH_DIR (default target/bench), NO_BUILD=1 to use an existing target/release/sipidx,
+# Env: BENCH_DIR (default target/bench), NO_BUILD=1 to use an existing target/release-lto/sipidx,
 #      CALLS (concurrent calls, default 3000: thousands of concurrent streams),
 #      ROUNDS (paired sipidx/tshark rounds, default 3; tshark takes the next ring file each round).
 set -euo pipefail
@@ -25,8 +25,8 @@ BENCH_DIR=${BENCH_DIR:-target/bench}
 RING_DIR="$BENCH_DIR/rtp-ring-$SIZE-$RING-$CALLS"
 DB="$BENCH_DIR/index-rtp-bench.db"
 mkdir -p "$BENCH_DIR"
-[ "${NO_BUILD:-}" = 1 ] || cargo build --release --quiet
-BIN=target/release/sipidx
+[ "${NO_BUILD:-}" = 1 ] || cargo build --profile release-lto --quiet
+BIN=target/release-lto/sipidx
 
 if [ ! -f "$RING_DIR/.complete" ]; then
   rm -rf "$RING_DIR"; mkdir -p "$RING_DIR"

@@ -6,7 +6,7 @@
 #     SIZE          archive size (default 2GB), RING_SIZE per ring file (default 100MB);
 #     TSHARK_FILES  ring files tshark reads (default 2: at ~30 MB/s tshark would need minutes for
 #                   the whole archive; its MB/s is measured on those files, and the ratio uses it).
-# Env: BENCH_DIR (default target/bench), NO_BUILD=1 to use an existing target/release/sipidx.
+# Env: BENCH_DIR (default target/bench), NO_BUILD=1 to use an existing target/release-lto/sipidx.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SIZE=${1:-2GB}
@@ -16,8 +16,8 @@ BENCH_DIR=${BENCH_DIR:-target/bench}
 RING_DIR="$BENCH_DIR/ring-$SIZE-$RING"
 DB="$BENCH_DIR/index-bench.db"
 mkdir -p "$BENCH_DIR"
-[ "${NO_BUILD:-}" = 1 ] || cargo build --release --quiet
-BIN=target/release/sipidx
+[ "${NO_BUILD:-}" = 1 ] || cargo build --profile release-lto --quiet
+BIN=target/release-lto/sipidx
 
 if [ ! -f "$RING_DIR/.complete" ]; then
   rm -rf "$RING_DIR"; mkdir -p "$RING_DIR"

@@ -17,7 +17,7 @@
 #   BENCH_SEED      gen-trunk.py --seed (default 1)
 #   RUNS            timed runs per query (default 21)
 #   REINDEX=1       rebuild the DB even when a finished one is there
-#   SIPIDX          the sipidx binary (default target/release/sipidx; built when missing unless
+#   SIPIDX          the sipidx binary (default target/release-lto/sipidx; built when missing unless
 #                   NO_BUILD=1)
 set -euo pipefail
 
@@ -27,10 +27,10 @@ BENCH_DIR=${BENCH_DIR:-$root/target/bench}
 BENCH_DURATION=${BENCH_DURATION:-500s}
 BENCH_SEED=${BENCH_SEED:-1}
 RUNS=${RUNS:-21}
-SIPIDX=${SIPIDX:-$root/target/release/sipidx}
+SIPIDX=${SIPIDX:-$root/target/release-lto/sipidx}
 
 if [[ ! -x "$SIPIDX" && "${NO_BUILD:-0}" != 1 ]]; then
-    (cd "$root" && cargo build --release)
+    (cd "$root" && cargo build --profile release-lto)
 fi
 
 ring="$BENCH_DIR/search-ring-$BENCH_DURATION-seed$BENCH_SEED"

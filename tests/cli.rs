@@ -297,3 +297,177 @@ fn grep_reads_compressed_captures_by_content() {
     let o = run(&["grep", "--count", named_wrong.to_str().unwrap()]);
     assert_eq!(stdout(&o).trim(), "30");
 }
+
+/// The subcommands `sipidx --help` lists (clap's own `help` left out), checked against the names
+/// this file knows so that an empty or broken help cannot make the tests below pass vacuously.
+fn subcommands() -> Vec<String> {
+    let o = run(&["--help"]);
+    assert!(
+        o.status.success(),
+        "--help: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let help = stdout(&o);
+    let names: Vec<String> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|n| *n != "help")
+        .map(str::to_owned)
+        .collect();
+    for known in [
+        "grep",
+        "index",
+        "reindex",
+        "capture",
+        "search",
+        "calls",
+        "stats",
+        "streams",
+        "quality",
+        "verify",
+        "completions",
+        "man",
+    ] {
+        assert!(
+            names.iter().any(|n| n == known),
+            "{known} missing from --help: {names:?}"
+        );
+    }
+    names
+}
+
+fn completion_script(shell: &str) -> String {
+    let o = run(&["completions", shell]);
+    assert!(
+        o.status.success(),
+        "completions {shell}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    stdout(&o)
+}
+
+#[test]
+fn bash_completion_defines_its_function_and_completes_every_subcommand() {
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("sipidx.bash");
+    std::fs::write(&script, completion_script("bash")).unwrap();
+    // source the script in a real bash and ask it what follows `sipidx `
+    let probe = format!(
+        "source '{}' && declare -F _sipidx && complete -p sipidx && \
+         COMP_WORDS=(sipidx '') COMP_CWORD=1 COMP_LINE='sipidx ' COMP_POINT=7 && \
+         _sipidx sipidx '' sipidx && printf 'reply %s\\n' \"${{COMPREPLY[@]}}\"",
+        script.display()
+    );
+    let o = Command::new("bash")
+        .args(["-c", &probe])
+        .output()
+        .expect("run bash");
+    assert!(
+        o.status.success(),
+        "bash: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = stdout(&o);
+    assert!(
+        out.lines().any(|l| l == "_sipidx"),
+        "no _sipidx function: {out}"
+    );
+    assert!(
+        out.contains("-F _sipidx") && out.contains(" sipidx\n"),
+        "not registered: {out}"
+    );
+    let replies: Vec<&str> = out
+        .lines()
+        .filter_map(|l| l.strip_prefix("reply "))
+        .collect();
+    for name in subcommands() {
+        assert!(
+            replies.contains(&name.as_str()),
+            "bash does not offer {name}: {replies:?}"
+        );
+    }
+}
+
+#[test]
+fn zsh_and_fish_completions_name_every_subcommand() {
+    let names = subcommands();
+    for (shell, marker) in [("zsh", "#compdef sipidx"), ("fish", "complete -c sipidx")] {
+        let script = completion_script(shell);
+        assert!(script.contains(marker), "{shell} script lacks {marker:?}");
+        for name in &names {
+            assert!(
+                script.contains(name.as_str()),
+                "{shell} script does not mention {name}"
+            );
+        }
+    }
+    let o = run(&["completions", "tcsh"]);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "an unknown shell is a usage error"
+    );
+}
+
+/// groff's rendering of a man page as plain text, with every warning category on; fails on any
+/// diagnostic, since a page that renders with warnings renders wrongly in some `man`.
+fn render_man(page: &Path) -> String {
+    let o = Command::new("groff")
+        .args(["-man", "-Tutf8", "-ww", "-P", "-cbou"])
+        .arg(page)
+        .env("LC_ALL", "C.UTF-8")
+        .output()
+        .expect("run groff (Debian: groff-base)");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        o.status.success() && stderr.is_empty(),
+        "{}: {stderr}",
+        page.display()
+    );
+    stdout(&o)
+}
+
+#[test]
+fn man_pages_render_without_warnings_and_cover_every_subcommand() {
+    let names = subcommands();
+    let dir = tempfile::tempdir().unwrap();
+    let pages = dir.path().join("man1");
+    let o = bin().arg("man").arg("--dir").arg(&pages).output().unwrap();
+    assert!(
+        o.status.success(),
+        "man --dir: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+
+    let main = render_man(&pages.join("sipidx.1"));
+    assert!(main.contains("SUBCOMMANDS"), "{main}");
+    for name in &names {
+        assert!(
+            main.contains(&format!("sipidx-{name}(1)")),
+            "sipidx.1 does not list {name}"
+        );
+        let sub = render_man(&pages.join(format!("sipidx-{name}.1")));
+        assert!(
+            sub.contains("SYNOPSIS") && sub.contains(&format!("sipidx-{name}")),
+            "{sub}"
+        );
+    }
+    // one page per subcommand and the main one, nothing else
+    let written = std::fs::read_dir(&pages).unwrap().count();
+    assert_eq!(written, names.len() + 1);
+    // index's page carries its options, not only a name line
+    assert!(render_man(&pages.join("sipidx-index.1")).contains("--db"));
+
+    // without --dir the main page goes to stdout, the same bytes as the file
+    let o = run(&["man"]);
+    assert!(o.status.success());
+    let file = std::fs::read_to_string(pages.join("sipidx.1")).unwrap();
+    assert!(
+        stdout(&o) == file,
+        "stdout differs from sipidx.1:\n{}",
+        stdout(&o)
+    );
+}

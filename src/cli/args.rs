@@ -43,6 +43,10 @@ pub enum Command {
     /// Check that a DB is sound: catalog, Parquet parts, text index, capture files. Exit status 0
     /// sound, 1 problems found (each printed with its file), 2 the DB could not be checked
     Verify(VerifyArgs),
+    /// Print a shell completion script (bash, zsh, fish) to stdout
+    Completions(super::install::CompletionsArgs),
+    /// Write the man pages (sipidx.1 and one per subcommand) into --dir, or print sipidx.1
+    Man(super::install::ManArgs),
 }
 
 #[derive(Args, Debug)]

@@ -6,6 +6,7 @@ mod capture;
 mod db;
 mod grep;
 mod index;
+mod install;
 mod media;
 mod query;
 mod verify;
@@ -35,6 +36,8 @@ pub fn main() -> ExitCode {
         args::Command::Streams(a) => media::streams(a),
         args::Command::Quality(a) => media::quality(a),
         args::Command::Verify(a) => verify::run(a),
+        args::Command::Completions(a) => install::completions(a),
+        args::Command::Man(a) => install::man(a),
     };
     match result {
         Ok(code) => ExitCode::from(code),
