@@ -524,7 +524,7 @@ mod tests {
     use super::*;
 
     /// Millions of events cross cores per second of trunk: their size is the price of the split
-    /// (at 200 bytes the split gained nothing; see ARCHITECTURE.md).
+    /// (at 200 bytes the split gained nothing; see benches/JOURNAL.md, fourth session).
     #[test]
     fn events_stay_small() {
         let (facts, event) = (size_of::<UdpFacts>(), size_of::<Event>());
