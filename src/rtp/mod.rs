@@ -8,6 +8,7 @@
 pub mod detect;
 pub mod header;
 pub mod mos;
+pub mod payload;
 pub mod rtcp;
 pub mod stream;
 pub mod vq;
