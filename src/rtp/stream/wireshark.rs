@@ -47,6 +47,7 @@ pub(super) struct WiresharkStat {
 impl StreamState {
     // Inline: called once per packet from `StreamState::push`, which used to share its module
     // (and so its codegen unit) with it.
+    /// Port of Wireshark 4.0 `rtppacket_analyse` (behaviour, not code).
     #[inline]
     pub(super) fn wireshark(&mut self, f: &PacketFacts, clock_rate: u32) {
         let s = &mut self.ws;
