@@ -10,6 +10,7 @@ pub mod header;
 pub mod mos;
 pub mod payload;
 pub mod rtcp;
+pub mod rtcp_xr;
 pub mod stream;
 pub mod vq;
 
