@@ -1,6 +1,7 @@
 //! Compound RTCP walker (RFC 3550 §6: SR, RR, SDES, BYE, APP) and RTCP XR (RFC 3611, PT 207,
-//! whose blocks are in `rtcp_xr`), with round-trip time from LSR/DLSR against the sender reports seen. Borrowed views; after each
-//! packet's length check (done by the iterator) no accessor panics.
+//! whose blocks are in `rtcp_xr`), with round-trip time from LSR/DLSR against the sender reports
+//! seen. Borrowed views; after each packet's length check (done by the iterator) no accessor
+//! panics.
 
 use serde::{Deserialize, Serialize};
 
