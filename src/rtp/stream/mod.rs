@@ -428,8 +428,6 @@ impl StreamState {
         self.payload_types[usize::from(pt / 64) & 1] & (1u64 << (pt % 64)) != 0
     }
 
-    /// Port of Wireshark 4.0 `rtppacket_analyse` (behaviour, not code).
-
     fn extras(&mut self, f: &PacketFacts, clock_rate: u32, meaning: PtMeaning) {
         self.marker_packets += u64::from(f.marker);
         if f.pt == PT_CN || f.pt == PT_CN_OLD {
