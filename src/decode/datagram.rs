@@ -103,7 +103,7 @@ pub struct OwnedHepInfo {
     pub payload_type: Option<u8>,
 }
 
-/// A [`Datagram`] that owns its bytes, to be held in a [`DelayBuffer`].
+/// A [`Datagram`] that owns its bytes, to be held in a [`DelayBuffer`](super::DelayBuffer).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OwnedDatagram {
     pub ts_ns: i64,
