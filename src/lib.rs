@@ -7,6 +7,9 @@ pub mod capture;
 #[cfg(feature = "full")]
 pub mod cli;
 pub mod decode;
+// CPU and scheduler hints: with `source::reader`'s mmap, the only `unsafe` in the crate.
+#[allow(unsafe_code)]
+mod hint;
 #[cfg(feature = "full")]
 pub mod index;
 #[cfg(feature = "full")]

@@ -257,20 +257,7 @@ pub fn run(
         ));
     }
     check_dir(&plan.dir)?;
-    let sources = plan
-        .interfaces
-        .iter()
-        .map(|i| live::open(i, plan))
-        .collect::<Result<Vec<_>, _>>()?;
-    let bound = plan
-        .hep_listen
-        .iter()
-        .map(hep::bind)
-        .collect::<Result<Vec<_>, _>>()?;
-    if let Some(u) = &plan.user {
-        privs::drop_to(u)?;
-        check_dir(&plan.dir)?;
-    }
+    let (sources, bound) = open_inputs(plan)?;
 
     let retention = Arc::new(retention::Retention::new(&plan.dir, plan.budget.clone()));
     retention
@@ -278,112 +265,26 @@ pub fn run(
         .map_err(|e| CaptureError::io("applying the ring budgets".into(), e))?;
     let stop = Arc::new(AtomicBool::new(false));
     let rotate_gen = Arc::new(AtomicU64::new(0));
-    let ring_cfg = |label: &str, link_type, snaplen, nanosecond| ring::RingConfig {
-        dir: plan.dir.clone(),
-        label: retention::sanitize_label(label),
-        if_name: label.to_string(),
-        format: plan.format,
-        link_type,
-        snaplen,
-        nanosecond,
-        rotate_size: plan.rotate_size,
-        rotate_time: plan.rotate_time,
-    };
+    let running = start(plan, sources, bound, &retention, &stop, &rotate_gen);
+    announce(plan, &running.watched, err);
 
-    let mut watched = Vec::new();
-    let mut threads: Vec<JoinHandle<Result<(), CaptureError>>> = Vec::new();
-    for src in sources {
-        let cfg = ring_cfg(&src.name, src.link_type, plan.snaplen, src.nanosecond);
-        let ring = ring::Ring::new(cfg, retention.clone(), 0);
-        watched.push(Watched {
-            name: src.name.clone(),
-            counters: ring.counters.clone(),
-        });
-        let (stop, gen) = (stop.clone(), rotate_gen.clone());
-        threads.push(thread::spawn(move || live::run(src, ring, stop, gen)));
-    }
-    let collector = if bound.is_empty() {
-        None
-    } else {
-        let cfg = ring_cfg("hep", crate::source::linktype::RAW, 262_144, true);
-        let ring = ring::Ring::new(cfg, retention.clone(), 0);
-        let c = Arc::new(hep::Collector::new(ring, plan.hep_password.clone()));
-        watched.push(Watched {
-            name: "hep".into(),
-            counters: c.ring_counters(),
-        });
-        for b in bound {
-            threads.push(hep::spawn(b, c.clone(), stop.clone()));
-        }
-        Some(c)
-    };
-
-    let mut names: Vec<String> = watched
-        .iter()
-        .filter(|w| w.name != "hep")
-        .map(|w| w.name.clone())
-        .collect();
-    names.extend(plan.hep_listen.iter().map(|l| match l {
-        HepListen::Udp(a) => format!("hep udp:{a}"),
-        HepListen::Tcp(a) => format!("hep tcp:{a}"),
-    }));
-    // Tests and supervisors wait for this line: every source is open when it appears.
-    let _ = writeln!(
-        err,
-        "sipidx capture: capturing from {} into {}",
-        names.join(", "),
-        plan.dir.display()
-    );
     let started = Instant::now();
-    let mut last_stats = Instant::now();
-    let mut last_age = Instant::now();
-    let mut failure: Option<CaptureError> = None;
-    let record = |e: CaptureError, failure: &mut Option<CaptureError>| {
-        if failure.is_none() {
-            *failure = Some(e);
-        }
-    };
-    loop {
-        thread::sleep(POLL);
-        if control.stop.load(Ordering::Relaxed) || threads.iter().any(|t| t.is_finished()) {
-            break;
-        }
-        if control.rotate.swap(false, Ordering::Relaxed) {
-            rotate_gen.fetch_add(1, Ordering::Relaxed);
-        }
-        if let Some(c) = &collector {
-            if let Err(e) = c.tick(rotate_gen.load(Ordering::Relaxed)) {
-                record(e, &mut failure);
-                break;
-            }
-        }
-        if plan.budget.keep_time.is_some() && last_age.elapsed() >= AGE_CHECK {
-            last_age = Instant::now();
-            if let Err(e) = retention.enforce(SystemTime::now()) {
-                record(
-                    CaptureError::io("applying the ring budgets".into(), e),
-                    &mut failure,
-                );
-                break;
-            }
-        }
-        if plan
-            .stats_interval
-            .is_some_and(|i| last_stats.elapsed() >= i)
-        {
-            last_stats = Instant::now();
-            let s = snapshot(
-                started,
-                &watched,
-                &retention,
-                collector.as_ref().map(|c| &c.counters),
-                false,
-            );
-            // Counters are best effort: a closed stdout must not stop the capture.
-            let _ = report(&s, plan.stats_json, out, err);
-        }
-    }
+    let mut failure = supervise(
+        plan,
+        control,
+        &running,
+        &retention,
+        &rotate_gen,
+        started,
+        out,
+        err,
+    );
     stop.store(true, Ordering::Relaxed);
+    let Running {
+        watched,
+        threads,
+        collector,
+    } = running;
     for t in threads {
         match t.join() {
             Ok(Ok(())) => {}
@@ -410,5 +311,177 @@ pub fn run(
     match failure {
         Some(e) => Err(e),
         None => Ok(s),
+    }
+}
+
+/// Keeps the first failure: later ones are usually its consequences.
+fn record(e: CaptureError, failure: &mut Option<CaptureError>) {
+    if failure.is_none() {
+        *failure = Some(e);
+    }
+}
+
+/// Opens every interface and binds every HEP listener, then drops privileges (with `--user`):
+/// both need the rights the capture gives up.
+fn open_inputs(
+    plan: &CapturePlan,
+) -> Result<(Vec<live::LiveSource>, Vec<hep::Bound>), CaptureError> {
+    let sources = plan
+        .interfaces
+        .iter()
+        .map(|i| live::open(i, plan))
+        .collect::<Result<Vec<_>, _>>()?;
+    let bound = plan
+        .hep_listen
+        .iter()
+        .map(hep::bind)
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(u) = &plan.user {
+        privs::drop_to(u)?;
+        check_dir(&plan.dir)?;
+    }
+    Ok((sources, bound))
+}
+
+/// The capture threads and what the main loop watches of them.
+struct Running {
+    watched: Vec<Watched>,
+    threads: Vec<JoinHandle<Result<(), CaptureError>>>,
+    collector: Option<Arc<hep::Collector>>,
+}
+
+fn ring_config(
+    plan: &CapturePlan,
+    label: &str,
+    link_type: crate::source::LinkType,
+    snaplen: u32,
+    nanosecond: bool,
+) -> ring::RingConfig {
+    ring::RingConfig {
+        dir: plan.dir.clone(),
+        label: retention::sanitize_label(label),
+        if_name: label.to_string(),
+        format: plan.format,
+        link_type,
+        snaplen,
+        nanosecond,
+        rotate_size: plan.rotate_size,
+        rotate_time: plan.rotate_time,
+    }
+}
+
+/// Gives each interface its ring and thread, and the HEP listeners their shared ring.
+fn start(
+    plan: &CapturePlan,
+    sources: Vec<live::LiveSource>,
+    bound: Vec<hep::Bound>,
+    retention: &Arc<retention::Retention>,
+    stop: &Arc<AtomicBool>,
+    rotate_gen: &Arc<AtomicU64>,
+) -> Running {
+    let mut watched = Vec::new();
+    let mut threads: Vec<JoinHandle<Result<(), CaptureError>>> = Vec::new();
+    for src in sources {
+        let cfg = ring_config(plan, &src.name, src.link_type, plan.snaplen, src.nanosecond);
+        let ring = ring::Ring::new(cfg, retention.clone(), 0);
+        watched.push(Watched {
+            name: src.name.clone(),
+            counters: ring.counters.clone(),
+        });
+        let (stop, gen) = (stop.clone(), rotate_gen.clone());
+        threads.push(thread::spawn(move || live::run(src, ring, stop, gen)));
+    }
+    let collector = if bound.is_empty() {
+        None
+    } else {
+        let cfg = ring_config(plan, "hep", crate::source::linktype::RAW, 262_144, true);
+        let ring = ring::Ring::new(cfg, retention.clone(), 0);
+        let c = Arc::new(hep::Collector::new(ring, plan.hep_password.clone()));
+        watched.push(Watched {
+            name: "hep".into(),
+            counters: c.ring_counters(),
+        });
+        for b in bound {
+            threads.push(hep::spawn(b, c.clone(), stop.clone()));
+        }
+        Some(c)
+    };
+    Running {
+        watched,
+        threads,
+        collector,
+    }
+}
+
+/// The line saying what is captured where.
+fn announce(plan: &CapturePlan, watched: &[Watched], err: &mut dyn Write) {
+    let mut names: Vec<String> = watched
+        .iter()
+        .filter(|w| w.name != "hep")
+        .map(|w| w.name.clone())
+        .collect();
+    names.extend(plan.hep_listen.iter().map(|l| match l {
+        HepListen::Udp(a) => format!("hep udp:{a}"),
+        HepListen::Tcp(a) => format!("hep tcp:{a}"),
+    }));
+    // Tests and supervisors wait for this line: every source is open when it appears.
+    let _ = writeln!(
+        err,
+        "sipidx capture: capturing from {} into {}",
+        names.join(", "),
+        plan.dir.display()
+    );
+}
+
+/// The main loop: until a stop is asked or a thread ends, rotates on request, ticks the HEP
+/// collector, applies the age budget and prints counters. Returns the failure that ended it.
+#[allow(clippy::too_many_arguments)]
+fn supervise(
+    plan: &CapturePlan,
+    control: &Control,
+    running: &Running,
+    retention: &retention::Retention,
+    rotate_gen: &AtomicU64,
+    started: Instant,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Option<CaptureError> {
+    let (watched, threads, collector) = (&running.watched, &running.threads, &running.collector);
+    let mut last_stats = Instant::now();
+    let mut last_age = Instant::now();
+    loop {
+        thread::sleep(POLL);
+        if control.stop.load(Ordering::Relaxed) || threads.iter().any(|t| t.is_finished()) {
+            return None;
+        }
+        if control.rotate.swap(false, Ordering::Relaxed) {
+            rotate_gen.fetch_add(1, Ordering::Relaxed);
+        }
+        if let Some(c) = collector {
+            if let Err(e) = c.tick(rotate_gen.load(Ordering::Relaxed)) {
+                return Some(e);
+            }
+        }
+        if plan.budget.keep_time.is_some() && last_age.elapsed() >= AGE_CHECK {
+            last_age = Instant::now();
+            if let Err(e) = retention.enforce(SystemTime::now()) {
+                return Some(CaptureError::io("applying the ring budgets".into(), e));
+            }
+        }
+        if plan
+            .stats_interval
+            .is_some_and(|i| last_stats.elapsed() >= i)
+        {
+            last_stats = Instant::now();
+            let s = snapshot(
+                started,
+                watched,
+                retention,
+                collector.as_ref().map(|c| &c.counters),
+                false,
+            );
+            // Counters are best effort: a closed stdout must not stop the capture.
+            let _ = report(&s, plan.stats_json, out, err);
+        }
     }
 }

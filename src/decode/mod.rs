@@ -21,9 +21,9 @@ mod udp;
 mod vlan;
 mod wire;
 
-pub use datagram::{Datagram, Encap, HepInfo, Transport};
+pub use datagram::{Datagram, Encap, HepInfo, OwnedDatagram, OwnedHepInfo, Transport};
 pub use decoder::{DecodeConfig, DecodeStats, Decoder};
 pub use dedup::{
     DedupConfig, DedupError, DedupStats, Deduplicator, DelayBuffer, DelayLimits, DelayStats, Flow,
-    Mirror, OwnedDatagram, OwnedHepInfo, Released, Verdict, SIP_T1_NS,
+    Mirror, Released, Verdict, SIP_T1_NS,
 };

@@ -870,14 +870,8 @@ pub fn follow(
 /// cannot take a lowered one back, and `index --follow` runs again on it. Where the media pass is
 /// light (SIP-heavy archives) it mostly sleeps and the scan keeps every core; on a busy host the
 /// scan also yields to other work, a capture first. Best effort: failure changes only the speed.
-#[allow(unsafe_code)]
 fn lower_thread_priority() {
-    // SAFETY: plain syscalls on this thread's own id; no memory is passed.
-    unsafe {
-        let tid = libc::syscall(libc::SYS_gettid) as libc::id_t;
-        let now = libc::getpriority(libc::PRIO_PROCESS, tid);
-        libc::setpriority(libc::PRIO_PROCESS, tid, 19.max(now));
-    }
+    crate::hint::lower_thread_priority();
 }
 
 /// Each of `paths`' predecessor in its ring: the file before it (by path) in its directory, among

@@ -8,7 +8,9 @@
 pub mod detect;
 pub mod header;
 pub mod mos;
+pub mod payload;
 pub mod rtcp;
+pub mod rtcp_xr;
 pub mod stream;
 pub mod vq;
 

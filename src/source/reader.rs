@@ -249,7 +249,7 @@ pub(crate) fn open_with_chunk(
     let compression = compression_of(head).unwrap_or(Compression::None);
     let regular = file.metadata().is_ok_and(|m| m.is_file());
     let map = if compression == Compression::None && options.mmap && regular {
-        // Sound: the caller guarantees the file is closed and immutable while it is read (files
+        // SAFETY: the caller guarantees the file is closed and immutable while it is read (files
         // still being written are opened with `mmap: false`), so the mapped bytes cannot change.
         #[allow(unsafe_code)]
         let map = unsafe {
@@ -532,20 +532,8 @@ fn mapped_record(inner: &mut Inner, stats: &mut ReadStats) -> Option<(Record, u6
 const PREFETCH_AHEAD: usize = 4096;
 
 #[inline(always)]
-#[allow(unsafe_code)]
 fn prefetch_ahead(map: &[u8], pos: usize) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(b) = map.get(pos + PREFETCH_AHEAD) {
-        // SAFETY: `b` is inside the map; a prefetch never faults or writes.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch(
-                (b as *const u8).cast::<i8>(),
-                std::arch::x86_64::_MM_HINT_T0,
-            )
-        };
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (map, pos);
+    crate::hint::prefetch_byte_at(map, pos + PREFETCH_AHEAD);
 }
 
 /// Re-read the exact bytes of one record (pcap record header + data, or the whole pcapng block)

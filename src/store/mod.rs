@@ -15,7 +15,9 @@
 mod columns;
 pub mod parquet;
 pub mod record;
-pub mod text_index;
+pub mod text;
+// The module's earlier name, still used by the re-exports below and by code on other branches.
+pub use self::text as text_index;
 
 pub use self::columns::{schema_of, TableRow};
 pub use self::parquet::{
