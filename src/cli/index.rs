@@ -168,6 +168,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             "files_indexed": report.files_indexed,
             "files_known": report.files_known,
             "files_waiting": report.files_waiting.len(),
+            "settle_wait_seconds": report.settle_wait.as_secs_f64(),
             "files_failed": report.files_failed.len(),
             "files_truncated": report.files_truncated.len(),
             "files_corrupt": report.files_corrupt.len(),
@@ -191,6 +192,18 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
              on its own (its RTP streams end with it): right for unrelated captures; for one \
              ring, index its files in time order",
             report.media_files_out_of_order
+        );
+    }
+    if !a.quiet && !report.settle_wait.is_zero() {
+        let settling = report
+            .files_waiting
+            .iter()
+            .filter(|p| p.extension().is_none_or(|e| e != "part"))
+            .count();
+        eprintln!(
+            "sipidx: {settling} files found in a directory or glob were modified less than --settle              {} ago and may still be being written: not indexed; run again in {:.1}s, or name              them (a file named on the command line is indexed whatever its age)",
+            a.settle,
+            report.settle_wait.as_secs_f64()
         );
     }
     if !a.quiet {

@@ -22,8 +22,8 @@ use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{approx_bytes, dialog_record, merge_by_call_id, read_parts, LegKeys};
 use super::media::{self, MediaConfig, MediaOutcome, MediaPass, MediaState};
 use super::scan::{
-    by_call_id, preroll_start, scan_file_streaming, FileScan, Predecessor, Preroll, RingLinks,
-    ScanConfig, StreamTo,
+    by_call_id, first_packet_ns, preroll_start, scan_file_streaming, FileScan, Predecessor,
+    Preroll, RingLinks, ScanConfig, StreamTo,
 };
 use super::spill::{self, RunWriter};
 use super::IndexError;
@@ -61,6 +61,9 @@ pub struct IndexReport {
     pub files_indexed: usize,
     pub files_known: usize,
     pub files_waiting: Vec<PathBuf>,
+    /// How long until the youngest of `files_waiting` (those found by a walk or a glob, not
+    /// `*.part`) is older than `--settle`.
+    pub settle_wait: Duration,
     pub files_failed: Vec<(PathBuf, String)>,
     pub files_truncated: Vec<(PathBuf, u64)>,
     /// Files whose reading stopped at a corrupt record (the rest cannot be located), with its offset.
@@ -171,6 +174,23 @@ struct Candidate {
     size: u64,
     fingerprint: String,
     mtime_ns: i64,
+    /// Capture time of the first packet (None: no packet, or unreadable).
+    first_ns: Option<i64>,
+}
+
+impl Candidate {
+    /// A run's order: by first packet, the name breaking ties, files without packets last.
+    /// Ring names do not sort by time (`tcpdump -C` names `trunk.pcap10` before `trunk.pcap2`,
+    /// and a directory of links or copies can be named anyhow), and the media pass needs time
+    /// order: a file out of it cannot continue the streams before it.
+    fn order(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+        time_order((a.first_ns, &a.path), (b.first_ns, &b.path))
+    }
+}
+
+/// Files in capture-time order: first packet, then name; files without a packet last.
+pub(super) fn time_order(a: (Option<i64>, &Path), b: (Option<i64>, &Path)) -> std::cmp::Ordering {
+    (a.0.is_none(), a.0, a.1).cmp(&(b.0.is_none(), b.0, b.1))
 }
 
 /// Run the indexer over the plan's inputs.
@@ -182,12 +202,23 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     recover(db, &catalog)?;
     let mut report = IndexReport::default();
 
-    // 1. the new files, in path order (ring names sort by time)
+    // 1. the new files, in capture-time order (whatever their names: see `Candidate::order`)
     let inputs = catalog::expand_inputs(&plan.inputs)?;
     let now = SystemTime::now();
+    let db_real = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
+    // A file is known by the name it was indexed under or by the file that name resolves to,
+    // so a ring indexed through links and again through its real directory is not doubled.
+    let mut known: HashSet<(String, u64, &str)> = HashSet::new();
+    for f in &catalog.files {
+        known.insert((f.path.clone(), f.size, &f.fingerprint));
+        if let Ok(real) = std::fs::canonicalize(&f.path) {
+            known.insert((real.to_string_lossy().into_owned(), f.size, &f.fingerprint));
+        }
+    }
     let mut new_files: Vec<Candidate> = Vec::new();
-    for path in inputs {
-        if path.starts_with(db) {
+    for catalog::Input { path, named } in inputs {
+        let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if real.starts_with(&db_real) {
             continue;
         }
         let meta = match std::fs::metadata(&path) {
@@ -198,12 +229,14 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             }
         };
         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let young = now
-            .duration_since(mtime)
-            .map(|age| age < plan.settle)
-            .unwrap_or(true);
+        let age = now.duration_since(mtime).unwrap_or(Duration::ZERO);
         let is_part = path.extension().is_some_and(|e| e == "part");
-        if is_part || (young && !plan.settle.is_zero()) {
+        // A file the user named is meant now; only files found by a walk or a glob may still
+        // be in the middle of being written.
+        if is_part || (!named && age < plan.settle) {
+            if !is_part {
+                report.settle_wait = report.settle_wait.max(plan.settle - age);
+            }
             report.files_waiting.push(path);
             continue;
         }
@@ -215,11 +248,15 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             }
         };
         let spath = path.to_string_lossy().into_owned();
-        if catalog.find(&spath, meta.len(), &fingerprint).is_some() {
+        let rpath = real.to_string_lossy().into_owned();
+        if known.contains(&(spath, meta.len(), &*fingerprint))
+            || known.contains(&(rpath, meta.len(), &*fingerprint))
+        {
             report.files_known += 1;
             continue;
         }
         new_files.push(Candidate {
+            first_ns: first_packet_ns(&path, 0),
             path,
             size: meta.len(),
             fingerprint,
@@ -229,7 +266,14 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                 .unwrap_or(0),
         });
     }
+    drop(known);
+    new_files.sort_by(Candidate::order);
     if new_files.is_empty() {
+        // An empty DB is a DB: a run that indexed nothing (every file still settling, say)
+        // still leaves its catalog, so a query answers nothing instead of "not a database".
+        if !db.join(catalog::CATALOG_FILE).exists() {
+            catalog.save(db)?;
+        }
         report.elapsed = started.elapsed();
         return Ok(report);
     }
@@ -276,7 +320,16 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         .enumerate()
         .map(|(i, c)| (c.path.clone(), first_id + i as u32))
         .collect();
-    let predecessors = predecessors(&catalog, &media_files, media_files.iter().map(|f| &*f.0));
+    let ring: Vec<RingFile> = new_files
+        .iter()
+        .zip(&media_files)
+        .map(|(c, (path, id))| RingFile {
+            path: path.clone(),
+            id: *id,
+            first_ns: c.first_ns,
+        })
+        .collect();
+    let predecessors = predecessors(&catalog, &ring, &ring);
     let media_state = MediaState::load(db, catalog.last_run)?;
     // By default the sequential media pass keeps a core to itself: on an RTP-heavy archive it
     // is the critical path, and a scan worker sharing its core only slowed it (2 cores, 500 MB
@@ -880,28 +933,53 @@ fn lower_thread_priority() {
     }
 }
 
-/// Each of `paths`' predecessor in its ring: the file before it (by path) in its directory, among
-/// the catalog's readable files and `also` (files being indexed now, with their new ids).
-pub(super) fn predecessors<'p>(
+/// A file as ring order sees it: where it is, its id, its first packet's capture time.
+pub(super) struct RingFile {
+    pub(super) path: PathBuf,
+    pub(super) id: u32,
+    pub(super) first_ns: Option<i64>,
+}
+
+/// Each of `targets`' predecessor in its ring: among the catalog's readable files and `also`
+/// (files being indexed now, with their new ids), the one of the same directory whose first
+/// packet comes last before the target's (the name breaking ties, as `time_order`). By time, not
+/// name: `tcpdump -C` names `trunk.pcap10` before `trunk.pcap2`. A file without packets has no
+/// predecessor and is none (nothing to replay, nothing a replay could complete).
+pub(super) fn predecessors(
     catalog: &Catalog,
-    also: &[(PathBuf, u32)],
-    paths: impl Iterator<Item = &'p Path>,
+    also: &[RingFile],
+    targets: &[RingFile],
 ) -> Vec<Option<Predecessor>> {
-    let mut all: Vec<(PathBuf, u32)> = catalog
+    let mut dirs: HashMap<&Path, Vec<(i64, &Path, u32)>> = HashMap::new();
+    let stored = catalog
         .files
         .iter()
         .filter(|f| f.error.is_none())
-        .map(|f| (PathBuf::from(&f.path), f.id))
-        .chain(also.iter().cloned())
-        .collect();
-    all.sort();
-    paths
-        .map(|path| {
-            let pos = all.partition_point(|(p, _)| p.as_path() < path);
-            let (prev, id) = all.get(pos.checked_sub(1)?)?;
-            (prev.parent() == path.parent() && prev.exists()).then(|| Predecessor {
-                path: prev.clone(),
-                file_id: *id,
+        .filter_map(|f| Some((f.first_ts_ns?, Path::new(&f.path), f.id)));
+    let given = also
+        .iter()
+        .filter_map(|f| Some((f.first_ns?, f.path.as_path(), f.id)));
+    for (t, path, id) in stored.chain(given) {
+        if let Some(dir) = path.parent() {
+            dirs.entry(dir).or_default().push((t, path, id));
+        }
+    }
+    for v in dirs.values_mut() {
+        v.sort_by(|a, b| time_order((Some(a.0), a.1), (Some(b.0), b.1)));
+        v.dedup_by_key(|f| f.2);
+    }
+    targets
+        .iter()
+        .map(|f| {
+            let first = f.first_ns?;
+            let ring = dirs.get(f.path.parent()?)?;
+            let pos = ring.partition_point(|&(t, p, _)| {
+                time_order((Some(t), p), (Some(first), &f.path)).is_lt()
+            });
+            let &(_, prev, id) = ring[..pos].iter().rev().find(|r| r.2 != f.id)?;
+            prev.exists().then(|| Predecessor {
+                path: prev.to_path_buf(),
+                file_id: id,
             })
         })
         .collect()

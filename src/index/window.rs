@@ -155,7 +155,15 @@ fn scan_files(
     files: &[CatalogFile],
     mut each: impl FnMut(&CatalogFile, FileScan) -> Result<(), IndexError>,
 ) -> Result<(), IndexError> {
-    let preds = super::run::predecessors(catalog, &[], files.iter().map(|f| Path::new(&f.path)));
+    let targets: Vec<super::run::RingFile> = files
+        .iter()
+        .map(|f| super::run::RingFile {
+            path: PathBuf::from(&f.path),
+            id: f.id,
+            first_ns: f.first_ts_ns,
+        })
+        .collect();
+    let preds = super::run::predecessors(catalog, &[], &targets);
     let batch = plan.batch_files.max(1);
     for (chunk, preds) in files.chunks(batch).zip(preds.chunks(batch)) {
         let scans: Vec<FileScan> = pool.install(|| {
