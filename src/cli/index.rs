@@ -182,15 +182,26 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             "rtcp_reports": report.rtcp_reports,
             "qos_reports": report.qos_reports,
             "media_files_out_of_order": report.media_files_out_of_order,
+            "media_files_reanalysed": report.media_files_reanalysed,
+            "media_refold_missing": report.media_refold_missing.len(),
             "seconds": secs,
         });
         println!("{v}");
     }
-    if !a.quiet && report.media_files_out_of_order > 0 {
+    if !a.quiet && !report.media_refold_missing.is_empty() {
         eprintln!(
-            "sipidx: {} files start earlier than media already analysed, so each was analysed \
-             on its own (its RTP streams end with it): right for unrelated captures; for one \
-             ring, index its files in time order",
+            "sipidx: warning: some new files are older than media already analysed, which would \
+             be analysed again with them, but {} of those indexed files are gone or rewritten \
+             (e.g. {}): the new files' media was analysed on its own (its RTP streams end with \
+             each file)",
+            report.media_refold_missing.len(),
+            report.media_refold_missing[0].display()
+        );
+    } else if !a.quiet && report.media_files_out_of_order > 0 {
+        eprintln!(
+            "sipidx: {} files start before the end of the files before them in capture time \
+             (overlapping captures, e.g. two capture points), so each was analysed on its own \
+             (its RTP streams end with it)",
             report.media_files_out_of_order
         );
     }

@@ -40,6 +40,13 @@ pub struct CatalogFile {
     pub error: Option<String>,
 }
 
+impl CatalogFile {
+    /// What orders files in time (`run::time_order`): the first packet, then the path.
+    pub fn time_key(&self) -> (Option<i64>, &Path) {
+        (self.first_ts_ns, Path::new(&self.path))
+    }
+}
+
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Catalog {
     pub version: u32,

@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{approx_bytes, dialog_record, merge_by_call_id, read_parts, LegKeys};
-use super::media::{self, MediaConfig, MediaOutcome, MediaPass, MediaState};
+use super::media::{self, MediaConfig, MediaOutcome, MediaPass, MediaState, Refold};
 use super::scan::{
     by_call_id, first_packet_ns, preroll_start, scan_file_streaming, FileScan, Predecessor,
     Preroll, RingLinks, ScanConfig, StreamTo,
@@ -30,7 +30,7 @@ use super::IndexError;
 use crate::sip::correlate::correlate_groups;
 use crate::sip::dialog::DialogSummary;
 use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};
-use crate::store::record::{DialogRecord, MessageRecord};
+use crate::store::record::{DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord};
 use crate::store::text_index::TextIndex;
 use crate::store::{self, StoreError};
 
@@ -77,9 +77,16 @@ pub struct IndexReport {
     pub rtp_packets: u64,
     pub rtcp_reports: u64,
     pub qos_reports: u64,
-    /// Files that started before media already analysed (found late): analysed apart, their
-    /// streams closed at their end (see `MediaPass::file`).
+    /// Files that started before media already analysed, analysed apart, their streams closed
+    /// at their end (see `MediaPass::file`): files overlapping in time the ones before them (two
+    /// capture points), or found late when `media_refold_missing` says why no refold.
     pub media_files_out_of_order: u64,
+    /// Files already indexed whose media was analysed again, with this run's, because this run
+    /// had files older than them (found late): see `plan_refold`.
+    pub media_files_reanalysed: usize,
+    /// Set when that could not be done: the indexed files that are gone or rewritten since. The
+    /// late files were then analysed apart, their streams closed at their end.
+    pub media_refold_missing: Vec<PathBuf>,
     pub elapsed: Duration,
 }
 
@@ -278,6 +285,17 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         return Ok(report);
     }
 
+    // Files older than media already analysed (a ring file found after its successors, rsync
+    // delivering late): the media from there on is analysed again with them, in time order.
+    let refold = match plan_refold(plan, &catalog, &new_files)? {
+        Some(r) if r.missing.is_empty() => Some(r),
+        Some(r) => {
+            report.media_refold_missing = r.missing;
+            None
+        }
+        None => None,
+    };
+
     // 2. announce the run
     let run = catalog.last_run + 1;
     report.run = run;
@@ -330,7 +348,45 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         })
         .collect();
     let predecessors = predecessors(&catalog, &ring, &ring);
-    let media_state = MediaState::load(db, catalog.last_run)?;
+    // The media pass's files: this run's, after the stored ones it analyses again (a refold's).
+    let mut media_feed: Vec<(PathBuf, u32, Option<i64>)> = ring
+        .iter()
+        .map(|f| (f.path.clone(), f.id, f.first_ns))
+        .collect();
+    let media_state = match &refold {
+        None => MediaState::load(db, catalog.last_run)?,
+        Some(r) => {
+            report.media_files_reanalysed = r.files.len();
+            media_feed.extend(
+                r.files
+                    .iter()
+                    .map(|f| (PathBuf::from(&f.path), f.id, f.first_ts_ns)),
+            );
+            media_feed.sort_by(|a, b| time_order((a.2, &a.0), (b.2, &b.0)));
+            // their reports are written again by the pass; removed before its writers pick
+            // their part numbers (as a window reindex does)
+            let again: HashSet<u32> = r.files.iter().map(|f| f.id).collect();
+            let days = DayRange::from_ns(Some(r.from_ns.saturating_sub(DAY_NS)), None);
+            pq::delete_rows::<RtcpReportRecord>(
+                db,
+                run,
+                days,
+                |x| again.contains(&x.file_id),
+                |_| {},
+            )
+            .map_err(|e| store_err(db, e))?;
+            pq::delete_rows::<QosReportRecord>(
+                db,
+                run,
+                days,
+                |x| again.contains(&x.file_id),
+                |_| {},
+            )
+            .map_err(|e| store_err(db, e))?;
+            MediaState::default()
+        }
+    };
+    let media_feed: Vec<(PathBuf, u32)> = media_feed.into_iter().map(|f| (f.0, f.1)).collect();
     // By default the sequential media pass keeps a core to itself: on an RTP-heavy archive it
     // is the critical path, and a scan worker sharing its core only slowed it (2 cores, 500 MB
     // trunk: 0.76 s mean wall with one scan worker against 0.85 s with two, 6 runs each).
@@ -359,7 +415,22 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         // The media pass is sequential over the files in order; it overlaps the parallel SIP scan.
         let media_thread = scope.spawn(|| -> Result<MediaOutcome, IndexError> {
             let mut pass = MediaPass::new(db, run, &plan.media, media_state)?;
-            pass.files(&media_files)?;
+            if let Some(r) = &refold {
+                let (replaced, earlier) =
+                    super::window::stored_streams_around(db, r.from_ns, None)?;
+                let fed: HashSet<u32> = media_feed.iter().map(|f| f.1).collect();
+                super::window::media_preroll(plan, &catalog, &mut pass, r.from_ns, &earlier, &fed)?;
+                let before = catalog.files.iter().filter(|f| f.error.is_none());
+                if let Some(c) = before
+                    .filter_map(|f| f.last_ts_ns)
+                    .filter(|&t| t < r.from_ns)
+                    .max()
+                {
+                    pass.preroll_clock(c);
+                }
+                pass.refold(Refold::new(r.from_ns, replaced, &earlier));
+            }
+            pass.files(&media_feed)?;
             pass.finish()
         });
         // Workers take files in order and stream each file's rows through its own bounded
@@ -983,4 +1054,88 @@ pub(super) fn predecessors(
             })
         })
         .collect()
+}
+
+/// A refold (see `plan_refold`): where the media is analysed again from, and which stored files.
+struct RefoldPlan {
+    from_ns: i64,
+    /// The stored files with packets from `from_ns` on, in time order.
+    files: Vec<CatalogFile>,
+    /// Those of them gone from their path or rewritten since: then there is no refold.
+    missing: Vec<PathBuf>,
+}
+
+/// Whether this run's files include some older than files already indexed (in time order, see
+/// `time_order`), and if so from when the media must be analysed again for the tables to equal
+/// one pass over all files in order: from the earliest late file, or earlier, from the first
+/// packet of every stored stream still running then (or idle less than a stream may be, so a
+/// late file could continue it), and back to the start of every stored file with packets from
+/// then on. A stream started before that ended long enough before the late files not to be
+/// changed by them, so the pass may start afresh there, with `window::media_preroll`'s state.
+/// The price is analysing the stored files from there to the end again, beside the run; a late
+/// file near the archive's end (rsync catching up) costs little, one file per run in random
+/// order up to the whole archive each time.
+fn plan_refold(
+    plan: &IndexPlan,
+    catalog: &Catalog,
+    new_files: &[Candidate],
+) -> Result<Option<RefoldPlan>, IndexError> {
+    if !plan.media.analyse {
+        // a SIP-only run changes no media row; the media stays as analysed
+        return Ok(None);
+    }
+    let stored: Vec<&CatalogFile> = catalog
+        .files
+        .iter()
+        .filter(|f| f.error.is_none() && f.first_ts_ns.is_some())
+        .collect();
+    let Some(last) = stored
+        .iter()
+        .map(|f| f.time_key())
+        .max_by(|a, b| time_order(*a, *b))
+    else {
+        return Ok(None);
+    };
+    let Some(late_from) = new_files
+        .iter()
+        .filter(|c| time_order((c.first_ns, &c.path), last).is_lt())
+        .filter_map(|c| c.first_ns)
+        .min()
+    else {
+        return Ok(None);
+    };
+    let (_, running) = super::window::stored_streams_around(&plan.db, late_from, None)?;
+    let mut from = running.iter().map(|r| r.start_ns).fold(late_from, i64::min);
+    loop {
+        let start = stored
+            .iter()
+            .filter(|f| f.last_ts_ns.is_some_and(|l| l >= from))
+            .filter_map(|f| f.first_ts_ns)
+            .fold(from, i64::min);
+        if start >= from {
+            break;
+        }
+        from = start;
+    }
+    let mut files: Vec<CatalogFile> = stored
+        .into_iter()
+        .filter(|f| f.last_ts_ns.is_some_and(|l| l >= from))
+        .cloned()
+        .collect();
+    files.sort_by(|a, b| time_order(a.time_key(), b.time_key()));
+    let missing = files
+        .iter()
+        .filter(|f| {
+            let same = std::fs::metadata(&f.path).is_ok_and(|m| m.len() == f.size)
+                && catalog::fingerprint(Path::new(&f.path), f.size)
+                    .is_ok_and(|fp| fp == f.fingerprint);
+            !same
+        })
+        .map(|f| PathBuf::from(&f.path))
+        .collect();
+    Ok(Some(RefoldPlan {
+        from_ns: from,
+        files,
+        missing,
+    }))
 }

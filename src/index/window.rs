@@ -55,7 +55,9 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{dialog_record, list_parts, load_parts, save_parts, summary_of};
 use super::media::{self, CallMedia, MediaPass, MediaState};
-use super::run::{lock_db, recover, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING};
+use super::run::{
+    lock_db, recover, time_order, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING,
+};
 use super::run::{reindex, REINDEX};
 use super::scan::{scan_file, FileScan, PREROLL_NS};
 use super::IndexError;
@@ -581,24 +583,9 @@ fn rebuild_media(
         // `--no-media`: the stored media rows stay as they are
         return Ok(out);
     }
-    let reach = media::IDLE_NS + media::EVICT_EVERY_NS;
 
     // stored streams: those starting in the span are replaced; those running into it continue
-    let mut replaced: Vec<RtpStreamRecord> = Vec::new();
-    let mut earlier: Vec<RtpStreamRecord> = Vec::new();
-    pq::for_each_row::<RtpStreamRecord>(
-        db,
-        DayRange::from_ns(Some(lo.saturating_sub(DAY_NS)), Some(hi.saturating_add(1))),
-        |r| {
-            if r.start_ns >= lo && r.start_ns <= hi {
-                replaced.push(r);
-            } else if r.start_ns < lo && r.end_ns >= lo.saturating_sub(reach) {
-                earlier.push(r);
-            }
-            Ok(())
-        },
-    )
-    .map_err(|e| store_err(db, e))?;
+    let (replaced, earlier) = stored_streams_around(db, lo, Some(hi))?;
     let mut running: HashMap<RowKey, Vec<(i64, i64)>> = HashMap::new();
     for r in &earlier {
         running
@@ -606,61 +593,6 @@ fn rebuild_media(
             .or_default()
             .push((r.start_ns, r.end_ns));
     }
-
-    // pre-roll sources: SDP of the calls alive at `lo`, SRs and RTTs of the last idle period
-    let mut calls_alive: HashSet<String> =
-        earlier.iter().filter_map(|r| r.call_id.clone()).collect();
-    let mut sdp_from = lo;
-    for d in pq::read_dialogs(
-        db,
-        &DialogFilter {
-            since_ns: Some(lo.saturating_sub(DAY_NS)),
-            until_ns: Some(lo),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| store_err(db, e))?
-    {
-        if d.end_ns >= lo.saturating_sub(reach) {
-            sdp_from = sdp_from.min(d.start_ns);
-            calls_alive.insert(d.call_id);
-        }
-    }
-    for r in &earlier {
-        sdp_from = sdp_from.min(r.start_ns.saturating_sub(DAY_NS));
-    }
-    let mut wanted: HashMap<u32, HashSet<u64>> = HashMap::new();
-    if !calls_alive.is_empty() {
-        pq::for_each_row::<MessageRecord>(db, DayRange::from_ns(Some(sdp_from), Some(lo)), |m| {
-            let sdp = m.content_type.as_deref().is_some_and(|c| {
-                let c = c.to_ascii_lowercase();
-                c.contains("sdp") || c.starts_with("multipart/")
-            });
-            if sdp && m.ts_ns < lo && !in_f.contains(&m.file_id) && calls_alive.contains(&m.call_id)
-            {
-                wanted.entry(m.file_id).or_default().insert(m.offset);
-            }
-            Ok(())
-        })
-        .map_err(|e| store_err(db, e))?;
-    }
-    let mut rtts: Vec<(i64, u32, f64)> = Vec::new();
-    pq::for_each_row::<RtcpReportRecord>(
-        db,
-        DayRange::from_ns(Some(lo.saturating_sub(reach)), Some(lo)),
-        |r| {
-            if r.ts_ns >= lo.saturating_sub(reach) && r.ts_ns < lo && !in_f.contains(&r.file_id) {
-                if r.packet_type == "SR" {
-                    wanted.entry(r.file_id).or_default().insert(r.offset);
-                }
-                if let (Some(ssrc), Some(rtt)) = (r.source_ssrc, r.rtt_ms) {
-                    rtts.push((r.ts_ns, ssrc, rtt));
-                }
-            }
-            Ok(())
-        },
-    )
-    .map_err(|e| store_err(db, e))?;
 
     // F's reports go before the pass's writers pick their part numbers
     progress.phase("removing the window's media rows");
@@ -678,32 +610,10 @@ fn rebuild_media(
     progress.phase("media analysis");
     let mut pass = MediaPass::new(db, run, &plan.media, MediaState::default())?;
     pass.keep_reports_of(in_f.clone());
-    let mut pre: Vec<(u32, HashSet<u64>)> = wanted.into_iter().collect();
-    pre.sort_by_key(|p| p.0);
-    for (id, offsets) in pre {
-        let Some(f) = catalog.by_id(id) else { continue };
-        let Ok(mut reader) = open_capture(Path::new(&f.path), id) else {
-            continue;
-        };
-        let mut decoder = Decoder::new(plan.media.decode.clone());
-        while let Ok(Some(p)) = reader.next_packet() {
-            if offsets.contains(&p.location.offset) {
-                decoder.decode(&p, |dg| pass.preroll(dg));
-            }
-        }
-    }
-    rtts.sort_by_key(|r| r.0);
-    for (_, ssrc, rtt) in rtts {
-        pass.preroll_rtt(ssrc, rtt);
-    }
-    for r in &earlier {
-        if let (Ok(s), Ok(d)) = (r.src_ip.parse(), r.dst_ip.parse()) {
-            pass.preroll_touch((s, r.src_port), (d, r.dst_port), r.end_ns.min(lo - 1));
-        }
-    }
+    media_preroll(plan, catalog, &mut pass, lo, &earlier, in_f)?;
 
-    // the media order of `run`: catalog files by id, from the first one the span overlaps, on
-    // until the streams starting in the span have closed
+    // the media order of `run`: catalog files in capture-time order, from the first one the span
+    // overlaps, on until the streams starting in the span have closed
     let continuing = |key: RowKey, first_ns: i64| {
         running
             .get(&key)
@@ -712,7 +622,7 @@ fn rebuild_media(
     let kept =
         |first_ns: i64, key: RowKey| first_ns >= lo && first_ns <= hi && !continuing(key, first_ns);
     let mut seq: Vec<&CatalogFile> = catalog.files.iter().filter(|f| f.error.is_none()).collect();
-    seq.sort_by_key(|f| f.id);
+    seq.sort_by(|a, b| time_order(a.time_key(), b.time_key()));
     let overlaps = |f: &CatalogFile| matches!((f.first_ts_ns, f.last_ts_ns), (Some(a), Some(b)) if a <= hi && b >= lo);
     let first = seq.iter().position(|f| overlaps(f)).unwrap_or(seq.len());
     let last = seq.iter().rposition(|f| overlaps(f)).unwrap_or(0);
@@ -781,6 +691,134 @@ fn rebuild_media(
         out.calls = media::call_media(db, &calls, (lo, end))?;
     }
     Ok(out)
+}
+
+/// The pre-roll of a media pass that starts at `lo` on a DB holding what came before: what the
+/// pass would carry there had it analysed everything before `lo` — the SDP of the calls alive at
+/// `lo` (their messages with a body, re-read from the captures at their stored locations), the
+/// SRs of the last idle period (RTT), the stored RTTs, and the `earlier` stored streams' last
+/// packets keeping their announcements alive. Files in `skip` are the ones being re-analysed.
+pub(super) fn media_preroll(
+    plan: &IndexPlan,
+    catalog: &Catalog,
+    pass: &mut MediaPass<'_>,
+    lo: i64,
+    earlier: &[RtpStreamRecord],
+    skip: &HashSet<u32>,
+) -> Result<(), IndexError> {
+    let db = &plan.db;
+    let in_f = skip;
+    let reach = media::IDLE_NS + media::EVICT_EVERY_NS;
+    // pre-roll sources: SDP of the calls alive at `lo`, SRs and RTTs of the last idle period
+    let mut calls_alive: HashSet<String> =
+        earlier.iter().filter_map(|r| r.call_id.clone()).collect();
+    let mut sdp_from = lo;
+    for d in pq::read_dialogs(
+        db,
+        &DialogFilter {
+            since_ns: Some(lo.saturating_sub(DAY_NS)),
+            until_ns: Some(lo),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| store_err(db, e))?
+    {
+        if d.end_ns >= lo.saturating_sub(reach) {
+            sdp_from = sdp_from.min(d.start_ns);
+            calls_alive.insert(d.call_id);
+        }
+    }
+    for r in earlier {
+        sdp_from = sdp_from.min(r.start_ns.saturating_sub(DAY_NS));
+    }
+    let mut wanted: HashMap<u32, HashSet<u64>> = HashMap::new();
+    if !calls_alive.is_empty() {
+        pq::for_each_row::<MessageRecord>(db, DayRange::from_ns(Some(sdp_from), Some(lo)), |m| {
+            let sdp = m.content_type.as_deref().is_some_and(|c| {
+                let c = c.to_ascii_lowercase();
+                c.contains("sdp") || c.starts_with("multipart/")
+            });
+            if sdp && m.ts_ns < lo && !in_f.contains(&m.file_id) && calls_alive.contains(&m.call_id)
+            {
+                wanted.entry(m.file_id).or_default().insert(m.offset);
+            }
+            Ok(())
+        })
+        .map_err(|e| store_err(db, e))?;
+    }
+    let mut rtts: Vec<(i64, u32, f64)> = Vec::new();
+    pq::for_each_row::<RtcpReportRecord>(
+        db,
+        DayRange::from_ns(Some(lo.saturating_sub(reach)), Some(lo)),
+        |r| {
+            if r.ts_ns >= lo.saturating_sub(reach) && r.ts_ns < lo && !in_f.contains(&r.file_id) {
+                if r.packet_type == "SR" {
+                    wanted.entry(r.file_id).or_default().insert(r.offset);
+                }
+                if let (Some(ssrc), Some(rtt)) = (r.source_ssrc, r.rtt_ms) {
+                    rtts.push((r.ts_ns, ssrc, rtt));
+                }
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+
+    let mut pre: Vec<(u32, HashSet<u64>)> = wanted.into_iter().collect();
+    pre.sort_by_key(|p| p.0);
+    for (id, offsets) in pre {
+        let Some(f) = catalog.by_id(id) else { continue };
+        let Ok(mut reader) = open_capture(Path::new(&f.path), id) else {
+            continue;
+        };
+        let mut decoder = Decoder::new(plan.media.decode.clone());
+        while let Ok(Some(p)) = reader.next_packet() {
+            if offsets.contains(&p.location.offset) {
+                decoder.decode(&p, |dg| pass.preroll(dg));
+            }
+        }
+    }
+    rtts.sort_by_key(|r| r.0);
+    for (_, ssrc, rtt) in rtts {
+        pass.preroll_rtt(ssrc, rtt);
+    }
+    for r in earlier {
+        if let (Ok(s), Ok(d)) = (r.src_ip.parse(), r.dst_ip.parse()) {
+            pass.preroll_touch((s, r.src_port), (d, r.dst_port), r.end_ns.min(lo - 1));
+        }
+    }
+
+    Ok(())
+}
+
+/// Stored streams around `lo`: those starting at or after it (up to `hi`), and those started
+/// before it that were still running within `media::IDLE_NS + EVICT_EVERY_NS` of it (a pass
+/// starting at `lo` sees their continuation; see the module doc).
+pub(super) fn stored_streams_around(
+    db: &Path,
+    lo: i64,
+    hi: Option<i64>,
+) -> Result<(Vec<RtpStreamRecord>, Vec<RtpStreamRecord>), IndexError> {
+    let reach = media::IDLE_NS + media::EVICT_EVERY_NS;
+    let mut from: Vec<RtpStreamRecord> = Vec::new();
+    let mut earlier: Vec<RtpStreamRecord> = Vec::new();
+    pq::for_each_row::<RtpStreamRecord>(
+        db,
+        DayRange::from_ns(
+            Some(lo.saturating_sub(DAY_NS)),
+            hi.map(|h| h.saturating_add(1)),
+        ),
+        |r| {
+            if r.start_ns >= lo && hi.is_none_or(|h| r.start_ns <= h) {
+                from.push(r);
+            } else if r.start_ns < lo && r.end_ns >= lo.saturating_sub(reach) {
+                earlier.push(r);
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+    Ok((from, earlier))
 }
 
 /// The flood rule of `run`: a source over the request rate whose dialogs almost all fail.
