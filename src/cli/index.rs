@@ -212,9 +212,11 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             .filter(|p| p.extension().is_none_or(|e| e != "part"))
             .count();
         eprintln!(
-            "sipidx: {settling} files found in a directory or glob were modified less than --settle              {} ago and may still be being written: not indexed; run again in {:.1}s, or name              them (a file named on the command line is indexed whatever its age)",
+            "sipidx: {settling} files found in a directory or glob were modified less than \
+             --settle {} ago and may still be being written: not indexed; run again in {}s, or \
+             name them (a file named on the command line is indexed whatever its age)",
             a.settle,
-            report.settle_wait.as_secs_f64()
+            report.settle_wait.as_secs_f64().ceil()
         );
     }
     if !a.quiet {
