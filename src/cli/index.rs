@@ -184,6 +184,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             "media_files_out_of_order": report.media_files_out_of_order,
             "media_files_reanalysed": report.media_files_reanalysed,
             "media_refold_missing": report.media_refold_missing.len(),
+            "files_rescanned": report.files_rescanned,
             "seconds": secs,
         });
         println!("{v}");

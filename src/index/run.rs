@@ -87,6 +87,9 @@ pub struct IndexReport {
     /// Set when that could not be done: the indexed files that are gone or rewritten since. The
     /// late files were then analysed apart, their streams closed at their end.
     pub media_refold_missing: Vec<PathBuf>,
+    /// Files indexed before whose ring predecessor came in this run (or a run killed after its
+    /// commit): rescanned for their SIP with its tail (see `run`).
+    pub files_rescanned: usize,
     pub elapsed: Duration,
 }
 
@@ -200,8 +203,20 @@ pub(super) fn time_order(a: (Option<i64>, &Path), b: (Option<i64>, &Path)) -> st
     (a.0.is_none(), a.0, a.1).cmp(&(b.0.is_none(), b.0, b.1))
 }
 
-/// Run the indexer over the plan's inputs.
+/// Run the indexer over the plan's inputs. Stored files whose ring predecessor (in time order)
+/// is one of this run's files were scanned without its tail: they are rescanned for their SIP
+/// once the run has committed (`window::rescan_owed`, owed in `window::RESCAN` from before the
+/// commit, so a run killed in between has the next one do it first).
 pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let resumed = super::window::rescan_owed(plan, progress)?;
+    let mut report = run_locked(plan, progress)?;
+    report.files_rescanned = resumed + super::window::rescan_owed(plan, progress)?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport, IndexError> {
     let started = Instant::now();
     let db = &plan.db;
     let _lock = lock_db(db)?;
@@ -569,9 +584,45 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         Ok(())
     })?;
 
-    // 5. commit
+    // 5. commit (the rescans this run makes owed are noted first, see `run`)
     progress.phase("committing");
+    let new_ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
     catalog.files.extend(entries);
+    let stored: Vec<RingFile> = catalog
+        .files
+        .iter()
+        .filter(|f| f.error.is_none() && !new_ids.contains(&f.id))
+        .map(|f| RingFile {
+            path: PathBuf::from(&f.path),
+            id: f.id,
+            first_ns: f.first_ts_ns,
+        })
+        .collect();
+    // only where the pre-roll window reaches the new predecessor's packets
+    let reaches = |p: &Predecessor, f: &RingFile| {
+        let last = catalog.by_id(p.file_id).and_then(|p| p.last_ts_ns);
+        let from = f
+            .first_ns
+            .map(|t| t.saturating_sub(super::scan::PREROLL_NS));
+        last.zip(from).is_some_and(|(last, from)| last >= from)
+    };
+    let owed: Vec<u32> = self::predecessors(&catalog, &[], &stored)
+        .iter()
+        .zip(&stored)
+        .filter(|(p, f)| {
+            p.as_ref()
+                .is_some_and(|p| new_ids.contains(&p.file_id) && reaches(p, f))
+        })
+        .map(|(_, f)| f.id)
+        .collect();
+    if !owed.is_empty() {
+        let path = db.join(super::window::RESCAN);
+        catalog::write_atomic(
+            &path.with_extension("json.tmp"),
+            &path,
+            &serde_json::to_vec(&owed).expect("ids serialise"),
+        )?;
+    }
     catalog.next_file_id = end_id;
     catalog.last_run = run;
     catalog.save(db)?;

@@ -197,9 +197,59 @@ pub fn reindex_window(
     window: TimeWindow,
     progress: &mut dyn Progress,
 ) -> Result<WindowReport, IndexError> {
+    rebuild(plan, Rebuild::Window(window), progress)
+}
+
+/// What a rebuild takes: the files of a time window (`reindex --since --until`), or given files
+/// for their SIP only (`run`'s owed rescans, see `rescan_owed`).
+enum Rebuild<'a> {
+    Window(TimeWindow),
+    Sip(&'a HashSet<u32>),
+}
+
+impl Rebuild<'_> {
+    fn takes(&self, f: &CatalogFile) -> bool {
+        match self {
+            Rebuild::Window(w) => w.overlaps(f),
+            Rebuild::Sip(ids) => ids.contains(&f.id),
+        }
+    }
+}
+
+/// Where `run` keeps the stored files it owes a SIP rescan (a JSON list of file ids): files whose
+/// ring predecessor, in time order, was indexed after them (a late file), so that their scan
+/// replayed another file's tail, or none. Written before the run's commit, so a run killed after
+/// it still rescans them at the start of the next one.
+pub(super) const RESCAN: &str = "rescan.json";
+
+/// The owed SIP rescans (see `RESCAN`): the files' message rows, text documents and dialog
+/// parts are made again with their predecessor's tail, and the dialogs they touch re-merged, as
+/// a window rebuild does; their media was already analysed again in time order by the run that
+/// found the late file (`run`'s refold), so it is left as it is. Returns the files rescanned.
+pub(super) fn rescan_owed(
+    plan: &IndexPlan,
+    progress: &mut dyn Progress,
+) -> Result<usize, IndexError> {
+    let path = plan.db.join(RESCAN);
+    let Some(ids) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<HashSet<u32>>(&b).ok())
+    else {
+        return Ok(0);
+    };
+    let report = rebuild(plan, Rebuild::Sip(&ids), progress)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(report.files)
+}
+
+fn rebuild(
+    plan: &IndexPlan,
+    what: Rebuild<'_>,
+    progress: &mut dyn Progress,
+) -> Result<WindowReport, IndexError> {
     let started = Instant::now();
     let db = &plan.db;
-    if pending_full(db) {
+    if matches!(what, Rebuild::Window(_)) && pending_full(db) {
         let full = reindex(plan, progress)?;
         return Ok(WindowReport {
             full: Some(full),
@@ -212,17 +262,22 @@ pub fn reindex_window(
     recover(db, &catalog)?;
     let mut report = WindowReport::default();
     let job_path = db.join(REINDEX);
-    report.resumed = std::fs::read(&job_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<WindowJob>(&b).ok())
-        .is_some_and(|j| j.window == window);
+    let window = match what {
+        Rebuild::Window(w) => Some(w),
+        Rebuild::Sip(_) => None,
+    };
+    report.resumed = window.is_some()
+        && std::fs::read(&job_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<WindowJob>(&b).ok())
+            .is_some_and(|j| Some(j.window) == window);
 
     // F: the window's files whose content is still at their path
     let mut files: Vec<CatalogFile> = Vec::new();
     for f in catalog
         .files
         .iter()
-        .filter(|f| f.error.is_none() && window.overlaps(f))
+        .filter(|f| f.error.is_none() && what.takes(f))
     {
         let same = catalog::fingerprint(Path::new(&f.path), f.size)
             .is_ok_and(|fp| fp == f.fingerprint)
@@ -234,15 +289,20 @@ pub fn reindex_window(
         }
     }
     if files.is_empty() {
-        let _ = std::fs::remove_file(&job_path);
+        if window.is_some() {
+            let _ = std::fs::remove_file(&job_path);
+        }
         report.elapsed = started.elapsed();
         return Ok(report);
     }
-    catalog::write_atomic(
-        &db.join(format!("{REINDEX}.tmp")),
-        &job_path,
-        &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
-    )?;
+    // an owed rescan has its own marker (`RESCAN`), which a user's window job must not replace
+    if let Some(window) = window {
+        catalog::write_atomic(
+            &db.join(format!("{REINDEX}.tmp")),
+            &job_path,
+            &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
+        )?;
+    }
     let run = catalog.last_run + 1;
     report.run = run;
     catalog::write_atomic(
@@ -264,8 +324,68 @@ pub fn reindex_window(
         .unwrap_or(0);
     let hi = files.iter().filter_map(|f| f.last_ts_ns).max().unwrap_or(0);
 
-    // 1. F's message rows go (a message completed by the pre-roll can predate its file)
+    // 1. the message rows F's scans made go. A message cut by a ring rotation is completed by
+    // the scan of the file its last segment is in, but carries the location of its first: the
+    // predecessor's id, its time after the predecessor's last packet. So F's rows are those of
+    // F's ids within their file's span, and those of F's predecessors after their span within
+    // the F file that completed them; a row of F's id after its span came from a successor's
+    // scan, and stays unless that successor is in F too.
     progress.phase("removing the window's message rows");
+    let last_of: HashMap<u32, i64> = catalog
+        .files
+        .iter()
+        .filter_map(|f| Some((f.id, f.last_ts_ns?)))
+        .collect();
+    let straddled: Vec<(u32, i64, i64)> = {
+        let targets: Vec<super::run::RingFile> = files
+            .iter()
+            .map(|f| super::run::RingFile {
+                path: PathBuf::from(&f.path),
+                id: f.id,
+                first_ns: f.first_ts_ns,
+            })
+            .collect();
+        super::run::predecessors(&catalog, &[], &targets)
+            .into_iter()
+            .zip(&files)
+            .filter_map(|(p, f)| Some((p?.file_id, f.first_ts_ns?, f.last_ts_ns?)))
+            .collect()
+    };
+    let made_by_f = |m: &MessageRecord| {
+        let after = |id: u32| last_of.get(&id).is_some_and(|&l| m.ts_ns > l);
+        (in_f.contains(&m.file_id) && !after(m.file_id))
+            || straddled.iter().any(|&(pred, first, last)| {
+                pred == m.file_id && after(pred) && (first..=last).contains(&m.ts_ns)
+            })
+    };
+    // Text documents go by file id only: those of every id whose rows go are removed, and the
+    // rows of those ids that stay are added again.
+    let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
+    let mut text_writer = text.writer(1, 200_000_000).map_err(|e| store_err(db, e))?;
+    let ids: HashSet<u32> = in_f
+        .iter()
+        .copied()
+        .chain(straddled.iter().map(|s| s.0))
+        .collect();
+    for id in &ids {
+        text_writer.delete_file(*id);
+    }
+    let mut kept_docs = Ok(());
+    pq::for_each_row::<MessageRecord>(
+        db,
+        DayRange::from_ns(
+            Some(lo.saturating_sub(DAY_NS)),
+            Some(hi.saturating_add(DAY_NS)),
+        ),
+        |m| {
+            if ids.contains(&m.file_id) && !made_by_f(&m) && kept_docs.is_ok() {
+                kept_docs = text_writer.add(&m);
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+    kept_docs.map_err(|e| store_err(db, e))?;
     let mut touched: BTreeSet<String> = BTreeSet::new();
     report.messages_removed = pq::delete_rows::<MessageRecord>(
         db,
@@ -274,7 +394,7 @@ pub fn reindex_window(
             Some(lo.saturating_sub(PREROLL_NS)),
             Some(hi.saturating_add(1)),
         ),
-        |m| in_f.contains(&m.file_id),
+        made_by_f,
         |m| {
             touched.insert(m.call_id);
         },
@@ -286,11 +406,6 @@ pub fn reindex_window(
         .num_threads(plan.threads)
         .build()
         .map_err(|e| IndexError::io(db, std::io::Error::other(e)))?;
-    let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
-    let mut text_writer = text.writer(1, 200_000_000).map_err(|e| store_err(db, e))?;
-    for id in &in_f {
-        text_writer.delete_file(*id);
-    }
     let mut messages = TableWriter::<MessageRecord>::create(db, run, WriterOptions::default())
         .map_err(|e| store_err(db, e))?;
     let headers = &plan.scan.correlate.headers;
@@ -344,7 +459,10 @@ pub fn reindex_window(
     text_writer.finish().map_err(|e| store_err(db, e))?;
 
     // 2b. media: streams starting in F's span, F's reports
-    let media = rebuild_media(plan, run, &catalog, &in_f, (lo, hi), progress)?;
+    let media = match window {
+        Some(_) => rebuild_media(plan, run, &catalog, &in_f, (lo, hi), progress)?,
+        None => MediaRebuild::default(),
+    };
     report.media_files = media.files_fed;
     report.rtp_streams_removed = media.streams_removed;
     report.rtp_streams = media.streams;
@@ -532,7 +650,9 @@ pub fn reindex_window(
     catalog.last_run = run;
     catalog.save(db)?;
     let _ = std::fs::remove_file(db.join(PENDING));
-    let _ = std::fs::remove_file(&job_path);
+    if window.is_some() {
+        let _ = std::fs::remove_file(&job_path);
+    }
     super::media::prune_states(db, run, false);
     super::dialogs::prune_parts(db, run, false);
     pq::recover(db).map_err(|e| store_err(db, e))?;
