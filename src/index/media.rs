@@ -1,5 +1,5 @@
 //! The media pass: RTP streams, RTCP reports and endpoint quality reports, computed sequentially
-//! over a run's files in path (= time) order, with the state carried from run to run.
+//! over a run's files in capture-time order, with the state carried from run to run.
 //!
 //! Why a second, sequential pass rather than per-file work in the parallel scan: Wireshark's
 //! stream analysis is sequential (extended timestamps, first-packet handling, jitter recurrences)
@@ -547,8 +547,11 @@ pub struct Refold {
     /// Stored streams started before `from_ns` that ran within `IDLE_NS + EVICT_EVERY_NS` of
     /// it, by 5-tuple and SSRC: a stream of this pass with the same key, its first packet
     /// within one of them, is its tail, and the stored row (made from all of it) stays.
-    running: HashMap<(String, u16, String, u16, u32), Vec<(i64, i64)>>,
+    running: HashMap<RowKey, Vec<(i64, i64)>>,
 }
+
+/// A stream's identity apart from its first packet, as rows spell it: 5-tuple and SSRC.
+type RowKey = (String, u16, String, u16, u32);
 
 impl Refold {
     pub fn new(from_ns: i64, replaced: Vec<RtpStreamRecord>, earlier: &[RtpStreamRecord]) -> Self {
@@ -630,10 +633,11 @@ impl<'a> MediaPass<'a> {
 
     /// Feed one capture file; unreadable parts were already reported by the SIP scan.
     ///
-    /// A file that starts before the latest packet already analysed (indexed out of time order,
-    /// e.g. an older ring file found late) cannot continue the carried streams exactly: it is
-    /// analysed on its own, with fresh state, and its streams are closed at its end. The carried
-    /// state is left untouched for the files that do follow on in time.
+    /// A file that starts before the latest packet already analysed (it overlaps the files
+    /// before it in time, e.g. a second capture point; a file found late is not fed here but
+    /// folded in by `run`'s refold, unless the files after it are gone) cannot continue the
+    /// carried streams exactly: it is analysed on its own, with fresh state, and its streams are
+    /// closed at its end. The carried state is left untouched for the files that do follow on.
     pub fn file(&mut self, path: &Path, file_id: u32) -> Result<(), IndexError> {
         if !self.cfg.analyse {
             return Ok(());

@@ -4,7 +4,12 @@
 //! Granularity is the capture file: message rows and text documents carry a `file_id`, so the
 //! window's files F (catalog files whose `[first_ts, last_ts]` overlaps `[since, until]`) have
 //! their message rows deleted (`store::parquet::delete_rows`) and text documents replaced, and are
-//! rescanned exactly as `run` scans them (predecessor pre-roll included).
+//! rescanned exactly as `run` scans them (predecessor pre-roll included). The rows deleted are
+//! those F's scans made: a message cut by a ring rotation carries the location (file id) of its
+//! first segment, in the predecessor, though the next file's scan completed it.
+//!
+//! `run` uses the same rebuild, SIP only (`rescan_owed`), for stored files whose ring predecessor
+//! it indexed only now: their scan had replayed another file's tail.
 //!
 //! Dialogs: a dialog summary merges but does not un-merge, so every run keeps each file's
 //! contribution (`dialogs::save_parts`). A dialog touched by F (it had or has messages in F) is
@@ -24,7 +29,7 @@
 //! F's span `[lo, hi]` starts cannot be recomputed without its history. Rebuilt are the
 //! `rtp_streams` rows of streams starting in `[lo, hi]` and the `rtcp_reports`/`qos_reports` rows
 //! read from F's files (they carry their file id). A fresh `MediaPass` is fed the catalog files in
-//! `run`'s media order (by file id) from the first file overlapping the span, and on past it until
+//! `run`'s media order (capture time) from the first file overlapping the span, and on past it until
 //! every stream that started in the span has closed (idle for `media::IDLE_NS`) or the catalog
 //! ends; only F's reports are written. A stream seen again in the span whose key has a stored
 //! row started before `lo` and still running at its first packet here is that row's
