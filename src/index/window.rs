@@ -330,52 +330,55 @@ fn rebuild(
     let hi = files.iter().filter_map(|f| f.last_ts_ns).max().unwrap_or(0);
 
     // 1. the message rows F's scans made go. A message cut by a ring rotation is completed by
-    // the scan of the file its last segment is in, but carries the location of its first: the
-    // predecessor's id, its time after the predecessor's last packet. So F's rows are those of
-    // F's ids within their file's span, and those of F's predecessors after their span within
-    // the F file that completed them; a row of F's id after its span came from a successor's
-    // scan, and stays unless that successor is in F too.
+    // the scan of the file its last segment is in, but carries the location of its first (the
+    // predecessor's id, its time after that file's last packet). So a row of F's id after its
+    // file's last packet is taken for its successor's, and stays unless the successor is in F
+    // too; the rows of F's predecessors all stay. A rescanned row that is still stored (the
+    // same location, time and Call-ID) is not written again: so a row kept by that rule, or a
+    // predecessor's row F's scan completes again, is there once.
     progress.phase("removing the window's message rows");
     let last_of: HashMap<u32, i64> = catalog
         .files
         .iter()
         .filter_map(|f| Some((f.id, f.last_ts_ns?)))
         .collect();
-    let straddled: Vec<(u32, i64, i64)> = {
-        let targets: Vec<super::run::RingFile> = files
-            .iter()
-            .map(|f| super::run::RingFile {
-                path: PathBuf::from(&f.path),
-                id: f.id,
-                first_ns: f.first_ts_ns,
-            })
-            .collect();
-        super::run::predecessors(&catalog, &[], &targets)
-            .into_iter()
-            .zip(&files)
-            .filter_map(|(p, f)| Some((p?.file_id, f.first_ts_ns?, f.last_ts_ns?)))
-            .collect()
-    };
+    let ring: Vec<super::run::RingFile> = catalog
+        .files
+        .iter()
+        .filter(|f| f.error.is_none())
+        .map(|f| super::run::RingFile {
+            path: PathBuf::from(&f.path),
+            id: f.id,
+            first_ns: f.first_ts_ns,
+        })
+        .collect();
+    let preds = super::run::predecessors(&catalog, &[], &ring);
+    let successor_in_f: HashSet<u32> = preds
+        .iter()
+        .zip(&ring)
+        .filter(|(_, f)| in_f.contains(&f.id))
+        .filter_map(|(p, _)| p.as_ref().map(|p| p.file_id))
+        .collect();
+    let pred_of_f: HashSet<u32> = preds
+        .iter()
+        .zip(&ring)
+        .filter(|(_, f)| in_f.contains(&f.id))
+        .filter_map(|(p, _)| p.as_ref().map(|p| p.file_id))
+        .filter(|id| !in_f.contains(id))
+        .collect();
     let made_by_f = |m: &MessageRecord| {
-        let after = |id: u32| last_of.get(&id).is_some_and(|&l| m.ts_ns > l);
-        (in_f.contains(&m.file_id) && !after(m.file_id))
-            || straddled.iter().any(|&(pred, first, last)| {
-                pred == m.file_id && after(pred) && (first..=last).contains(&m.ts_ns)
-            })
+        let after = last_of.get(&m.file_id).is_some_and(|&l| m.ts_ns > l);
+        in_f.contains(&m.file_id) && (!after || successor_in_f.contains(&m.file_id))
     };
-    // Text documents go by file id only: those of every id whose rows go are removed, and the
-    // rows of those ids that stay are added again.
+    // Text documents go by file id only: those of F's ids are removed, and the rows of those
+    // ids that stay are added again.
     let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
     let mut text_writer = text.writer(1, 200_000_000).map_err(|e| store_err(db, e))?;
-    let ids: HashSet<u32> = in_f
-        .iter()
-        .copied()
-        .chain(straddled.iter().map(|s| s.0))
-        .collect();
-    for id in &ids {
+    for id in &in_f {
         text_writer.delete_file(*id);
     }
     let mut kept_docs = Ok(());
+    let mut stored: HashSet<(u32, u64, i64, String)> = HashSet::new();
     pq::for_each_row::<MessageRecord>(
         db,
         DayRange::from_ns(
@@ -383,8 +386,12 @@ fn rebuild(
             Some(hi.saturating_add(DAY_NS)),
         ),
         |m| {
-            if ids.contains(&m.file_id) && !made_by_f(&m) && kept_docs.is_ok() {
-                kept_docs = text_writer.add(&m);
+            let ours = in_f.contains(&m.file_id);
+            if (ours || pred_of_f.contains(&m.file_id)) && !made_by_f(&m) {
+                stored.insert((m.file_id, m.offset, m.ts_ns, m.call_id.clone()));
+                if ours && kept_docs.is_ok() {
+                    kept_docs = text_writer.add(&m);
+                }
             }
             Ok(())
         },
@@ -429,6 +436,9 @@ fn rebuild(
         }
         save_parts(db, f.id, run, headers, &scan.dialogs)?;
         for m in scan.messages {
+            if stored.contains(&(m.file_id, m.offset, m.ts_ns, m.call_id.clone())) {
+                continue;
+            }
             text_writer.add(&m).map_err(|e| store_err(db, e))?;
             messages.push(m).map_err(|e| store_err(db, e))?;
         }
