@@ -1190,3 +1190,93 @@ fn plan_refold(
         missing,
     }))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: u32, path: &Path, first: Option<i64>) -> CatalogFile {
+        CatalogFile {
+            id,
+            path: path.to_string_lossy().into_owned(),
+            size: 0,
+            fingerprint: String::new(),
+            mtime_ns: 0,
+            run: 1,
+            packets: 0,
+            sip_messages: 0,
+            first_ts_ns: first,
+            last_ts_ns: first,
+            truncated_at: None,
+            malformed_sip: 0,
+            hep_mirrors: 0,
+            span_duplicates: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_ring_file_follows_the_file_before_it_in_time_not_in_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let p = |d: &Path, n: &str| {
+            let path = d.join(n);
+            std::fs::write(&path, b"").unwrap();
+            path
+        };
+        // tcpdump -C: trunk.pcap9 (t=9) comes before trunk.pcap10 (t=10), which sorts first
+        let (p9, p10, p11) = (
+            p(dir.path(), "trunk.pcap9"),
+            p(dir.path(), "trunk.pcap10"),
+            p(dir.path(), "trunk.pcap11"),
+        );
+        let elsewhere = p(other.path(), "trunk.pcap10");
+        let catalog = Catalog {
+            files: vec![
+                stored(0, &p10, Some(10)),
+                stored(1, &elsewhere, Some(10)),
+                stored(2, &p9, Some(9)),
+            ],
+            ..Default::default()
+        };
+        let new = |path: &Path, id, first| RingFile {
+            path: path.to_path_buf(),
+            id,
+            first_ns: first,
+        };
+        let also = [
+            new(&p11, 3, Some(11)),
+            new(&p(dir.path(), "empty"), 4, None),
+        ];
+        let targets = [
+            new(&p10, 0, Some(10)),
+            new(&p11, 3, Some(11)),
+            new(&p9, 2, Some(9)),
+            new(&also[1].path, 4, None),
+        ];
+        let ids: Vec<Option<u32>> = predecessors(&catalog, &also, &targets)
+            .iter()
+            .map(|p| p.as_ref().map(|p| p.file_id))
+            .collect();
+        // the other directory's file of the same time is another ring; a file without packets
+        // has no predecessor
+        assert_eq!(ids, vec![Some(2), Some(0), None, None]);
+        // a run's order: by time, the name breaking ties, files without packets last
+        let mut v = [
+            (None, &p9),
+            (Some(10), &p11),
+            (Some(10), &p10),
+            (Some(9), &p11),
+        ];
+        v.sort_by(|a, b| time_order((a.0, a.1), (b.0, b.1)));
+        assert_eq!(
+            v,
+            [
+                (Some(9), &p11),
+                (Some(10), &p10),
+                (Some(10), &p11),
+                (None, &p9)
+            ]
+        );
+    }
+}
