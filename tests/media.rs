@@ -1019,12 +1019,10 @@ fn loss_while_the_capturer_dropped_is_counted_apart_from_network_loss() {
     );
 }
 
-#[test]
-fn a_ring_file_found_late_is_analysed_apart_and_the_carried_stream_goes_on() {
+/// One stream over four ring files of 100 packets each (20 ms apart, no loss).
+fn one_stream_over_four_ring_files(dir: &Path) -> Vec<PathBuf> {
     let ms = 1_000_000i64;
-    let tmp = tempfile::tempdir().unwrap();
-    // One stream over four ring files of 100 packets each (20 ms apart, no loss).
-    let rings: Vec<PathBuf> = (0..4u16)
+    (0..4u16)
         .map(|f| {
             let packets: Vec<(i64, Vec<u8>)> = (f * 100..(f + 1) * 100)
                 .map(|i| {
@@ -1032,32 +1030,72 @@ fn a_ring_file_found_late_is_analysed_apart_and_the_carried_stream_goes_on() {
                     (T0 + i64::from(i) * 20 * ms, frame(A, 40000, B, 50000, &pkt))
                 })
                 .collect();
-            let p = tmp.path().join(format!("ring-{f}.pcap"));
+            let p = dir.join(format!("ring-{f}.pcap"));
             write_pcap(&p, &packets);
             p
         })
+        .collect()
+}
+
+/// The stream's rows as (packets, lost), sorted.
+fn stream_c_rows(db: &Path) -> Vec<(u64, u64)> {
+    let mut rows: Vec<(u64, u64)> = streams(db, &[])
+        .iter()
+        .filter(|s| s["ssrc"] == 0xC)
+        .map(|s| (s["packets"].as_u64().unwrap(), s["lost"].as_u64().unwrap()))
         .collect();
+    rows.sort();
+    rows
+}
+
+#[test]
+fn a_ring_file_found_late_is_folded_into_the_carried_stream() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rings = one_stream_over_four_ring_files(tmp.path());
     let db = tmp.path().join("db");
     let runs = |files: &[&PathBuf]| -> Value {
         let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
         let o = index(&db, &paths, &["--json"]);
         serde_json::from_slice(&o.stdout).unwrap()
     };
-    // ring-1 arrives after ring-2 was indexed: it starts before what media already analysed
+    // ring-1 arrives after ring-2 was indexed: it starts before what media already analysed,
+    // so the media from the stream's start (ring-0) on is analysed again, ring-1 in its place
     let first = runs(&[&rings[0], &rings[2]]);
     assert_eq!(first["media_files_out_of_order"], 0, "{first}");
+    assert_eq!(first["media_files_reanalysed"], 0, "{first}");
     let late = runs(&[&rings[1]]);
-    assert_eq!(late["media_files_out_of_order"], 1, "{late}");
+    assert_eq!(late["media_files_out_of_order"], 0, "{late}");
+    assert_eq!(late["media_files_reanalysed"], 2, "{late}");
+    assert_eq!(stream_c_rows(&db), vec![(300, 0)], "ring-1 fills the gap");
     let next = runs(&[&rings[3]]);
     assert_eq!(next["media_files_out_of_order"], 0, "{next}");
+    assert_eq!(next["media_files_reanalysed"], 0, "{next}");
+    // one stream, as one run over the four files gives
+    assert_eq!(stream_c_rows(&db), vec![(400, 0)]);
+}
 
-    let mut rows: Vec<(u64, u64)> = streams(&db, &[])
-        .iter()
-        .filter(|s| s["ssrc"] == 0xC)
-        .map(|s| (s["packets"].as_u64().unwrap(), s["lost"].as_u64().unwrap()))
-        .collect();
-    rows.sort();
-    // the late file's packets are a stream of their own; the carried one continued from ring-2
-    // into ring-3 untouched by it, its gap being ring-1's 100 packets
-    assert_eq!(rows, vec![(100, 0), (300, 100)]);
+#[test]
+fn a_late_ring_file_whose_successor_is_gone_is_analysed_apart_with_a_warning() {
+    let tmp = tempfile::tempdir().unwrap();
+    let rings = one_stream_over_four_ring_files(tmp.path());
+    let db = tmp.path().join("db");
+    index(&db, &[&rings[0], &rings[2]], &[]);
+    // ring-2 is rotated away before ring-1 arrives: the media after ring-1 cannot be analysed
+    // again, so ring-1 is analysed on its own and the stored stream stays as it was
+    std::fs::remove_file(&rings[2]).unwrap();
+    let o = bin()
+        .args(["index", "--json", "--settle", "0s", "--db"])
+        .arg(&db)
+        .arg(&rings[1])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let late: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(late["media_files_out_of_order"], 1, "{late}");
+    assert_eq!(late["media_refold_missing"], 1, "{late}");
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(stderr.contains("gone or rewritten"), "{stderr}");
+    // the late file's packets are a stream of their own, the stored one untouched by it, its
+    // gap being ring-1's 100 packets
+    assert_eq!(stream_c_rows(&db), vec![(100, 0), (200, 100)]);
 }

@@ -168,6 +168,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             "files_indexed": report.files_indexed,
             "files_known": report.files_known,
             "files_waiting": report.files_waiting.len(),
+            "settle_wait_seconds": report.settle_wait.as_secs_f64(),
             "files_failed": report.files_failed.len(),
             "files_truncated": report.files_truncated.len(),
             "files_corrupt": report.files_corrupt.len(),
@@ -181,16 +182,42 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             "rtcp_reports": report.rtcp_reports,
             "qos_reports": report.qos_reports,
             "media_files_out_of_order": report.media_files_out_of_order,
+            "media_files_reanalysed": report.media_files_reanalysed,
+            "media_refold_missing": report.media_refold_missing.len(),
+            "files_rescanned": report.files_rescanned,
             "seconds": secs,
         });
         println!("{v}");
     }
-    if !a.quiet && report.media_files_out_of_order > 0 {
+    if !a.quiet && !report.media_refold_missing.is_empty() {
         eprintln!(
-            "sipidx: {} files start earlier than media already analysed, so each was analysed \
-             on its own (its RTP streams end with it): right for unrelated captures; for one \
-             ring, index its files in time order",
+            "sipidx: warning: some new files are older than media already analysed, which would \
+             be analysed again with them, but {} of those indexed files are gone or rewritten \
+             (e.g. {}): the new files' media was analysed on its own (its RTP streams end with \
+             each file)",
+            report.media_refold_missing.len(),
+            report.media_refold_missing[0].display()
+        );
+    } else if !a.quiet && report.media_files_out_of_order > 0 {
+        eprintln!(
+            "sipidx: {} files start before the end of the files before them in capture time \
+             (overlapping captures, e.g. two capture points), so each was analysed on its own \
+             (its RTP streams end with it)",
             report.media_files_out_of_order
+        );
+    }
+    if !a.quiet && !report.settle_wait.is_zero() {
+        let settling = report
+            .files_waiting
+            .iter()
+            .filter(|p| p.extension().is_none_or(|e| e != "part"))
+            .count();
+        eprintln!(
+            "sipidx: {settling} files found in a directory or glob were modified less than \
+             --settle {} ago and may still be being written: not indexed; run again in {}s, or \
+             name them (a file named on the command line is indexed whatever its age)",
+            a.settle,
+            report.settle_wait.as_secs_f64().ceil()
         );
     }
     if !a.quiet {

@@ -14,7 +14,8 @@ pub const CATALOG_VERSION: u32 = 1;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CatalogFile {
     pub id: u32,
-    /// Absolute path as given at index time (canonicalised).
+    /// Absolute path as the user named it at index time: a symlink is kept, not resolved (the
+    /// run knows a file again by this name or by the one it resolves to, see `run`).
     pub path: String,
     pub size: u64,
     /// xxh3-64 over the size, the first and the last 64 KiB, in hex: cheap, and enough to tell a
@@ -37,6 +38,13 @@ pub struct CatalogFile {
     pub span_duplicates: u64,
     /// Set when the file could not be read at all; it is remembered so it is not retried forever.
     pub error: Option<String>,
+}
+
+impl CatalogFile {
+    /// What orders files in time (`run::time_order`): the first packet, then the path.
+    pub fn time_key(&self) -> (Option<i64>, &Path) {
+        (self.first_ts_ns, Path::new(&self.path))
+    }
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -135,9 +143,21 @@ fn read_up_to(f: &mut File, buf: &mut [u8]) -> std::io::Result<usize> {
     Ok(n)
 }
 
-/// Expand PATH arguments: files as given, directories recursively (sorted), globs via `glob`-like
-/// `*` matching of the last component. Returns canonical paths, sorted and de-duplicated.
-pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, IndexError> {
+/// A capture file an `index` run was given: named on the command line, or found by walking a
+/// directory or matching a glob (only those wait for `--settle`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Input {
+    /// Absolute, as the user spelled it: a symlink stays a symlink (its target is read, but
+    /// reports and the catalog keep the name the user knows).
+    pub path: PathBuf,
+    pub named: bool,
+}
+
+/// Expand PATH arguments: files as given, directories recursively, globs via `glob`-like `*`
+/// matching of the last component. Paths are made absolute without resolving symlinks; two
+/// names of one file (a link and its target) are one input, the first name kept. The order is
+/// the walk's; a run orders its files by capture time (`run`), not by name.
+pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<Input>, IndexError> {
     let mut out = Vec::new();
     for p in inputs {
         let s = p.to_string_lossy();
@@ -151,16 +171,23 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, IndexError> {
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
             let rd = std::fs::read_dir(dir).map_err(|e| IndexError::io(dir, e))?;
-            for e in rd.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if wildcard(&pat, &name) && e.path().is_file() {
-                    out.push(e.path());
-                }
-            }
+            let mut found: Vec<PathBuf> = rd
+                .flatten()
+                .filter(|e| wildcard(&pat, &e.file_name().to_string_lossy()))
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect();
+            found.sort();
+            out.extend(found.into_iter().map(|path| Input { path, named: false }));
         } else if p.is_dir() {
-            walk(p, &mut out)?;
+            let mut found = Vec::new();
+            walk(p, &mut found)?;
+            out.extend(found.into_iter().map(|path| Input { path, named: false }));
         } else if p.exists() {
-            out.push(p.clone());
+            out.push(Input {
+                path: p.clone(),
+                named: true,
+            });
         } else {
             return Err(IndexError::io(
                 p,
@@ -168,13 +195,24 @@ pub fn expand_inputs(inputs: &[PathBuf]) -> Result<Vec<PathBuf>, IndexError> {
             ));
         }
     }
-    let mut out: Vec<PathBuf> = out
-        .into_iter()
-        .map(|p| std::fs::canonicalize(&p).unwrap_or(p))
-        .collect();
-    out.sort();
-    out.dedup();
-    Ok(out)
+    let mut seen = std::collections::HashMap::new();
+    let mut kept: Vec<Input> = Vec::with_capacity(out.len());
+    for mut i in out {
+        i.path = std::path::absolute(&i.path).unwrap_or(i.path);
+        let real = std::fs::canonicalize(&i.path).unwrap_or_else(|_| i.path.clone());
+        match seen.get(&real) {
+            // named on the command line beats found by a walk: it does not wait to settle
+            Some(&k) => {
+                let first: &mut Input = &mut kept[k];
+                first.named |= i.named;
+            }
+            None => {
+                seen.insert(real, kept.len());
+                kept.push(i);
+            }
+        }
+    }
+    Ok(kept)
 }
 
 fn walk(dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), IndexError> {

@@ -1,5 +1,5 @@
 //! The media pass: RTP streams, RTCP reports and endpoint quality reports, computed sequentially
-//! over a run's files in path (= time) order, with the state carried from run to run.
+//! over a run's files in capture-time order, with the state carried from run to run.
 //!
 //! Why a second, sequential pass rather than per-file work in the parallel scan: Wireshark's
 //! stream analysis is sequential (extended timestamps, first-packet handling, jitter recurrences)
@@ -533,6 +533,54 @@ pub struct MediaPass<'a> {
     batch: Vec<QueuedRtp>,
     /// The carried state while an out-of-order file is analysed apart (see `file`).
     carried: Option<MediaState>,
+    /// Set when the pass re-analyses the archive from a time on (see `Refold`).
+    refold: Option<Refold>,
+}
+
+/// A run that folds in files older than media already analysed re-analyses the archive from
+/// `from_ns` on (`run`'s refold: every stored file from there, with the new files, in time order,
+/// after the `window::media_preroll`), so that the rows equal one pass over all files in order.
+pub struct Refold {
+    /// Stored rows starting at or after `from_ns`: all replaced by the pass's (those no longer
+    /// produced, e.g. the pieces of a stream cut by a missing file, removed).
+    replaced: Vec<RtpStreamRecord>,
+    /// Stored streams started before `from_ns` that ran within `IDLE_NS + EVICT_EVERY_NS` of
+    /// it, by 5-tuple and SSRC: a stream of this pass with the same key, its first packet
+    /// within one of them, is its tail, and the stored row (made from all of it) stays.
+    running: HashMap<RowKey, Vec<(i64, i64)>>,
+}
+
+/// A stream's identity apart from its first packet, as rows spell it: 5-tuple and SSRC.
+type RowKey = (String, u16, String, u16, u32);
+
+impl Refold {
+    pub fn new(from_ns: i64, replaced: Vec<RtpStreamRecord>, earlier: &[RtpStreamRecord]) -> Self {
+        let mut running: HashMap<_, Vec<(i64, i64)>> = HashMap::new();
+        for e in earlier.iter().filter(|e| e.start_ns < from_ns) {
+            let key = (
+                e.src_ip.clone(),
+                e.src_port,
+                e.dst_ip.clone(),
+                e.dst_port,
+                e.ssrc,
+            );
+            running.entry(key).or_default().push((e.start_ns, e.end_ns));
+        }
+        Refold { replaced, running }
+    }
+
+    fn continues(&self, r: &RtpStreamRecord) -> bool {
+        let key = (
+            r.src_ip.clone(),
+            r.src_port,
+            r.dst_ip.clone(),
+            r.dst_port,
+            r.ssrc,
+        );
+        self.running
+            .get(&key)
+            .is_some_and(|v| v.iter().any(|&(_, end)| end >= r.start_ns))
+    }
 }
 
 /// Packets applied to the stream table at once: enough for their cache misses to overlap, few
@@ -579,15 +627,17 @@ impl<'a> MediaPass<'a> {
             report_files: None,
             batch: Vec::with_capacity(RTP_BATCH),
             carried: None,
+            refold: None,
         })
     }
 
     /// Feed one capture file; unreadable parts were already reported by the SIP scan.
     ///
-    /// A file that starts before the latest packet already analysed (indexed out of time order,
-    /// e.g. an older ring file found late) cannot continue the carried streams exactly: it is
-    /// analysed on its own, with fresh state, and its streams are closed at its end. The carried
-    /// state is left untouched for the files that do follow on in time.
+    /// A file that starts before the latest packet already analysed (it overlaps the files
+    /// before it in time, e.g. a second capture point; a file found late is not fed here but
+    /// folded in by `run`'s refold, unless the files after it are gone) cannot continue the
+    /// carried streams exactly: it is analysed on its own, with fresh state, and its streams are
+    /// closed at its end. The carried state is left untouched for the files that do follow on.
     pub fn file(&mut self, path: &Path, file_id: u32) -> Result<(), IndexError> {
         if !self.cfg.analyse {
             return Ok(());
@@ -1002,6 +1052,12 @@ impl<'a> MediaPass<'a> {
         m.touch_max(&addr, ts_ns);
     }
 
+    /// This pass re-analyses the archive from `refold.from_ns` (see `Refold`); its state must
+    /// be fresh, with the pre-roll fed.
+    pub fn refold(&mut self, refold: Refold) {
+        self.refold = Some(refold);
+    }
+
     /// Window reindex: write only the RTCP and quality reports read from these files (the other
     /// files are fed for the streams' sake; their reports stay as stored).
     pub fn keep_reports_of(&mut self, files: std::collections::HashSet<u32>) {
@@ -1273,19 +1329,34 @@ impl<'a> MediaPass<'a> {
         // The state (13 MB of JSON for 6,000 open streams) is written beside the tables: at the
         // end of a run the scan's cores are free, and this is the run's critical path. Scoped, so
         // an error below still waits for it (no state file half-written behind a failed run).
+        // A refold replaces every stored row from its start on, and leaves those it continues.
+        let removed: Vec<RtpStreamRecord> = match self.refold.take() {
+            Some(refold) => {
+                rows.retain(|r| !refold.continues(r));
+                refold.replaced
+            }
+            None => Vec::new(),
+        };
         let (state, run) = (std::mem::take(&mut self.state), self.run);
         std::thread::scope(|scope| {
             let saved = scope.spawn(move || state.save(db, run));
             self.out.streams_written = rows.len() as u64;
-            let mut calls: Vec<String> = rows.iter().filter_map(|r| r.call_id.clone()).collect();
+            let mut calls: Vec<String> = rows
+                .iter()
+                .chain(&removed)
+                .filter_map(|r| r.call_id.clone())
+                .collect();
             calls.sort();
             calls.dedup();
-            let span = rows.iter().fold(None, |acc: Option<(i64, i64)>, r| {
-                Some(match acc {
-                    None => (r.start_ns, r.end_ns),
-                    Some((a, b)) => (a.min(r.start_ns), b.max(r.end_ns)),
-                })
-            });
+            let span = rows
+                .iter()
+                .chain(&removed)
+                .fold(None, |acc: Option<(i64, i64)>, r| {
+                    Some(match acc {
+                        None => (r.start_ns, r.end_ns),
+                        Some((a, b)) => (a.min(r.start_ns), b.max(r.end_ns)),
+                    })
+                });
             // Per-call summary over all the call's streams, earlier runs' included: the stored
             // rows this run does not replace, and this run's rows. Folded before the rows are
             // written rather than read back after: in a first run nothing is stored, and the
@@ -1293,8 +1364,11 @@ impl<'a> MediaPass<'a> {
             if let Some((lo, hi)) = span {
                 let wanted: std::collections::HashSet<&str> =
                     calls.iter().map(String::as_str).collect();
-                let replaced: std::collections::HashSet<&str> =
-                    rows.iter().map(|r| r.stream_id.as_str()).collect();
+                let replaced: std::collections::HashSet<&str> = rows
+                    .iter()
+                    .chain(&removed)
+                    .map(|r| r.stream_id.as_str())
+                    .collect();
                 let day = 86_400_000_000_000i64;
                 pq::for_each_row::<RtpStreamRecord>(
                     db,
@@ -1316,11 +1390,20 @@ impl<'a> MediaPass<'a> {
                 }
                 self.out.span = Some((lo, hi));
             }
-            pq::upsert_rows_with(
+            let previous: Vec<_> = removed
+                .iter()
+                .map(|r| pq::day_of(r.start_ns))
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect();
+            let removed: std::collections::HashSet<String> =
+                removed.into_iter().map(|r| r.stream_id).collect();
+            pq::upsert_rows_removing(
                 db,
                 self.run,
                 rows,
-                &[],
+                &removed,
+                &previous,
                 false,
                 |r| &r.stream_id,
                 |a, b| (a.start_ns, &a.stream_id).cmp(&(b.start_ns, &b.stream_id)),

@@ -20,17 +20,17 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{approx_bytes, dialog_record, merge_by_call_id, read_parts, LegKeys};
-use super::media::{self, MediaConfig, MediaOutcome, MediaPass, MediaState};
+use super::media::{self, MediaConfig, MediaOutcome, MediaPass, MediaState, Refold};
 use super::scan::{
-    by_call_id, preroll_start, scan_file_streaming, FileScan, Predecessor, Preroll, RingLinks,
-    ScanConfig, StreamTo,
+    by_call_id, first_packet_ns, preroll_start, scan_file_streaming, FileScan, Predecessor,
+    Preroll, RingLinks, ScanConfig, StreamTo,
 };
 use super::spill::{self, RunWriter};
 use super::IndexError;
 use crate::sip::correlate::correlate_groups;
 use crate::sip::dialog::DialogSummary;
 use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};
-use crate::store::record::{DialogRecord, MessageRecord};
+use crate::store::record::{DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord};
 use crate::store::text_index::TextIndex;
 use crate::store::{self, StoreError};
 
@@ -61,6 +61,9 @@ pub struct IndexReport {
     pub files_indexed: usize,
     pub files_known: usize,
     pub files_waiting: Vec<PathBuf>,
+    /// How long until the youngest of `files_waiting` (those found by a walk or a glob, not
+    /// `*.part`) is older than `--settle`.
+    pub settle_wait: Duration,
     pub files_failed: Vec<(PathBuf, String)>,
     pub files_truncated: Vec<(PathBuf, u64)>,
     /// Files whose reading stopped at a corrupt record (the rest cannot be located), with its offset.
@@ -74,9 +77,19 @@ pub struct IndexReport {
     pub rtp_packets: u64,
     pub rtcp_reports: u64,
     pub qos_reports: u64,
-    /// Files that started before media already analysed (found late): analysed apart, their
-    /// streams closed at their end (see `MediaPass::file`).
+    /// Files that started before media already analysed, analysed apart, their streams closed
+    /// at their end (see `MediaPass::file`): files overlapping in time the ones before them (two
+    /// capture points), or found late when `media_refold_missing` says why no refold.
     pub media_files_out_of_order: u64,
+    /// Files already indexed whose media was analysed again, with this run's, because this run
+    /// had files older than them (found late): see `plan_refold`.
+    pub media_files_reanalysed: usize,
+    /// Set when that could not be done: the indexed files that are gone or rewritten since. The
+    /// late files were then analysed apart, their streams closed at their end.
+    pub media_refold_missing: Vec<PathBuf>,
+    /// Files indexed before whose ring predecessor came in this run (or a run killed after its
+    /// commit): rescanned for their SIP with its tail (see `run`).
+    pub files_rescanned: usize,
     pub elapsed: Duration,
 }
 
@@ -171,10 +184,39 @@ struct Candidate {
     size: u64,
     fingerprint: String,
     mtime_ns: i64,
+    /// Capture time of the first packet (None: no packet, or unreadable).
+    first_ns: Option<i64>,
 }
 
-/// Run the indexer over the plan's inputs.
+impl Candidate {
+    /// A run's order: by first packet, the name breaking ties, files without packets last.
+    /// Ring names do not sort by time (`tcpdump -C` names `trunk.pcap10` before `trunk.pcap2`,
+    /// and a directory of links or copies can be named anyhow), and the media pass needs time
+    /// order: a file out of it cannot continue the streams before it.
+    fn order(a: &Candidate, b: &Candidate) -> std::cmp::Ordering {
+        time_order((a.first_ns, &a.path), (b.first_ns, &b.path))
+    }
+}
+
+/// Files in capture-time order: first packet, then name; files without a packet last.
+pub(super) fn time_order(a: (Option<i64>, &Path), b: (Option<i64>, &Path)) -> std::cmp::Ordering {
+    (a.0.is_none(), a.0, a.1).cmp(&(b.0.is_none(), b.0, b.1))
+}
+
+/// Run the indexer over the plan's inputs. Stored files whose ring predecessor (in time order)
+/// is one of this run's files were scanned without its tail: they are rescanned for their SIP
+/// once the run has committed (`window::rescan_owed`, owed in `window::RESCAN` from before the
+/// commit, so a run killed in between has the next one do it first).
 pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport, IndexError> {
+    let started = Instant::now();
+    let resumed = super::window::rescan_owed(plan, progress)?;
+    let mut report = run_locked(plan, progress)?;
+    report.files_rescanned = resumed + super::window::rescan_owed(plan, progress)?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport, IndexError> {
     let started = Instant::now();
     let db = &plan.db;
     let _lock = lock_db(db)?;
@@ -182,12 +224,23 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
     recover(db, &catalog)?;
     let mut report = IndexReport::default();
 
-    // 1. the new files, in path order (ring names sort by time)
+    // 1. the new files, in capture-time order (whatever their names: see `Candidate::order`)
     let inputs = catalog::expand_inputs(&plan.inputs)?;
     let now = SystemTime::now();
+    let db_real = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
+    // A file is known by the name it was indexed under or by the file that name resolves to,
+    // so a ring indexed through links and again through its real directory is not doubled.
+    let mut known: HashSet<(String, u64, &str)> = HashSet::new();
+    for f in &catalog.files {
+        known.insert((f.path.clone(), f.size, &f.fingerprint));
+        if let Ok(real) = std::fs::canonicalize(&f.path) {
+            known.insert((real.to_string_lossy().into_owned(), f.size, &f.fingerprint));
+        }
+    }
     let mut new_files: Vec<Candidate> = Vec::new();
-    for path in inputs {
-        if path.starts_with(db) {
+    for catalog::Input { path, named } in inputs {
+        let real = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
+        if real.starts_with(&db_real) {
             continue;
         }
         let meta = match std::fs::metadata(&path) {
@@ -198,12 +251,14 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             }
         };
         let mtime = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
-        let young = now
-            .duration_since(mtime)
-            .map(|age| age < plan.settle)
-            .unwrap_or(true);
+        let age = now.duration_since(mtime).unwrap_or(Duration::ZERO);
         let is_part = path.extension().is_some_and(|e| e == "part");
-        if is_part || (young && !plan.settle.is_zero()) {
+        // A file the user named is meant now; only files found by a walk or a glob may still
+        // be in the middle of being written.
+        if is_part || (!named && age < plan.settle) {
+            if !is_part {
+                report.settle_wait = report.settle_wait.max(plan.settle - age);
+            }
             report.files_waiting.push(path);
             continue;
         }
@@ -215,11 +270,15 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
             }
         };
         let spath = path.to_string_lossy().into_owned();
-        if catalog.find(&spath, meta.len(), &fingerprint).is_some() {
+        let rpath = real.to_string_lossy().into_owned();
+        if known.contains(&(spath, meta.len(), &*fingerprint))
+            || known.contains(&(rpath, meta.len(), &*fingerprint))
+        {
             report.files_known += 1;
             continue;
         }
         new_files.push(Candidate {
+            first_ns: first_packet_ns(&path, 0),
             path,
             size: meta.len(),
             fingerprint,
@@ -229,10 +288,28 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
                 .unwrap_or(0),
         });
     }
+    drop(known);
+    new_files.sort_by(Candidate::order);
     if new_files.is_empty() {
+        // An empty DB is a DB: a run that indexed nothing (every file still settling, say)
+        // still leaves its catalog, so a query answers nothing instead of "not a database".
+        if !db.join(catalog::CATALOG_FILE).exists() {
+            catalog.save(db)?;
+        }
         report.elapsed = started.elapsed();
         return Ok(report);
     }
+
+    // Files older than media already analysed (a ring file found after its successors, rsync
+    // delivering late): the media from there on is analysed again with them, in time order.
+    let refold = match plan_refold(plan, &catalog, &new_files)? {
+        Some(r) if r.missing.is_empty() => Some(r),
+        Some(r) => {
+            report.media_refold_missing = r.missing;
+            None
+        }
+        None => None,
+    };
 
     // 2. announce the run
     let run = catalog.last_run + 1;
@@ -276,8 +353,55 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         .enumerate()
         .map(|(i, c)| (c.path.clone(), first_id + i as u32))
         .collect();
-    let predecessors = predecessors(&catalog, &media_files, media_files.iter().map(|f| &*f.0));
-    let media_state = MediaState::load(db, catalog.last_run)?;
+    let ring: Vec<RingFile> = new_files
+        .iter()
+        .zip(&media_files)
+        .map(|(c, (path, id))| RingFile {
+            path: path.clone(),
+            id: *id,
+            first_ns: c.first_ns,
+        })
+        .collect();
+    let predecessors = predecessors(&catalog, &ring, &ring);
+    // The media pass's files: this run's, after the stored ones it analyses again (a refold's).
+    let mut media_feed: Vec<(PathBuf, u32, Option<i64>)> = ring
+        .iter()
+        .map(|f| (f.path.clone(), f.id, f.first_ns))
+        .collect();
+    let media_state = match &refold {
+        None => MediaState::load(db, catalog.last_run)?,
+        Some(r) => {
+            report.media_files_reanalysed = r.files.len();
+            media_feed.extend(
+                r.files
+                    .iter()
+                    .map(|f| (PathBuf::from(&f.path), f.id, f.first_ts_ns)),
+            );
+            media_feed.sort_by(|a, b| time_order((a.2, &a.0), (b.2, &b.0)));
+            // their reports are written again by the pass; removed before its writers pick
+            // their part numbers (as a window reindex does)
+            let again: HashSet<u32> = r.files.iter().map(|f| f.id).collect();
+            let days = DayRange::from_ns(Some(r.from_ns.saturating_sub(DAY_NS)), None);
+            pq::delete_rows::<RtcpReportRecord>(
+                db,
+                run,
+                days,
+                |x| again.contains(&x.file_id),
+                |_| {},
+            )
+            .map_err(|e| store_err(db, e))?;
+            pq::delete_rows::<QosReportRecord>(
+                db,
+                run,
+                days,
+                |x| again.contains(&x.file_id),
+                |_| {},
+            )
+            .map_err(|e| store_err(db, e))?;
+            MediaState::default()
+        }
+    };
+    let media_feed: Vec<(PathBuf, u32)> = media_feed.into_iter().map(|f| (f.0, f.1)).collect();
     // By default the sequential media pass keeps a core to itself: on an RTP-heavy archive it
     // is the critical path, and a scan worker sharing its core only slowed it (2 cores, 500 MB
     // trunk: 0.76 s mean wall with one scan worker against 0.85 s with two, 6 runs each).
@@ -306,7 +430,22 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         // The media pass is sequential over the files in order; it overlaps the parallel SIP scan.
         let media_thread = scope.spawn(|| -> Result<MediaOutcome, IndexError> {
             let mut pass = MediaPass::new(db, run, &plan.media, media_state)?;
-            pass.files(&media_files)?;
+            if let Some(r) = &refold {
+                let (replaced, earlier) =
+                    super::window::stored_streams_around(db, r.from_ns, None)?;
+                let fed: HashSet<u32> = media_feed.iter().map(|f| f.1).collect();
+                super::window::media_preroll(plan, &catalog, &mut pass, r.from_ns, &earlier, &fed)?;
+                let before = catalog.files.iter().filter(|f| f.error.is_none());
+                if let Some(c) = before
+                    .filter_map(|f| f.last_ts_ns)
+                    .filter(|&t| t < r.from_ns)
+                    .max()
+                {
+                    pass.preroll_clock(c);
+                }
+                pass.refold(Refold::new(r.from_ns, replaced, &earlier));
+            }
+            pass.files(&media_feed)?;
             pass.finish()
         });
         // Workers take files in order and stream each file's rows through its own bounded
@@ -445,9 +584,45 @@ pub fn run(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport,
         Ok(())
     })?;
 
-    // 5. commit
+    // 5. commit (the rescans this run makes owed are noted first, see `run`)
     progress.phase("committing");
+    let new_ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
     catalog.files.extend(entries);
+    let stored: Vec<RingFile> = catalog
+        .files
+        .iter()
+        .filter(|f| f.error.is_none() && !new_ids.contains(&f.id))
+        .map(|f| RingFile {
+            path: PathBuf::from(&f.path),
+            id: f.id,
+            first_ns: f.first_ts_ns,
+        })
+        .collect();
+    // only where the pre-roll window reaches the new predecessor's packets
+    let reaches = |p: &Predecessor, f: &RingFile| {
+        let last = catalog.by_id(p.file_id).and_then(|p| p.last_ts_ns);
+        let from = f
+            .first_ns
+            .map(|t| t.saturating_sub(super::scan::PREROLL_NS));
+        last.zip(from).is_some_and(|(last, from)| last >= from)
+    };
+    let owed: Vec<u32> = self::predecessors(&catalog, &[], &stored)
+        .iter()
+        .zip(&stored)
+        .filter(|(p, f)| {
+            p.as_ref()
+                .is_some_and(|p| new_ids.contains(&p.file_id) && reaches(p, f))
+        })
+        .map(|(_, f)| f.id)
+        .collect();
+    if !owed.is_empty() {
+        let path = db.join(super::window::RESCAN);
+        catalog::write_atomic(
+            &path.with_extension("json.tmp"),
+            &path,
+            &serde_json::to_vec(&owed).expect("ids serialise"),
+        )?;
+    }
     catalog.next_file_id = end_id;
     catalog.last_run = run;
     catalog.save(db)?;
@@ -874,29 +1049,228 @@ fn lower_thread_priority() {
     crate::hint::lower_thread_priority();
 }
 
-/// Each of `paths`' predecessor in its ring: the file before it (by path) in its directory, among
-/// the catalog's readable files and `also` (files being indexed now, with their new ids).
-pub(super) fn predecessors<'p>(
+/// A file as ring order sees it: where it is, its id, its first packet's capture time.
+pub(super) struct RingFile {
+    pub(super) path: PathBuf,
+    pub(super) id: u32,
+    pub(super) first_ns: Option<i64>,
+}
+
+/// Each of `targets`' predecessor in its ring: among the catalog's readable files and `also`
+/// (files being indexed now, with their new ids), the one of the same directory whose first
+/// packet comes last before the target's (the name breaking ties, as `time_order`). By time, not
+/// name: `tcpdump -C` names `trunk.pcap10` before `trunk.pcap2`. A file without packets has no
+/// predecessor and is none (nothing to replay, nothing a replay could complete).
+pub(super) fn predecessors(
     catalog: &Catalog,
-    also: &[(PathBuf, u32)],
-    paths: impl Iterator<Item = &'p Path>,
+    also: &[RingFile],
+    targets: &[RingFile],
 ) -> Vec<Option<Predecessor>> {
-    let mut all: Vec<(PathBuf, u32)> = catalog
+    let mut dirs: HashMap<&Path, Vec<(i64, &Path, u32)>> = HashMap::new();
+    let stored = catalog
         .files
         .iter()
         .filter(|f| f.error.is_none())
-        .map(|f| (PathBuf::from(&f.path), f.id))
-        .chain(also.iter().cloned())
-        .collect();
-    all.sort();
-    paths
-        .map(|path| {
-            let pos = all.partition_point(|(p, _)| p.as_path() < path);
-            let (prev, id) = all.get(pos.checked_sub(1)?)?;
-            (prev.parent() == path.parent() && prev.exists()).then(|| Predecessor {
-                path: prev.clone(),
-                file_id: *id,
+        .filter_map(|f| Some((f.first_ts_ns?, Path::new(&f.path), f.id)));
+    let given = also
+        .iter()
+        .filter_map(|f| Some((f.first_ns?, f.path.as_path(), f.id)));
+    for (t, path, id) in stored.chain(given) {
+        if let Some(dir) = path.parent() {
+            dirs.entry(dir).or_default().push((t, path, id));
+        }
+    }
+    for v in dirs.values_mut() {
+        v.sort_by(|a, b| time_order((Some(a.0), a.1), (Some(b.0), b.1)));
+        v.dedup_by_key(|f| f.2);
+    }
+    targets
+        .iter()
+        .map(|f| {
+            let first = f.first_ns?;
+            let ring = dirs.get(f.path.parent()?)?;
+            let pos = ring.partition_point(|&(t, p, _)| {
+                time_order((Some(t), p), (Some(first), &f.path)).is_lt()
+            });
+            let &(_, prev, id) = ring[..pos].iter().rev().find(|r| r.2 != f.id)?;
+            prev.exists().then(|| Predecessor {
+                path: prev.to_path_buf(),
+                file_id: id,
             })
         })
         .collect()
+}
+
+/// A refold (see `plan_refold`): where the media is analysed again from, and which stored files.
+struct RefoldPlan {
+    from_ns: i64,
+    /// The stored files with packets from `from_ns` on, in time order.
+    files: Vec<CatalogFile>,
+    /// Those of them gone from their path or rewritten since: then there is no refold.
+    missing: Vec<PathBuf>,
+}
+
+/// Whether this run's files include some older than files already indexed (in time order, see
+/// `time_order`), and if so from when the media must be analysed again for the tables to equal
+/// one pass over all files in order: from the earliest late file, or earlier, from the first
+/// packet of every stored stream still running then (or idle less than a stream may be, so a
+/// late file could continue it), and back to the start of every stored file with packets from
+/// then on. A stream started before that ended long enough before the late files not to be
+/// changed by them, so the pass may start afresh there, with `window::media_preroll`'s state.
+/// The price is analysing the stored files from there to the end again, beside the run; a late
+/// file near the archive's end (rsync catching up) costs little, one file per run in random
+/// order up to the whole archive each time.
+fn plan_refold(
+    plan: &IndexPlan,
+    catalog: &Catalog,
+    new_files: &[Candidate],
+) -> Result<Option<RefoldPlan>, IndexError> {
+    if !plan.media.analyse {
+        // a SIP-only run changes no media row; the media stays as analysed
+        return Ok(None);
+    }
+    let stored: Vec<&CatalogFile> = catalog
+        .files
+        .iter()
+        .filter(|f| f.error.is_none() && f.first_ts_ns.is_some())
+        .collect();
+    let Some(last) = stored
+        .iter()
+        .map(|f| f.time_key())
+        .max_by(|a, b| time_order(*a, *b))
+    else {
+        return Ok(None);
+    };
+    let Some(late_from) = new_files
+        .iter()
+        .filter(|c| time_order((c.first_ns, &c.path), last).is_lt())
+        .filter_map(|c| c.first_ns)
+        .min()
+    else {
+        return Ok(None);
+    };
+    let (_, running) = super::window::stored_streams_around(&plan.db, late_from, None)?;
+    let mut from = running.iter().map(|r| r.start_ns).fold(late_from, i64::min);
+    loop {
+        let start = stored
+            .iter()
+            .filter(|f| f.last_ts_ns.is_some_and(|l| l >= from))
+            .filter_map(|f| f.first_ts_ns)
+            .fold(from, i64::min);
+        if start >= from {
+            break;
+        }
+        from = start;
+    }
+    let mut files: Vec<CatalogFile> = stored
+        .into_iter()
+        .filter(|f| f.last_ts_ns.is_some_and(|l| l >= from))
+        .cloned()
+        .collect();
+    files.sort_by(|a, b| time_order(a.time_key(), b.time_key()));
+    let missing = files
+        .iter()
+        .filter(|f| {
+            let same = std::fs::metadata(&f.path).is_ok_and(|m| m.len() == f.size)
+                && catalog::fingerprint(Path::new(&f.path), f.size)
+                    .is_ok_and(|fp| fp == f.fingerprint);
+            !same
+        })
+        .map(|f| PathBuf::from(&f.path))
+        .collect();
+    Ok(Some(RefoldPlan {
+        from_ns: from,
+        files,
+        missing,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(id: u32, path: &Path, first: Option<i64>) -> CatalogFile {
+        CatalogFile {
+            id,
+            path: path.to_string_lossy().into_owned(),
+            size: 0,
+            fingerprint: String::new(),
+            mtime_ns: 0,
+            run: 1,
+            packets: 0,
+            sip_messages: 0,
+            first_ts_ns: first,
+            last_ts_ns: first,
+            truncated_at: None,
+            malformed_sip: 0,
+            hep_mirrors: 0,
+            span_duplicates: 0,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_ring_file_follows_the_file_before_it_in_time_not_in_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let other = tempfile::tempdir().unwrap();
+        let p = |d: &Path, n: &str| {
+            let path = d.join(n);
+            std::fs::write(&path, b"").unwrap();
+            path
+        };
+        // tcpdump -C: trunk.pcap9 (t=9) comes before trunk.pcap10 (t=10), which sorts first
+        let (p9, p10, p11) = (
+            p(dir.path(), "trunk.pcap9"),
+            p(dir.path(), "trunk.pcap10"),
+            p(dir.path(), "trunk.pcap11"),
+        );
+        let elsewhere = p(other.path(), "trunk.pcap10");
+        let catalog = Catalog {
+            files: vec![
+                stored(0, &p10, Some(10)),
+                stored(1, &elsewhere, Some(10)),
+                stored(2, &p9, Some(9)),
+            ],
+            ..Default::default()
+        };
+        let new = |path: &Path, id, first| RingFile {
+            path: path.to_path_buf(),
+            id,
+            first_ns: first,
+        };
+        let also = [
+            new(&p11, 3, Some(11)),
+            new(&p(dir.path(), "empty"), 4, None),
+        ];
+        let targets = [
+            new(&p10, 0, Some(10)),
+            new(&p11, 3, Some(11)),
+            new(&p9, 2, Some(9)),
+            new(&also[1].path, 4, None),
+        ];
+        let ids: Vec<Option<u32>> = predecessors(&catalog, &also, &targets)
+            .iter()
+            .map(|p| p.as_ref().map(|p| p.file_id))
+            .collect();
+        // the other directory's file of the same time is another ring; a file without packets
+        // has no predecessor
+        assert_eq!(ids, vec![Some(2), Some(0), None, None]);
+        // a run's order: by time, the name breaking ties, files without packets last
+        let mut v = [
+            (None, &p9),
+            (Some(10), &p11),
+            (Some(10), &p10),
+            (Some(9), &p11),
+        ];
+        v.sort_by(|a, b| time_order((a.0, a.1), (b.0, b.1)));
+        assert_eq!(
+            v,
+            [
+                (Some(9), &p11),
+                (Some(10), &p10),
+                (Some(10), &p11),
+                (None, &p9)
+            ]
+        );
+    }
 }

@@ -82,7 +82,7 @@ pub struct FileScan {
 /// this long before the file's first packet on.
 pub const PREROLL_NS: i64 = 5_000_000_000;
 
-/// The file before this one in its ring (same directory, previous in name order), whose last
+/// The file before this one in its ring (same directory, previous in capture-time order), whose last
 /// seconds are decoded first so that a TCP message or IP datagram cut by the rotation is
 /// completed here; messages the pre-roll completes belong to that file and are discarded.
 #[derive(Clone, Debug)]
@@ -147,9 +147,15 @@ impl Preroll {
 
 /// Where the pre-roll of the file after `path` starts: `PREROLL_NS` before its first packet.
 pub fn preroll_start(path: &Path, file_id: u32) -> Option<i64> {
+    Some(first_packet_ns(path, file_id)?.saturating_sub(PREROLL_NS))
+}
+
+/// The capture time of a file's first packet (None: unreadable or no packets): the key a run
+/// orders its files by, and a ring's files by, whatever their names.
+pub fn first_packet_ns(path: &Path, file_id: u32) -> Option<i64> {
     let mut reader = open_capture(path, file_id).ok()?;
     let first = reader.next_packet().ok()??;
-    Some(first.ts_ns.saturating_sub(PREROLL_NS))
+    Some(first.ts_ns)
 }
 
 /// A file's neighbours in its ring, as the scan uses them.

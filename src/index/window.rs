@@ -4,7 +4,12 @@
 //! Granularity is the capture file: message rows and text documents carry a `file_id`, so the
 //! window's files F (catalog files whose `[first_ts, last_ts]` overlaps `[since, until]`) have
 //! their message rows deleted (`store::parquet::delete_rows`) and text documents replaced, and are
-//! rescanned exactly as `run` scans them (predecessor pre-roll included).
+//! rescanned exactly as `run` scans them (predecessor pre-roll included). The rows deleted are
+//! those F's scans made: a message cut by a ring rotation carries the location (file id) of its
+//! first segment, in the predecessor, though the next file's scan completed it.
+//!
+//! `run` uses the same rebuild, SIP only (`rescan_owed`), for stored files whose ring predecessor
+//! it indexed only now: their scan had replayed another file's tail.
 //!
 //! Dialogs: a dialog summary merges but does not un-merge, so every run keeps each file's
 //! contribution (`dialogs::save_parts`). A dialog touched by F (it had or has messages in F) is
@@ -24,7 +29,7 @@
 //! F's span `[lo, hi]` starts cannot be recomputed without its history. Rebuilt are the
 //! `rtp_streams` rows of streams starting in `[lo, hi]` and the `rtcp_reports`/`qos_reports` rows
 //! read from F's files (they carry their file id). A fresh `MediaPass` is fed the catalog files in
-//! `run`'s media order (by file id) from the first file overlapping the span, and on past it until
+//! `run`'s media order (capture time) from the first file overlapping the span, and on past it until
 //! every stream that started in the span has closed (idle for `media::IDLE_NS`) or the catalog
 //! ends; only F's reports are written. A stream seen again in the span whose key has a stored
 //! row started before `lo` and still running at its first packet here is that row's
@@ -55,7 +60,9 @@ use serde::{Deserialize, Serialize};
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{dialog_record, list_parts, load_parts, save_parts, summary_of};
 use super::media::{self, CallMedia, MediaPass, MediaState};
-use super::run::{lock_db, recover, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING};
+use super::run::{
+    lock_db, recover, time_order, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING,
+};
 use super::run::{reindex, REINDEX};
 use super::scan::{scan_file, FileScan, PREROLL_NS};
 use super::IndexError;
@@ -155,7 +162,15 @@ fn scan_files(
     files: &[CatalogFile],
     mut each: impl FnMut(&CatalogFile, FileScan) -> Result<(), IndexError>,
 ) -> Result<(), IndexError> {
-    let preds = super::run::predecessors(catalog, &[], files.iter().map(|f| Path::new(&f.path)));
+    let targets: Vec<super::run::RingFile> = files
+        .iter()
+        .map(|f| super::run::RingFile {
+            path: PathBuf::from(&f.path),
+            id: f.id,
+            first_ns: f.first_ts_ns,
+        })
+        .collect();
+    let preds = super::run::predecessors(catalog, &[], &targets);
     let batch = plan.batch_files.max(1);
     for (chunk, preds) in files.chunks(batch).zip(preds.chunks(batch)) {
         let scans: Vec<FileScan> = pool.install(|| {
@@ -187,9 +202,59 @@ pub fn reindex_window(
     window: TimeWindow,
     progress: &mut dyn Progress,
 ) -> Result<WindowReport, IndexError> {
+    rebuild(plan, Rebuild::Window(window), progress)
+}
+
+/// What a rebuild takes: the files of a time window (`reindex --since --until`), or given files
+/// for their SIP only (`run`'s owed rescans, see `rescan_owed`).
+enum Rebuild<'a> {
+    Window(TimeWindow),
+    Sip(&'a HashSet<u32>),
+}
+
+impl Rebuild<'_> {
+    fn takes(&self, f: &CatalogFile) -> bool {
+        match self {
+            Rebuild::Window(w) => w.overlaps(f),
+            Rebuild::Sip(ids) => ids.contains(&f.id),
+        }
+    }
+}
+
+/// Where `run` keeps the stored files it owes a SIP rescan (a JSON list of file ids): files whose
+/// ring predecessor, in time order, was indexed after them (a late file), so that their scan
+/// replayed another file's tail, or none. Written before the run's commit, so a run killed after
+/// it still rescans them at the start of the next one.
+pub(super) const RESCAN: &str = "rescan.json";
+
+/// The owed SIP rescans (see `RESCAN`): the files' message rows, text documents and dialog
+/// parts are made again with their predecessor's tail, and the dialogs they touch re-merged, as
+/// a window rebuild does; their media was already analysed again in time order by the run that
+/// found the late file (`run`'s refold), so it is left as it is. Returns the files rescanned.
+pub(super) fn rescan_owed(
+    plan: &IndexPlan,
+    progress: &mut dyn Progress,
+) -> Result<usize, IndexError> {
+    let path = plan.db.join(RESCAN);
+    let Some(ids) = std::fs::read(&path)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<HashSet<u32>>(&b).ok())
+    else {
+        return Ok(0);
+    };
+    let report = rebuild(plan, Rebuild::Sip(&ids), progress)?;
+    let _ = std::fs::remove_file(&path);
+    Ok(report.files)
+}
+
+fn rebuild(
+    plan: &IndexPlan,
+    what: Rebuild<'_>,
+    progress: &mut dyn Progress,
+) -> Result<WindowReport, IndexError> {
     let started = Instant::now();
     let db = &plan.db;
-    if pending_full(db) {
+    if matches!(what, Rebuild::Window(_)) && pending_full(db) {
         let full = reindex(plan, progress)?;
         return Ok(WindowReport {
             full: Some(full),
@@ -202,17 +267,22 @@ pub fn reindex_window(
     recover(db, &catalog)?;
     let mut report = WindowReport::default();
     let job_path = db.join(REINDEX);
-    report.resumed = std::fs::read(&job_path)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<WindowJob>(&b).ok())
-        .is_some_and(|j| j.window == window);
+    let window = match what {
+        Rebuild::Window(w) => Some(w),
+        Rebuild::Sip(_) => None,
+    };
+    report.resumed = window.is_some()
+        && std::fs::read(&job_path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<WindowJob>(&b).ok())
+            .is_some_and(|j| Some(j.window) == window);
 
     // F: the window's files whose content is still at their path
     let mut files: Vec<CatalogFile> = Vec::new();
     for f in catalog
         .files
         .iter()
-        .filter(|f| f.error.is_none() && window.overlaps(f))
+        .filter(|f| f.error.is_none() && what.takes(f))
     {
         let same = catalog::fingerprint(Path::new(&f.path), f.size)
             .is_ok_and(|fp| fp == f.fingerprint)
@@ -224,15 +294,20 @@ pub fn reindex_window(
         }
     }
     if files.is_empty() {
-        let _ = std::fs::remove_file(&job_path);
+        if window.is_some() {
+            let _ = std::fs::remove_file(&job_path);
+        }
         report.elapsed = started.elapsed();
         return Ok(report);
     }
-    catalog::write_atomic(
-        &db.join(format!("{REINDEX}.tmp")),
-        &job_path,
-        &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
-    )?;
+    // an owed rescan has its own marker (`RESCAN`), which a user's window job must not replace
+    if let Some(window) = window {
+        catalog::write_atomic(
+            &db.join(format!("{REINDEX}.tmp")),
+            &job_path,
+            &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
+        )?;
+    }
     let run = catalog.last_run + 1;
     report.run = run;
     catalog::write_atomic(
@@ -254,8 +329,75 @@ pub fn reindex_window(
         .unwrap_or(0);
     let hi = files.iter().filter_map(|f| f.last_ts_ns).max().unwrap_or(0);
 
-    // 1. F's message rows go (a message completed by the pre-roll can predate its file)
+    // 1. the message rows F's scans made go. A message cut by a ring rotation is completed by
+    // the scan of the file its last segment is in, but carries the location of its first (the
+    // predecessor's id, its time after that file's last packet). So a row of F's id after its
+    // file's last packet is taken for its successor's, and stays unless the successor is in F
+    // too; the rows of F's predecessors all stay. A rescanned row that is still stored (the
+    // same location, time and Call-ID) is not written again: so a row kept by that rule, or a
+    // predecessor's row F's scan completes again, is there once.
     progress.phase("removing the window's message rows");
+    let last_of: HashMap<u32, i64> = catalog
+        .files
+        .iter()
+        .filter_map(|f| Some((f.id, f.last_ts_ns?)))
+        .collect();
+    let ring: Vec<super::run::RingFile> = catalog
+        .files
+        .iter()
+        .filter(|f| f.error.is_none())
+        .map(|f| super::run::RingFile {
+            path: PathBuf::from(&f.path),
+            id: f.id,
+            first_ns: f.first_ts_ns,
+        })
+        .collect();
+    let preds = super::run::predecessors(&catalog, &[], &ring);
+    let successor_in_f: HashSet<u32> = preds
+        .iter()
+        .zip(&ring)
+        .filter(|(_, f)| in_f.contains(&f.id))
+        .filter_map(|(p, _)| p.as_ref().map(|p| p.file_id))
+        .collect();
+    let pred_of_f: HashSet<u32> = preds
+        .iter()
+        .zip(&ring)
+        .filter(|(_, f)| in_f.contains(&f.id))
+        .filter_map(|(p, _)| p.as_ref().map(|p| p.file_id))
+        .filter(|id| !in_f.contains(id))
+        .collect();
+    let made_by_f = |m: &MessageRecord| {
+        let after = last_of.get(&m.file_id).is_some_and(|&l| m.ts_ns > l);
+        in_f.contains(&m.file_id) && (!after || successor_in_f.contains(&m.file_id))
+    };
+    // Text documents go by file id only: those of F's ids are removed, and the rows of those
+    // ids that stay are added again.
+    let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
+    let mut text_writer = text.writer(1, 200_000_000).map_err(|e| store_err(db, e))?;
+    for id in &in_f {
+        text_writer.delete_file(*id);
+    }
+    let mut kept_docs = Ok(());
+    let mut stored: HashSet<(u32, u64, i64, String)> = HashSet::new();
+    pq::for_each_row::<MessageRecord>(
+        db,
+        DayRange::from_ns(
+            Some(lo.saturating_sub(DAY_NS)),
+            Some(hi.saturating_add(DAY_NS)),
+        ),
+        |m| {
+            let ours = in_f.contains(&m.file_id);
+            if (ours || pred_of_f.contains(&m.file_id)) && !made_by_f(&m) {
+                stored.insert((m.file_id, m.offset, m.ts_ns, m.call_id.clone()));
+                if ours && kept_docs.is_ok() {
+                    kept_docs = text_writer.add(&m);
+                }
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+    kept_docs.map_err(|e| store_err(db, e))?;
     let mut touched: BTreeSet<String> = BTreeSet::new();
     report.messages_removed = pq::delete_rows::<MessageRecord>(
         db,
@@ -264,7 +406,7 @@ pub fn reindex_window(
             Some(lo.saturating_sub(PREROLL_NS)),
             Some(hi.saturating_add(1)),
         ),
-        |m| in_f.contains(&m.file_id),
+        made_by_f,
         |m| {
             touched.insert(m.call_id);
         },
@@ -276,11 +418,6 @@ pub fn reindex_window(
         .num_threads(plan.threads)
         .build()
         .map_err(|e| IndexError::io(db, std::io::Error::other(e)))?;
-    let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
-    let mut text_writer = text.writer(1, 200_000_000).map_err(|e| store_err(db, e))?;
-    for id in &in_f {
-        text_writer.delete_file(*id);
-    }
     let mut messages = TableWriter::<MessageRecord>::create(db, run, WriterOptions::default())
         .map_err(|e| store_err(db, e))?;
     let headers = &plan.scan.correlate.headers;
@@ -299,6 +436,9 @@ pub fn reindex_window(
         }
         save_parts(db, f.id, run, headers, &scan.dialogs)?;
         for m in scan.messages {
+            if stored.contains(&(m.file_id, m.offset, m.ts_ns, m.call_id.clone())) {
+                continue;
+            }
             text_writer.add(&m).map_err(|e| store_err(db, e))?;
             messages.push(m).map_err(|e| store_err(db, e))?;
         }
@@ -334,7 +474,10 @@ pub fn reindex_window(
     text_writer.finish().map_err(|e| store_err(db, e))?;
 
     // 2b. media: streams starting in F's span, F's reports
-    let media = rebuild_media(plan, run, &catalog, &in_f, (lo, hi), progress)?;
+    let media = match window {
+        Some(_) => rebuild_media(plan, run, &catalog, &in_f, (lo, hi), progress)?,
+        None => MediaRebuild::default(),
+    };
     report.media_files = media.files_fed;
     report.rtp_streams_removed = media.streams_removed;
     report.rtp_streams = media.streams;
@@ -522,7 +665,9 @@ pub fn reindex_window(
     catalog.last_run = run;
     catalog.save(db)?;
     let _ = std::fs::remove_file(db.join(PENDING));
-    let _ = std::fs::remove_file(&job_path);
+    if window.is_some() {
+        let _ = std::fs::remove_file(&job_path);
+    }
     super::media::prune_states(db, run, false);
     super::dialogs::prune_parts(db, run, false);
     pq::recover(db).map_err(|e| store_err(db, e))?;
@@ -573,24 +718,9 @@ fn rebuild_media(
         // `--no-media`: the stored media rows stay as they are
         return Ok(out);
     }
-    let reach = media::IDLE_NS + media::EVICT_EVERY_NS;
 
     // stored streams: those starting in the span are replaced; those running into it continue
-    let mut replaced: Vec<RtpStreamRecord> = Vec::new();
-    let mut earlier: Vec<RtpStreamRecord> = Vec::new();
-    pq::for_each_row::<RtpStreamRecord>(
-        db,
-        DayRange::from_ns(Some(lo.saturating_sub(DAY_NS)), Some(hi.saturating_add(1))),
-        |r| {
-            if r.start_ns >= lo && r.start_ns <= hi {
-                replaced.push(r);
-            } else if r.start_ns < lo && r.end_ns >= lo.saturating_sub(reach) {
-                earlier.push(r);
-            }
-            Ok(())
-        },
-    )
-    .map_err(|e| store_err(db, e))?;
+    let (replaced, earlier) = stored_streams_around(db, lo, Some(hi))?;
     let mut running: HashMap<RowKey, Vec<(i64, i64)>> = HashMap::new();
     for r in &earlier {
         running
@@ -598,61 +728,6 @@ fn rebuild_media(
             .or_default()
             .push((r.start_ns, r.end_ns));
     }
-
-    // pre-roll sources: SDP of the calls alive at `lo`, SRs and RTTs of the last idle period
-    let mut calls_alive: HashSet<String> =
-        earlier.iter().filter_map(|r| r.call_id.clone()).collect();
-    let mut sdp_from = lo;
-    for d in pq::read_dialogs(
-        db,
-        &DialogFilter {
-            since_ns: Some(lo.saturating_sub(DAY_NS)),
-            until_ns: Some(lo),
-            ..Default::default()
-        },
-    )
-    .map_err(|e| store_err(db, e))?
-    {
-        if d.end_ns >= lo.saturating_sub(reach) {
-            sdp_from = sdp_from.min(d.start_ns);
-            calls_alive.insert(d.call_id);
-        }
-    }
-    for r in &earlier {
-        sdp_from = sdp_from.min(r.start_ns.saturating_sub(DAY_NS));
-    }
-    let mut wanted: HashMap<u32, HashSet<u64>> = HashMap::new();
-    if !calls_alive.is_empty() {
-        pq::for_each_row::<MessageRecord>(db, DayRange::from_ns(Some(sdp_from), Some(lo)), |m| {
-            let sdp = m.content_type.as_deref().is_some_and(|c| {
-                let c = c.to_ascii_lowercase();
-                c.contains("sdp") || c.starts_with("multipart/")
-            });
-            if sdp && m.ts_ns < lo && !in_f.contains(&m.file_id) && calls_alive.contains(&m.call_id)
-            {
-                wanted.entry(m.file_id).or_default().insert(m.offset);
-            }
-            Ok(())
-        })
-        .map_err(|e| store_err(db, e))?;
-    }
-    let mut rtts: Vec<(i64, u32, f64)> = Vec::new();
-    pq::for_each_row::<RtcpReportRecord>(
-        db,
-        DayRange::from_ns(Some(lo.saturating_sub(reach)), Some(lo)),
-        |r| {
-            if r.ts_ns >= lo.saturating_sub(reach) && r.ts_ns < lo && !in_f.contains(&r.file_id) {
-                if r.packet_type == "SR" {
-                    wanted.entry(r.file_id).or_default().insert(r.offset);
-                }
-                if let (Some(ssrc), Some(rtt)) = (r.source_ssrc, r.rtt_ms) {
-                    rtts.push((r.ts_ns, ssrc, rtt));
-                }
-            }
-            Ok(())
-        },
-    )
-    .map_err(|e| store_err(db, e))?;
 
     // F's reports go before the pass's writers pick their part numbers
     progress.phase("removing the window's media rows");
@@ -670,32 +745,10 @@ fn rebuild_media(
     progress.phase("media analysis");
     let mut pass = MediaPass::new(db, run, &plan.media, MediaState::default())?;
     pass.keep_reports_of(in_f.clone());
-    let mut pre: Vec<(u32, HashSet<u64>)> = wanted.into_iter().collect();
-    pre.sort_by_key(|p| p.0);
-    for (id, offsets) in pre {
-        let Some(f) = catalog.by_id(id) else { continue };
-        let Ok(mut reader) = open_capture(Path::new(&f.path), id) else {
-            continue;
-        };
-        let mut decoder = Decoder::new(plan.media.decode.clone());
-        while let Ok(Some(p)) = reader.next_packet() {
-            if offsets.contains(&p.location.offset) {
-                decoder.decode(&p, |dg| pass.preroll(dg));
-            }
-        }
-    }
-    rtts.sort_by_key(|r| r.0);
-    for (_, ssrc, rtt) in rtts {
-        pass.preroll_rtt(ssrc, rtt);
-    }
-    for r in &earlier {
-        if let (Ok(s), Ok(d)) = (r.src_ip.parse(), r.dst_ip.parse()) {
-            pass.preroll_touch((s, r.src_port), (d, r.dst_port), r.end_ns.min(lo - 1));
-        }
-    }
+    media_preroll(plan, catalog, &mut pass, lo, &earlier, in_f)?;
 
-    // the media order of `run`: catalog files by id, from the first one the span overlaps, on
-    // until the streams starting in the span have closed
+    // the media order of `run`: catalog files in capture-time order, from the first one the span
+    // overlaps, on until the streams starting in the span have closed
     let continuing = |key: RowKey, first_ns: i64| {
         running
             .get(&key)
@@ -704,7 +757,7 @@ fn rebuild_media(
     let kept =
         |first_ns: i64, key: RowKey| first_ns >= lo && first_ns <= hi && !continuing(key, first_ns);
     let mut seq: Vec<&CatalogFile> = catalog.files.iter().filter(|f| f.error.is_none()).collect();
-    seq.sort_by_key(|f| f.id);
+    seq.sort_by(|a, b| time_order(a.time_key(), b.time_key()));
     let overlaps = |f: &CatalogFile| matches!((f.first_ts_ns, f.last_ts_ns), (Some(a), Some(b)) if a <= hi && b >= lo);
     let first = seq.iter().position(|f| overlaps(f)).unwrap_or(seq.len());
     let last = seq.iter().rposition(|f| overlaps(f)).unwrap_or(0);
@@ -773,6 +826,134 @@ fn rebuild_media(
         out.calls = media::call_media(db, &calls, (lo, end))?;
     }
     Ok(out)
+}
+
+/// The pre-roll of a media pass that starts at `lo` on a DB holding what came before: what the
+/// pass would carry there had it analysed everything before `lo` — the SDP of the calls alive at
+/// `lo` (their messages with a body, re-read from the captures at their stored locations), the
+/// SRs of the last idle period (RTT), the stored RTTs, and the `earlier` stored streams' last
+/// packets keeping their announcements alive. Files in `skip` are the ones being re-analysed.
+pub(super) fn media_preroll(
+    plan: &IndexPlan,
+    catalog: &Catalog,
+    pass: &mut MediaPass<'_>,
+    lo: i64,
+    earlier: &[RtpStreamRecord],
+    skip: &HashSet<u32>,
+) -> Result<(), IndexError> {
+    let db = &plan.db;
+    let in_f = skip;
+    let reach = media::IDLE_NS + media::EVICT_EVERY_NS;
+    // pre-roll sources: SDP of the calls alive at `lo`, SRs and RTTs of the last idle period
+    let mut calls_alive: HashSet<String> =
+        earlier.iter().filter_map(|r| r.call_id.clone()).collect();
+    let mut sdp_from = lo;
+    for d in pq::read_dialogs(
+        db,
+        &DialogFilter {
+            since_ns: Some(lo.saturating_sub(DAY_NS)),
+            until_ns: Some(lo),
+            ..Default::default()
+        },
+    )
+    .map_err(|e| store_err(db, e))?
+    {
+        if d.end_ns >= lo.saturating_sub(reach) {
+            sdp_from = sdp_from.min(d.start_ns);
+            calls_alive.insert(d.call_id);
+        }
+    }
+    for r in earlier {
+        sdp_from = sdp_from.min(r.start_ns.saturating_sub(DAY_NS));
+    }
+    let mut wanted: HashMap<u32, HashSet<u64>> = HashMap::new();
+    if !calls_alive.is_empty() {
+        pq::for_each_row::<MessageRecord>(db, DayRange::from_ns(Some(sdp_from), Some(lo)), |m| {
+            let sdp = m.content_type.as_deref().is_some_and(|c| {
+                let c = c.to_ascii_lowercase();
+                c.contains("sdp") || c.starts_with("multipart/")
+            });
+            if sdp && m.ts_ns < lo && !in_f.contains(&m.file_id) && calls_alive.contains(&m.call_id)
+            {
+                wanted.entry(m.file_id).or_default().insert(m.offset);
+            }
+            Ok(())
+        })
+        .map_err(|e| store_err(db, e))?;
+    }
+    let mut rtts: Vec<(i64, u32, f64)> = Vec::new();
+    pq::for_each_row::<RtcpReportRecord>(
+        db,
+        DayRange::from_ns(Some(lo.saturating_sub(reach)), Some(lo)),
+        |r| {
+            if r.ts_ns >= lo.saturating_sub(reach) && r.ts_ns < lo && !in_f.contains(&r.file_id) {
+                if r.packet_type == "SR" {
+                    wanted.entry(r.file_id).or_default().insert(r.offset);
+                }
+                if let (Some(ssrc), Some(rtt)) = (r.source_ssrc, r.rtt_ms) {
+                    rtts.push((r.ts_ns, ssrc, rtt));
+                }
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+
+    let mut pre: Vec<(u32, HashSet<u64>)> = wanted.into_iter().collect();
+    pre.sort_by_key(|p| p.0);
+    for (id, offsets) in pre {
+        let Some(f) = catalog.by_id(id) else { continue };
+        let Ok(mut reader) = open_capture(Path::new(&f.path), id) else {
+            continue;
+        };
+        let mut decoder = Decoder::new(plan.media.decode.clone());
+        while let Ok(Some(p)) = reader.next_packet() {
+            if offsets.contains(&p.location.offset) {
+                decoder.decode(&p, |dg| pass.preroll(dg));
+            }
+        }
+    }
+    rtts.sort_by_key(|r| r.0);
+    for (_, ssrc, rtt) in rtts {
+        pass.preroll_rtt(ssrc, rtt);
+    }
+    for r in earlier {
+        if let (Ok(s), Ok(d)) = (r.src_ip.parse(), r.dst_ip.parse()) {
+            pass.preroll_touch((s, r.src_port), (d, r.dst_port), r.end_ns.min(lo - 1));
+        }
+    }
+
+    Ok(())
+}
+
+/// Stored streams around `lo`: those starting at or after it (up to `hi`), and those started
+/// before it that were still running within `media::IDLE_NS + EVICT_EVERY_NS` of it (a pass
+/// starting at `lo` sees their continuation; see the module doc).
+pub(super) fn stored_streams_around(
+    db: &Path,
+    lo: i64,
+    hi: Option<i64>,
+) -> Result<(Vec<RtpStreamRecord>, Vec<RtpStreamRecord>), IndexError> {
+    let reach = media::IDLE_NS + media::EVICT_EVERY_NS;
+    let mut from: Vec<RtpStreamRecord> = Vec::new();
+    let mut earlier: Vec<RtpStreamRecord> = Vec::new();
+    pq::for_each_row::<RtpStreamRecord>(
+        db,
+        DayRange::from_ns(
+            Some(lo.saturating_sub(DAY_NS)),
+            hi.map(|h| h.saturating_add(1)),
+        ),
+        |r| {
+            if r.start_ns >= lo && hi.is_none_or(|h| r.start_ns <= h) {
+                from.push(r);
+            } else if r.start_ns < lo && r.end_ns >= lo.saturating_sub(reach) {
+                earlier.push(r);
+            }
+            Ok(())
+        },
+    )
+    .map_err(|e| store_err(db, e))?;
+    Ok((from, earlier))
 }
 
 /// The flood rule of `run`: a source over the request rate whose dialogs almost all fail.
