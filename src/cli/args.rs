@@ -413,7 +413,7 @@ pub struct DedupArgs {
     /// raw message is marked as mirrored)
     #[arg(long)]
     pub keep_hep_mirrors: bool,
-    /// How far apart a raw message and its HEP copy may be, in capture time (units ns, us, ms, s, m;
+    /// How far apart a raw message and its HEP copy may be, in capture time (units ns, us, ms, s, m, h;
     /// a bare number is seconds)
     #[arg(long, value_name = "DUR", default_value = "1s")]
     pub hep_dedup_window: String,

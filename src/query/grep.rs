@@ -223,7 +223,7 @@ pub fn run(plan: &GrepPlan, sink: &mut dyn GrepSink) -> io::Result<GrepOutcome> 
         let early = buffer.stats().released_early;
         if early > 0 {
             outcome.warnings.push(GrepWarning::DedupBufferFull {
-                released_early: early as u64,
+                released_early: early,
             });
         }
     }
