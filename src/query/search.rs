@@ -81,7 +81,7 @@ impl PostFilter<'_> {
 fn split<'a>(
     plan: &SearchPlan,
     files: &'a HashMap<u32, String>,
-) -> (store::MessageFilter, PostFilter<'a>) {
+) -> (store::TextFilter, PostFilter<'a>) {
     let f = &plan.filter;
     let (ip, net) = match f.ip {
         Some(n) if n.is_host() => (Some(n.addr.to_string()), None),
@@ -94,16 +94,13 @@ fn split<'a>(
     } else {
         (f.methods.clone(), Vec::new())
     };
-    let sf = store::MessageFilter {
+    let sf = store::TextFilter {
         from: f.from_user.clone(),
         to: f.to_user.clone(),
         ruri: f.ruri_user.clone(),
         call_id: f.call_id.clone(),
         methods,
-        status: f.status.map(|s| match s {
-            super::filter::StatusFilter::Code(c) => store::StatusFilter::Code(c),
-            super::filter::StatusFilter::Class(k) => store::StatusFilter::Class(k),
-        }),
+        status: f.status,
         ua: f.user_agent.clone(),
         ip,
         port: f.port,
@@ -143,7 +140,7 @@ pub fn run(
 /// of matches when it is known without reading every hit.
 fn fetch(
     index: &TextIndex,
-    sf: &store::MessageFilter,
+    sf: &store::TextFilter,
     post: &PostFilter<'_>,
     limit: Option<usize>,
     sort: SortOrder,

@@ -24,6 +24,7 @@
 //! the lowercased raw dictionary (user agents are few); `text_regex` walks the text dictionary.
 
 use super::record::MessageRecord;
+pub use super::status::StatusFilter;
 use super::StoreError;
 use std::ops::Bound;
 use std::path::Path;
@@ -112,20 +113,13 @@ pub fn user_trigrams(s: &str) -> Vec<String> {
     out
 }
 
-/// Response status filter: one code, or a class (4 = 400..=499).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
-    Code(u16),
-    Class(u8),
-}
-
 /// Message selection; every set condition must hold. User filters are case-insensitive
 /// substrings, `ua` too; `ip`/`port` match either end; `since_ns`/`until_ns` bound `ts` as
 /// `[since, until)`. `text_query` uses tantivy's query syntax over the message text (words are
 /// ANDed by default, `"quoted phrases"`, `OR`, `-not`); `text_regex` must match one whole token
 /// of the lowercased text (tokens split at non-alphanumerics).
 #[derive(Debug, Clone, Default)]
-pub struct MessageFilter {
+pub struct TextFilter {
     pub from: Option<String>,
     pub to: Option<String>,
     pub ruri: Option<String>,
@@ -353,7 +347,7 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
-    pub fn count(&self, filter: &MessageFilter) -> Result<usize, StoreError> {
+    pub fn count(&self, filter: &TextFilter) -> Result<usize, StoreError> {
         let q = self.build_query(filter)?;
         Ok(self.reader.searcher().search(&q, &Count)?)
     }
@@ -361,7 +355,7 @@ impl TextIndex {
     /// Up to `limit` hits ordered by `ts` (ties in index order), from the last loaded commit.
     pub fn search(
         &self,
-        filter: &MessageFilter,
+        filter: &TextFilter,
         limit: usize,
         sort: SortOrder,
     ) -> Result<Vec<Hit>, StoreError> {
@@ -420,7 +414,7 @@ impl TextIndex {
         })
     }
 
-    fn build_query(&self, m: &MessageFilter) -> Result<Box<dyn Query>, StoreError> {
+    fn build_query(&self, m: &TextFilter) -> Result<Box<dyn Query>, StoreError> {
         let f = &self.f;
         let mut must: Vec<Box<dyn Query>> = Vec::new();
         let text_term = |field, v: &str| -> Box<dyn Query> {
@@ -710,7 +704,7 @@ mod tests {
         (dir, idx)
     }
 
-    fn call_ids(idx: &TextIndex, f: MessageFilter) -> Vec<String> {
+    fn call_ids(idx: &TextIndex, f: TextFilter) -> Vec<String> {
         let hits = idx.search(&f, 100, SortOrder::TsAsc).unwrap();
         assert_eq!(idx.count(&f).unwrap(), hits.len());
         hits.into_iter()
@@ -718,8 +712,8 @@ mod tests {
             .collect()
     }
 
-    fn from(s: &str) -> MessageFilter {
-        MessageFilter {
+    fn from(s: &str) -> TextFilter {
+        TextFilter {
             from: Some(s.into()),
             ..Default::default()
         }
@@ -728,7 +722,7 @@ mod tests {
     #[test]
     fn a_delete_file_a_killed_writer_left_does_not_block_the_next_writer() {
         let dir = tempfile::tempdir().unwrap();
-        let all = MessageFilter::default();
+        let all = TextFilter::default();
         {
             let idx = TextIndex::open_or_create(dir.path()).unwrap();
             let mut w = idx.writer(1, 20_000_000).unwrap();
@@ -805,12 +799,12 @@ mod tests {
         // Short needle falls back to a regex over the whole values.
         assert_eq!(call_ids(&idx, from("01")), ["call-3"]);
         // Case-insensitive, on to and ruri too; regex metacharacters are literal.
-        let to = MessageFilter {
+        let to = TextFilter {
             to: Some("BO".into()),
             ..Default::default()
         };
         assert_eq!(call_ids(&idx, to), ["call-1", "call-2"]);
-        let ruri = MessageFilter {
+        let ruri = TextFilter {
             ruri: Some("LIC".into()),
             ..Default::default()
         };
@@ -822,7 +816,7 @@ mod tests {
     #[test]
     fn status_method_and_endpoint_filters() {
         let (_d, idx) = fixture();
-        let st = |s| MessageFilter {
+        let st = |s| TextFilter {
             status: Some(s),
             ..Default::default()
         };
@@ -832,43 +826,43 @@ mod tests {
         );
         assert_eq!(call_ids(&idx, st(StatusFilter::Code(486))), ["call-2"]);
         assert_eq!(call_ids(&idx, st(StatusFilter::Class(2))), ["call-4"]);
-        let methods = MessageFilter {
+        let methods = TextFilter {
             methods: vec!["invite".into(), "BYE".into()],
             ..Default::default()
         };
         assert_eq!(call_ids(&idx, methods), ["call-0", "call-1", "call-6"]);
-        let ua = MessageFilter {
+        let ua = TextFilter {
             ua: Some("ZOIPER RV2.10".into()),
             ..Default::default()
         };
         assert_eq!(call_ids(&idx, ua), ["call-0", "call-6"]);
-        let ip = MessageFilter {
+        let ip = TextFilter {
             ip: Some("198.51.100.20".into()),
             ..Default::default()
         };
         assert_eq!(call_ids(&idx, ip).len(), 7);
-        let port = MessageFilter {
+        let port = TextFilter {
             port: Some(5062),
             ..Default::default()
         };
         assert_eq!(call_ids(&idx, port).len(), 7);
-        let port = MessageFilter {
+        let port = TextFilter {
             port: Some(5061),
             ..Default::default()
         };
         assert!(call_ids(&idx, port).is_empty());
-        let scanner = MessageFilter {
+        let scanner = TextFilter {
             scanner: Some(true),
             ..Default::default()
         };
         assert_eq!(call_ids(&idx, scanner), ["call-5"]);
-        let cid = MessageFilter {
+        let cid = TextFilter {
             call_id: Some("call-3@host".into()),
             ..Default::default()
         };
         assert_eq!(call_ids(&idx, cid), ["call-3"]);
         // Conditions combine with AND.
-        let both = MessageFilter {
+        let both = TextFilter {
             status: Some(StatusFilter::Class(4)),
             from: Some("12345".into()),
             ..Default::default()
@@ -879,7 +873,7 @@ mod tests {
     #[test]
     fn time_range_is_half_open_and_sorting_follows_ts() {
         let (_d, idx) = fixture();
-        let f = MessageFilter {
+        let f = TextFilter {
             since_ns: Some(T0 + 2 * SEC),
             until_ns: Some(T0 + 5 * SEC),
             ..Default::default()
@@ -897,7 +891,7 @@ mod tests {
     #[test]
     fn text_words_phrases_and_regex() {
         let (_d, idx) = fixture();
-        let q = |s: &str| MessageFilter {
+        let q = |s: &str| TextFilter {
             text_query: Some(s.into()),
             ..Default::default()
         };
@@ -909,7 +903,7 @@ mod tests {
             call_ids(&idx, q("linphone OR \"not found\"")),
             ["call-1", "call-3"]
         );
-        let re = MessageFilter {
+        let re = TextFilter {
             text_regex: Some("zoip.*".into()),
             ..Default::default()
         };
@@ -925,7 +919,7 @@ mod tests {
         let (_d, idx) = fixture();
         let hits = idx
             .search(
-                &MessageFilter {
+                &TextFilter {
                     status: Some(StatusFilter::Code(404)),
                     ..Default::default()
                 },
