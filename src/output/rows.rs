@@ -9,22 +9,32 @@ use super::table::{write_table, Cell, Column};
 use super::{Format, Palette};
 use crate::query::rows::Row;
 
-/// How a row type shows in the aligned table.
+/// How a row type shows as a table for people.
 pub trait TableView: Sized {
-    const COLUMNS: &'static [Column];
-    /// The row's cells, sanitised, in `COLUMNS` order.
-    fn cells(&self, p: &Palette) -> Vec<Cell>;
-
-    /// The whole table; row types with a fixed layout of their own override it.
     fn write_table(
         rows: &[Self],
         p: &Palette,
         width: Option<usize>,
         out: &mut dyn Write,
-    ) -> io::Result<()> {
-        let cells: Vec<Vec<Cell>> = rows.iter().map(|r| r.cells(p)).collect();
-        write_table(out, Self::COLUMNS, &cells, width, p.header, p.reset)
-    }
+    ) -> io::Result<()>;
+}
+
+/// Rows shown in aligned columns that are cut to fit the terminal (`search`, `calls`).
+pub trait Columns {
+    const COLUMNS: &'static [Column];
+    /// The row's cells, sanitised, in `COLUMNS` order.
+    fn cells(&self, p: &Palette) -> Vec<Cell>;
+}
+
+/// The aligned table of [`Columns`] rows: the [`TableView`] of such row types.
+pub fn write_columns<R: Columns>(
+    rows: &[R],
+    p: &Palette,
+    width: Option<usize>,
+    out: &mut dyn Write,
+) -> io::Result<()> {
+    let cells: Vec<Vec<Cell>> = rows.iter().map(|r| r.cells(p)).collect();
+    write_table(out, R::COLUMNS, &cells, width, p.header, p.reset)
 }
 
 /// Writes `rows` in `format` and flushes.

@@ -3,17 +3,10 @@
 use std::io::{self, Write};
 
 use super::rows::TableView;
-use super::table::{Cell, Column};
 use super::{endpoint, opt, rfc3339, sanitize, Palette};
 use crate::query::rows::StreamRow;
 
 impl TableView for StreamRow {
-    const COLUMNS: &'static [Column] = &[];
-
-    fn cells(&self, _: &Palette) -> Vec<Cell> {
-        Vec::new()
-    }
-
     fn write_table(
         rows: &[Self],
         p: &Palette,

@@ -795,4 +795,31 @@ mod tests {
             "1970-01-01T00:00:00.000000Z"
         );
     }
+
+    /// The field list of the section whose heading names `row` (the first code block after it),
+    /// or of its `nth` code block.
+    fn documented(doc: &str, row: &str, nth: usize) -> Vec<String> {
+        let at = doc
+            .find(&format!("(`{row}`)"))
+            .unwrap_or_else(|| panic!("schemas/rows.md has no section for {row}"));
+        let section = &doc[at..];
+        let block = section
+            .split("```")
+            .nth(1 + 2 * nth)
+            .unwrap_or_else(|| panic!("{row}: no code block {nth}"));
+        block.split_whitespace().map(str::to_owned).collect()
+    }
+
+    #[test]
+    fn schemas_rows_md_lists_every_field() {
+        let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/schemas/rows.md"))
+            .unwrap();
+        let own = |f: &[&str]| f.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(documented(&doc, "SearchRow", 0), own(SearchRow::FIELDS));
+        assert_eq!(documented(&doc, "MessageRow", 0), own(MessageRow::FIELDS));
+        assert_eq!(documented(&doc, "CallRow", 0), own(CallRow::FIELDS));
+        assert_eq!(documented(&doc, "StreamRow", 0), own(StreamRow::FIELDS));
+        assert_eq!(documented(&doc, "StreamRow", 1), own(StreamRow::CSV_FIELDS));
+        assert_eq!(documented(&doc, "TallyRow", 0), own(TallyRow::FIELDS));
+    }
 }
