@@ -21,3 +21,4 @@ pub mod sip;
 pub mod source;
 #[cfg(feature = "full")]
 pub mod store;
+pub mod text;

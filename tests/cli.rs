@@ -471,3 +471,26 @@ fn man_pages_render_without_warnings_and_cover_every_subcommand() {
         stdout(&o)
     );
 }
+
+#[test]
+fn grep_json_rows_have_exactly_the_documented_fields() {
+    use sipidx::query::rows::{MessageRow, Row};
+    let f = testdata("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
+    let o = run(&["grep", "--json", f.to_str().unwrap()]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rows = json_lines(&o);
+    assert!(!rows.is_empty());
+    let mut want: Vec<&str> = MessageRow::FIELDS.to_vec();
+    want.sort_unstable();
+    for v in &rows {
+        let mut keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        keys.sort_unstable();
+        assert_eq!(keys, want);
+        assert_eq!(v["type"], MessageRow::TYPE);
+    }
+}

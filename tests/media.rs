@@ -1099,3 +1099,73 @@ fn a_late_ring_file_whose_successor_is_gone_is_analysed_apart_with_a_warning() {
     // gap being ring-1's 100 packets
     assert_eq!(stream_c_rows(&db), vec![(100, 0), (200, 100)]);
 }
+
+#[test]
+fn streams_take_the_row_flags_of_calls_and_print_all_by_default() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let pt = testdata("rtp/rtp-pt-survey.pcap");
+    index(&db, &[&pt], &[]);
+    let all = streams(&db, &[]);
+    assert!(all.len() > 100, "{} streams", all.len());
+    assert_eq!(streams(&db, &["--limit", "0"]), all);
+    let o = run(&db, &["streams", "--json", "--limit", "3"]);
+    assert_eq!(o.status.code(), Some(0));
+    let first: Vec<Value> = String::from_utf8(o.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(first, all[..3]);
+    let note = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        note.contains(&format!("showing 3 of {} matching streams", all.len())),
+        "{note}"
+    );
+    // CSV: the header, then one line per stream.
+    let o = run(&db, &["streams", "--csv", "--limit", "2"]);
+    let text = String::from_utf8(o.stdout).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3);
+    assert!(
+        lines[0].starts_with("call_id,start_time,end_time,src_ip"),
+        "{}",
+        lines[0]
+    );
+    // Colour reaches the header only when asked for.
+    let plain = run(&db, &["streams", "--color", "never", "--limit", "1"]);
+    assert!(!plain.stdout.contains(&0x1b));
+    let coloured = run(&db, &["streams", "--color", "always", "--limit", "1"]);
+    assert!(coloured.stdout.starts_with(b"\x1b["));
+}
+
+#[test]
+fn stats_csv_has_one_row_per_bucket_and_the_total() {
+    let tmp = tempfile::tempdir().unwrap();
+    let db = tmp.path().join("db");
+    let call = testdata("corpus/sip-rtp-single-call.pcap");
+    index(&db, &[&call], &[]);
+    let o = run(&db, &["stats", "--csv", "--by", "hour"]);
+    assert_eq!(o.status.code(), Some(0));
+    let text = String::from_utf8(o.stdout).unwrap();
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r.headers().unwrap().clone();
+    assert_eq!(&header[0], "type");
+    assert_eq!(&header[3], "messages");
+    let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
+    assert_eq!(rows.last().unwrap().get(0), Some("total"));
+    assert!(rows.len() >= 2);
+    let json = run(&db, &["stats", "--json", "--by", "hour"]);
+    let last: Value = serde_json::from_str(
+        String::from_utf8(json.stdout)
+            .unwrap()
+            .lines()
+            .last()
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        rows.last().unwrap().get(3),
+        Some(last["messages"].to_string().as_str())
+    );
+}

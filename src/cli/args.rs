@@ -35,8 +35,10 @@ pub enum Command {
     #[command(args_override_self = true)]
     Calls(CallsArgs),
     /// Traffic statistics from the DB: methods, response codes, ASR, PDD, top User-Agents and sources
+    #[command(args_override_self = true)]
     Stats(StatsArgs),
     /// RTP streams in the DB matching filters, like tshark's `-z rtp,streams` over the archive
+    #[command(args_override_self = true)]
     Streams(StreamsArgs),
     /// One call's media quality: measured per direction beside what the endpoints reported
     Quality(QualityArgs),
@@ -92,12 +94,8 @@ pub struct StreamsArgs {
     /// Only media no SDP announced (no Call-ID)
     #[arg(long)]
     pub unmatched: bool,
-    /// One JSON object per stream (NDJSON)
-    #[arg(long, conflicts_with = "csv")]
-    pub json: bool,
-    /// CSV with a header line
-    #[arg(long)]
-    pub csv: bool,
+    #[command(flatten)]
+    pub format: RowFormatArgs,
 }
 
 #[derive(Args, Debug)]
@@ -115,9 +113,9 @@ pub struct QualityArgs {
     pub explain: bool,
 }
 
-/// How rows are printed by `search` and `calls`.
+/// How a report is printed: text or table for people, NDJSON or CSV for scripts (`stats`).
 #[derive(Args, Debug, Clone)]
-pub struct RowFormatArgs {
+pub struct FormatArgs {
     /// One JSON object per row (NDJSON)
     #[arg(long, conflicts_with = "csv")]
     pub json: bool,
@@ -127,9 +125,17 @@ pub struct RowFormatArgs {
     /// Colour of the table: auto (when stdout is a terminal and NO_COLOR is unset), always, never
     #[arg(long, value_enum, default_value = "auto")]
     pub color: Color,
-    /// At most N rows (0: all); a note on stderr says when more matched
-    #[arg(long, default_value_t = 100, value_name = "N")]
-    pub limit: usize,
+}
+
+/// How rows are printed by the row commands (`search`, `calls`, `streams`).
+#[derive(Args, Debug, Clone)]
+pub struct RowFormatArgs {
+    #[command(flatten)]
+    pub format: FormatArgs,
+    /// At most N rows (0: all; by default 100, and all for `streams`); a note on stderr says
+    /// when more matched
+    #[arg(long, value_name = "N")]
+    pub limit: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -271,9 +277,8 @@ pub struct StatsArgs {
     /// Length of the top lists
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
-    /// One JSON object per bucket and one for the total (NDJSON)
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 /// Where the DB lives: `--db DIR`, else `$SIPIDX_DB`, else `./sipidx.db`.
@@ -412,7 +417,7 @@ pub struct DedupArgs {
     /// raw message is marked as mirrored)
     #[arg(long)]
     pub keep_hep_mirrors: bool,
-    /// How far apart a raw message and its HEP copy may be, in capture time (units ns, us, ms, s, m;
+    /// How far apart a raw message and its HEP copy may be, in capture time (units ns, us, ms, s, m, h;
     /// a bare number is seconds)
     #[arg(long, value_name = "DUR", default_value = "1s")]
     pub hep_dedup_window: String,

@@ -11,6 +11,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 
 use super::EXIT_MATCH;
 use crate::capture::{self, Budget, CapturePlan, Control, FileFormat, HepListen};
+use crate::query::params::{parse_size, parse_std_duration as parse_duration};
 
 /// Exit status after a clean stop by SIGINT (SIGTERM gives 0).
 pub const EXIT_INTERRUPTED: u8 = 130;
@@ -90,33 +91,6 @@ pub struct CaptureArgs {
         hide_env_values = true
     )]
     pub hep_password: Option<String>,
-}
-
-fn all_digits(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
-}
-
-/// A size with units; a bare number is multiplied by `bare`.
-pub fn parse_size(s: &str, bare: u64) -> Result<u64> {
-    let s = s.trim();
-    if all_digits(s) {
-        return s
-            .parse::<u64>()?
-            .checked_mul(bare)
-            .context("size too large");
-    }
-    parse_size::parse_size(s)
-        .map_err(|e| anyhow::anyhow!("bad size '{s}': {e} (e.g. 100MB, 64MiB)"))
-}
-
-/// A duration with units; a bare number is seconds.
-pub fn parse_duration(s: &str) -> Result<Duration> {
-    let s = s.trim();
-    if all_digits(s) {
-        return Ok(Duration::from_secs(s.parse()?));
-    }
-    humantime::parse_duration(s)
-        .map_err(|e| anyhow::anyhow!("bad duration '{s}': {e} (e.g. 2s, 15m, 30d)"))
 }
 
 pub fn plan(a: CaptureArgs) -> Result<CapturePlan> {

@@ -7,13 +7,14 @@ use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::args::{IndexArgs, MetricsMode};
-use super::grep::{dedup_config, parse_duration, parse_time};
+use super::grep::dedup_config;
 use super::{EXIT_ERROR, EXIT_MATCH};
 use crate::decode::DecodeConfig;
 use crate::index::media::MediaConfig;
 use crate::index::scan::ScanConfig;
 use crate::index::window::{reindex_window, TimeWindow, WindowReport};
 use crate::index::{self, IndexPlan, Progress};
+use crate::query::params::{parse_duration, parse_size, parse_time};
 use crate::rtp::Metrics;
 use crate::sip::correlate::{CorrelateConfig, NumberMatch};
 
@@ -71,13 +72,11 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         threads: a.threads,
         batch_files: a.batch_files,
         dialog_memory: usize::try_from(
-            super::capture::parse_size(&a.dialog_memory, 1 << 20).context("--dialog-memory")?,
+            parse_size(&a.dialog_memory, 1 << 20).context("--dialog-memory")?,
         )
         .unwrap_or(usize::MAX),
-        text_memory: usize::try_from(
-            super::capture::parse_size(&a.text_memory, 1 << 20).context("--text-memory")?,
-        )
-        .unwrap_or(usize::MAX),
+        text_memory: usize::try_from(parse_size(&a.text_memory, 1 << 20).context("--text-memory")?)
+            .unwrap_or(usize::MAX),
         scan: ScanConfig {
             decode: DecodeConfig {
                 hep: !a.no_hep,

@@ -3,11 +3,9 @@
 
 mod args;
 mod capture;
-mod db;
 mod grep;
 mod index;
 mod install;
-mod media;
 mod query;
 mod verify;
 
@@ -33,8 +31,8 @@ pub fn main() -> ExitCode {
         args::Command::Search(a) => query::run_search(a),
         args::Command::Calls(a) => query::run_calls(a),
         args::Command::Stats(a) => query::run_stats(a),
-        args::Command::Streams(a) => media::streams(a),
-        args::Command::Quality(a) => media::quality(a),
+        args::Command::Streams(a) => query::run_streams(a),
+        args::Command::Quality(a) => query::run_quality(a),
         args::Command::Verify(a) => verify::run(a),
         args::Command::Completions(a) => install::completions(a),
         args::Command::Man(a) => install::man(a),

@@ -1,20 +1,30 @@
-//! `search`, `calls` and `stats` arguments → `query::{search, calls, stats}` plans over the DB.
+//! `search`, `calls`, `stats`, `streams` and `quality` arguments → query plans over the DB, and
+//! their rows → `output`.
 use std::io::Write;
 
 use anyhow::{Context, Result};
 
-use super::args::{BucketArg, CallsArgs, KindArg, RowFormatArgs, SearchArgs, StatsArgs};
-use super::db::Db;
-use super::grep::{color, message_filter, parse_duration, parse_ip, parse_status, parse_time};
+use super::args::{
+    BucketArg, CallsArgs, FormatArgs, KindArg, QualityArgs, RowFormatArgs, SearchArgs, StatsArgs,
+    StreamsArgs,
+};
+use super::grep::{color, message_filter};
 use super::{EXIT_MATCH, EXIT_NO_MATCH};
 use crate::output::table::terminal_width;
-use crate::output::Format;
-use crate::query::calls::{self, CallSort, CallSortKey, CallsPlan};
+use crate::output::{self, Format, Palette};
+use crate::query::calls::{self, CallsPlan};
+use crate::query::db::Db;
+use crate::query::params::{
+    parse_call_sort, parse_duration, parse_ip, parse_message_sort, parse_ssrc, parse_state,
+    parse_status, parse_time,
+};
 use crate::query::search::{self, SearchPlan};
 use crate::query::stats::{self, Bucket, StatsPlan};
-use crate::store::{DialogFilter, DialogKind, DialogState, SortOrder};
+use crate::query::streams::{self, StreamFilter};
+use crate::query::{quality, QueryError};
+use crate::store::{DialogFilter, DialogKind};
 
-fn format(a: &RowFormatArgs) -> Format {
+fn format(a: &FormatArgs) -> Format {
     if a.json {
         Format::Json
     } else if a.csv {
@@ -34,9 +44,14 @@ fn format(a: &RowFormatArgs) -> Format {
     }
 }
 
-fn limit(a: &RowFormatArgs) -> Option<usize> {
-    (a.limit > 0).then_some(a.limit)
+/// `--limit`, else `default` rows; `None` for all.
+fn limit(a: &RowFormatArgs, default: usize) -> Option<usize> {
+    let n = a.limit.unwrap_or(default);
+    (n > 0).then_some(n)
 }
+
+/// The `--limit` of `search` and `calls` when none is given.
+const DEFAULT_LIMIT: usize = 100;
 
 fn scanner(only: bool, none: bool) -> Option<bool> {
     match (only, none) {
@@ -46,24 +61,33 @@ fn scanner(only: bool, none: bool) -> Option<bool> {
     }
 }
 
-/// `time` / `-time` style keys: the name and whether it is descending.
-fn sort_key(s: &str) -> (&str, bool) {
-    match s.strip_prefix('-') {
-        Some(k) => (k, true),
-        None => (s.strip_prefix('+').unwrap_or(s), false),
-    }
-}
-
 fn out() -> std::io::BufWriter<std::io::StdoutLock<'static>> {
     std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock())
 }
 
+/// Opens the DB and says on stderr when it holds nothing yet (an empty result is then expected).
+fn open(path: &std::path::Path) -> Result<Db> {
+    let db = Db::open(path)?;
+    if db.is_empty() {
+        eprintln!(
+            "sipidx: {}: no capture files indexed yet (sipidx index --db {} CAPTURES...)",
+            db.path.display(),
+            db.path.display()
+        );
+    }
+    Ok(db)
+}
+
+fn exit(found: bool) -> u8 {
+    if found {
+        EXIT_MATCH
+    } else {
+        EXIT_NO_MATCH
+    }
+}
+
 pub fn run_search(a: SearchArgs) -> Result<u8> {
-    let sort = match sort_key(&a.sort) {
-        ("time", false) => SortOrder::TsAsc,
-        ("time", true) => SortOrder::TsDesc,
-        _ => anyhow::bail!("invalid --sort '{}': expected time or -time", a.sort),
-    };
+    let sort = parse_message_sort(&a.sort)?;
     let query = (!a.query.is_empty()).then(|| a.query.join(" "));
     let (text_query, text_regex) = if a.regex {
         (None, query)
@@ -75,36 +99,30 @@ pub fn run_search(a: SearchArgs) -> Result<u8> {
         scanner: scanner(a.scanner, a.no_scanner),
         text_query,
         text_regex,
-        limit: limit(&a.format),
+        limit: limit(&a.format, DEFAULT_LIMIT),
         sort,
     };
-    let db = Db::open(&a.db.db)?;
-    db.note_if_empty();
+    let db = open(&a.db.db)?;
     let Some(index) = db.text_index()? else {
         return Ok(EXIT_NO_MATCH);
     };
     let files = db.file_paths();
-    let mut out = out();
-    let outcome = search::run(&index, &files, &plan, format(&a.format), &mut out)
+    let found = search::run(&index, &files, &plan)
         .with_context(|| format!("{}: search", db.path.display()))?;
-    out.flush()?;
-    if outcome.truncated {
-        match outcome.total {
+    let mut out = out();
+    output::write_rows(&found.rows, format(&a.format.format), &mut out)?;
+    let printed = found.rows.len();
+    if found.truncated {
+        match found.total {
             Some(t) => eprintln!(
-                "sipidx: showing {} of {t} matching messages (--limit 0 for all)",
-                outcome.printed
+                "sipidx: showing {printed} of {t} matching messages (--limit 0 for all)"
             ),
             None => eprintln!(
-                "sipidx: showing the first {} matching messages; more match (--limit 0 for all)",
-                outcome.printed
+                "sipidx: showing the first {printed} matching messages; more match (--limit 0 for all)"
             ),
         }
     }
-    Ok(if outcome.printed > 0 {
-        EXIT_MATCH
-    } else {
-        EXIT_NO_MATCH
-    })
+    Ok(exit(printed > 0))
 }
 
 fn duration_arg(s: &Option<String>, flag: &str) -> Result<Option<f64>> {
@@ -114,45 +132,22 @@ fn duration_arg(s: &Option<String>, flag: &str) -> Result<Option<f64>> {
         .map(|d| d.map(|ns| ns as f64))
 }
 
+fn time_arg(s: &Option<String>) -> Result<Option<i64>, QueryError> {
+    Ok(s.as_deref().map(parse_time).transpose()?)
+}
+
 pub fn run_calls(a: CallsArgs) -> Result<u8> {
-    let sort = {
-        let (key, descending) = sort_key(&a.sort);
-        let key = match key {
-            "time" | "start" => CallSortKey::Start,
-            "duration" => CallSortKey::Duration,
-            "pdd" => CallSortKey::Pdd,
-            _ => anyhow::bail!(
-                "invalid --sort '{}': expected time, duration or pdd, with - for descending",
-                a.sort
-            ),
-        };
-        CallSort { key, descending }
-    };
+    let sort = parse_call_sort(&a.sort)?;
     let states = a
         .state
         .iter()
-        .map(|s| {
-            s.trim()
-                .to_ascii_lowercase()
-                .parse::<DialogState>()
-                .map_err(|_| {
-                    anyhow::anyhow!(
-                        "invalid --state '{s}': expected answered, failed, canceled, in_progress, \
-                         registered, unregistered or a status code"
-                    )
-                })
-        })
-        .collect::<Result<Vec<_>>>()?;
+        .map(|s| parse_state(s))
+        .collect::<Result<Vec<_>, _>>()?;
     let plan = CallsPlan {
         filter: DialogFilter {
-            since_ns: a.since.as_deref().map(parse_time).transpose()?,
+            since_ns: time_arg(&a.since)?,
             // --until is inclusive; the store's bound is not.
-            until_ns: a
-                .until
-                .as_deref()
-                .map(parse_time)
-                .transpose()?
-                .map(|u| u.saturating_add(1)),
+            until_ns: time_arg(&a.until)?.map(|u| u.saturating_add(1)),
             call_id: a.call_id.clone(),
             kinds: a
                 .kind
@@ -172,56 +167,106 @@ pub fn run_calls(a: CallsArgs) -> Result<u8> {
         },
         states,
         failed: a.failed,
-        final_status: parse_status(a.status.as_deref())?,
+        final_status: a.status.as_deref().map(parse_status).transpose()?,
         user_agent: a.user_agent.as_ref().map(|s| s.to_lowercase()),
-        ip: parse_ip(a.ip.as_deref())?,
+        ip: a.ip.as_deref().map(parse_ip).transpose()?,
         port: a.port,
         min_duration_s: duration_arg(&a.min_duration, "--min-duration")?.map(|ns| ns / 1e9),
         min_pdd_ms: duration_arg(&a.min_pdd, "--min-pdd")?.map(|ns| ns / 1e6),
-        limit: limit(&a.format),
+        limit: limit(&a.format, DEFAULT_LIMIT),
         sort,
     };
-    let db = Db::open(&a.db.db)?;
-    db.note_if_empty();
+    let db = open(&a.db.db)?;
+    let found =
+        calls::select(&db.path, &plan).with_context(|| format!("{}: calls", db.path.display()))?;
     let mut out = out();
-    let outcome = calls::run(&db.path, &plan, format(&a.format), &mut out)
-        .with_context(|| format!("{}: calls", db.path.display()))?;
-    out.flush()?;
-    if outcome.matched > outcome.printed {
+    output::write_rows(&found.rows, format(&a.format.format), &mut out)?;
+    let printed = found.rows.len();
+    if found.matched > printed {
         eprintln!(
-            "sipidx: showing {} of {} matching dialogs (--limit 0 for all)",
-            outcome.printed, outcome.matched
+            "sipidx: showing {printed} of {} matching dialogs (--limit 0 for all)",
+            found.matched
         );
     }
-    Ok(if outcome.printed > 0 {
-        EXIT_MATCH
-    } else {
-        EXIT_NO_MATCH
-    })
+    Ok(exit(printed > 0))
 }
 
 pub fn run_stats(a: StatsArgs) -> Result<u8> {
     let plan = StatsPlan {
-        since_ns: a.since.as_deref().map(parse_time).transpose()?,
-        until_ns: a.until.as_deref().map(parse_time).transpose()?,
+        since_ns: time_arg(&a.since)?,
+        until_ns: time_arg(&a.until)?,
         by: a.by.map(|b| match b {
             BucketArg::Hour => Bucket::Hour,
             BucketArg::Day => Bucket::Day,
         }),
         top: a.top,
-        json: a.json,
     };
-    let db = Db::open(&a.db.db)?;
-    db.note_if_empty();
-    let mut out = out();
-    let report = stats::run(&db.path, &db.file_counts(), &plan, &mut out)
+    let db = open(&a.db.db)?;
+    let report = stats::collect(&db.path, &db.file_counts(), &plan)
         .with_context(|| format!("{}: stats", db.path.display()))?;
+    let mut out = out();
+    match format(&a.format) {
+        Format::Json => output::write_json(&stats::rows(&report, &plan), &mut out)?,
+        Format::Csv => output::write_csv(&stats::rows(&report, &plan), &mut out)?,
+        Format::Table { color, .. } => {
+            output::stats::write_text(&report, &plan, &Palette::new(color), &mut out)?
+        }
+    }
     out.flush()?;
-    Ok(
-        if report.total.messages > 0 || report.total.calls + report.total.registrations > 0 {
-            EXIT_MATCH
-        } else {
-            EXIT_NO_MATCH
-        },
-    )
+    let t = &report.total;
+    Ok(exit(t.messages > 0 || t.calls + t.registrations > 0))
+}
+
+pub fn run_streams(a: StreamsArgs) -> Result<u8> {
+    let filter = StreamFilter {
+        call_id: a.call_id.clone(),
+        ip: a.ip.as_deref().map(parse_ip).transpose()?,
+        port: a.port,
+        ssrc: a.ssrc.as_deref().map(parse_ssrc).transpose()?,
+        codec: a.codec.clone(),
+        since_ns: time_arg(&a.since)?,
+        until_ns: time_arg(&a.until)?,
+        min_loss_pct: a.min_loss,
+        max_mos: a.max_mos,
+        unmatched: a.unmatched,
+    };
+    let mut rows = streams::read_streams(&a.db.db, &filter)?;
+    let matched = rows.len();
+    // Streams print all by default, as before `--limit` existed.
+    if let Some(n) = limit(&a.format, 0) {
+        rows.truncate(n);
+    }
+    let mut out = out();
+    output::write_rows(&rows, format(&a.format.format), &mut out)?;
+    if matched > rows.len() {
+        eprintln!(
+            "sipidx: showing {} of {matched} matching streams (--limit 0 for all)",
+            rows.len()
+        );
+    }
+    Ok(exit(!rows.is_empty()))
+}
+
+pub fn run_quality(a: QualityArgs) -> Result<u8> {
+    let q = quality::read_call_quality(&a.db.db, &a.call_id)?;
+    if q.streams.is_empty() && q.qos.is_empty() && q.rtcp.is_empty() {
+        if !a.json {
+            eprintln!(
+                "sipidx: no media or quality reports for Call-ID {}",
+                a.call_id
+            );
+        }
+        return Ok(EXIT_NO_MATCH);
+    }
+    let mut out = out();
+    if a.json {
+        let rows = quality::rows(&q, a.explain);
+        output::write_json(&rows.streams, &mut out)?;
+        output::write_json(&rows.rtcp, &mut out)?;
+        output::write_json(&rows.qos, &mut out)?;
+    } else {
+        output::quality::print_quality(&mut out, &q, a.explain)?;
+    }
+    out.flush()?;
+    Ok(EXIT_MATCH)
 }

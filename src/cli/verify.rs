@@ -32,8 +32,8 @@ pub fn run(a: VerifyArgs) -> Result<u8> {
                 Severity::Warning => "warning",
             };
             // paths and messages may carry bytes from packets (Call-IDs) or odd file names
-            let path = crate::output::sanitize(f.path.as_os_str().as_encoded_bytes(), false);
-            let msg = crate::output::sanitize(f.message.as_bytes(), false);
+            let path = crate::text::sanitize(f.path.as_os_str().as_encoded_bytes(), false);
+            let msg = crate::text::sanitize(f.message.as_bytes(), false);
             writeln!(out, "{tag}: {}: {path}: {msg}", f.check)?;
         }
     }

@@ -571,7 +571,7 @@ impl Inspect for MessageRecord {
                 "file_id {} offset {} Call-ID {}",
                 self.file_id,
                 self.offset,
-                crate::output::sanitize(self.call_id.as_bytes(), false)
+                crate::text::sanitize(self.call_id.as_bytes(), false)
             )
         });
         match tables.messages_by_call.get_mut(&self.call_id) {
@@ -590,7 +590,7 @@ impl Inspect for DialogRecord {
         dup(key, &|| {
             format!(
                 "Call-ID {}",
-                crate::output::sanitize(self.call_id.as_bytes(), false)
+                crate::text::sanitize(self.call_id.as_bytes(), false)
             )
         });
         tables
@@ -664,7 +664,7 @@ fn check_dialog_messages(db: &Path, tables: &Tables, report: &mut VerifyReport) 
             .map(|(id, n, rows)| {
                 format!(
                     "{} says {n}, {rows} rows",
-                    crate::output::sanitize(id.as_bytes(), false)
+                    crate::text::sanitize(id.as_bytes(), false)
                 )
             })
             .collect();
@@ -689,7 +689,7 @@ fn check_dialog_messages(db: &Path, tables: &Tables, report: &mut VerifyReport) 
         let examples: Vec<String> = lonely
             .iter()
             .take(EXAMPLES)
-            .map(|id| crate::output::sanitize(id.as_bytes(), false).into_owned())
+            .map(|id| crate::text::sanitize(id.as_bytes(), false).into_owned())
             .collect();
         report.problem(
             Check::DialogMessages,

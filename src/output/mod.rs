@@ -1,10 +1,20 @@
-//! Output policy: colour and TTY detection, timestamps, sanitising of strings from packets, and
-//! the row formats of the DB queries (aligned table, NDJSON, CSV).
+//! Output policy: colour and TTY detection, and the rendering of what the queries return (rows as
+//! an aligned table, NDJSON or CSV; the text reports; grep's printers). Queries never print.
 //! Bytes from the wire never reach a terminal unescaped: control characters are shown as `\xNN`.
 
+mod calls;
+pub mod grep;
+pub mod quality;
+pub mod rows;
+mod search;
+pub mod stats;
+mod streams;
 pub mod table;
 
-use std::borrow::Cow;
+pub use rows::{write_csv, write_json, write_rows, TableView};
+
+pub use crate::text::{lossy, ngrep_time, rfc3339, sanitize, short_time};
+
 use std::io::IsTerminal;
 
 /// `--color auto|always|never`; `auto` honours `NO_COLOR` and whether stdout is a terminal.
@@ -76,7 +86,7 @@ impl Palette {
     }
 }
 
-/// How `search` and `calls` print their rows: people get a table, scripts NDJSON or CSV (RFC 4180,
+/// How the row commands print their rows: people get a table, scripts NDJSON or CSV (RFC 4180,
 /// a header line naming the same fields as the JSON rows).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
@@ -89,66 +99,6 @@ pub enum Format {
     Csv,
 }
 
-/// `2014-03-27 10:40:25.298` (UTC, milliseconds): table cells, where width is scarce.
-pub fn short_time(ts_ns: i64) -> String {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let nanos = ts_ns.rem_euclid(1_000_000_000) as u32;
-    let dt = chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default();
-    dt.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
-}
-
-/// Text from a packet, made safe for a terminal: valid UTF-8 is kept, CR/LF/TAB kept only if
-/// `keep_newlines`, every other control byte and every invalid byte becomes `\xNN`.
-pub fn sanitize(bytes: &[u8], keep_newlines: bool) -> Cow<'_, str> {
-    let clean = |c: char| !c.is_control() || (keep_newlines && matches!(c, '\r' | '\n' | '\t'));
-    if let Ok(s) = std::str::from_utf8(bytes) {
-        if s.chars().all(clean) {
-            return Cow::Borrowed(s);
-        }
-    }
-    let mut out = String::with_capacity(bytes.len() + 16);
-    for chunk in bytes.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if clean(c) {
-                out.push(c);
-            } else if (c as u32) < 0x100 {
-                out.push_str(&format!("\\x{:02x}", c as u32));
-            } else {
-                out.push_str(&format!("\\u{{{:x}}}", c as u32));
-            }
-        }
-        for b in chunk.invalid() {
-            out.push_str(&format!("\\x{b:02x}"));
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// Lossy UTF-8 for JSON values: JSON escaping handles control characters itself.
-pub fn lossy(bytes: &[u8]) -> Cow<'_, str> {
-    String::from_utf8_lossy(bytes)
-}
-
-/// RFC 3339 UTC with microseconds, or nanoseconds when the capture has sub-microsecond digits.
-pub fn rfc3339(ts_ns: i64) -> String {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let nanos = ts_ns.rem_euclid(1_000_000_000) as u32;
-    let dt = chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default();
-    if nanos.is_multiple_of(1000) {
-        dt.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
-    } else {
-        dt.format("%Y-%m-%dT%H:%M:%S%.9fZ").to_string()
-    }
-}
-
-/// sipgrep/ngrep style `2014/03/27 10:40:25.298990` (UTC).
-pub fn ngrep_time(ts_ns: i64) -> String {
-    let secs = ts_ns.div_euclid(1_000_000_000);
-    let nanos = ts_ns.rem_euclid(1_000_000_000) as u32;
-    let dt = chrono::DateTime::from_timestamp(secs, nanos).unwrap_or_default();
-    dt.format("%Y/%m/%d %H:%M:%S%.6f").to_string()
-}
-
 /// True when an I/O error means the reader went away (`| head`): we stop quietly with status 0.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
@@ -157,33 +107,44 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
+/// Text from the DB for a table cell or report line: sanitised, empty when absent.
+pub fn clean(s: Option<&str>) -> String {
+    s.map(|s| sanitize(s.as_bytes(), false).into_owned())
+        .unwrap_or_default()
+}
+
+/// `192.0.2.1:5060`, or `[2001:db8::1]:5060` for IPv6.
+pub fn endpoint(ip: &str, port: u16) -> String {
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
+/// `192.0.2.1:5060 → [2001:db8::1]:5060`
+pub fn flow(src_ip: &str, src_port: u16, dst_ip: &str, dst_port: u16) -> String {
+    format!(
+        "{} → {}",
+        endpoint(src_ip, src_port),
+        endpoint(dst_ip, dst_port)
+    )
+}
+
+/// A measured value with `prec` decimals, `-` when there is none.
+pub fn opt(v: Option<f64>, prec: usize) -> String {
+    v.map_or_else(|| "-".into(), |x| format!("{x:.prec$}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn sanitize_escapes_terminal_controls_but_keeps_text() {
-        assert_eq!(sanitize(b"INVITE sip:a@b", false), "INVITE sip:a@b");
-        assert_eq!(sanitize(b"a\x1b[2Jb", false), "a\\x1b[2Jb");
-        assert_eq!(sanitize(b"a\r\nb", true), "a\r\nb");
-        assert_eq!(sanitize(b"a\r\nb", false), "a\\x0d\\x0ab");
-        assert_eq!(sanitize(b"\xff\xfeok", false), "\\xff\\xfeok");
-        assert_eq!(sanitize("Müller".as_bytes(), false), "Müller");
-    }
-
-    #[test]
-    fn timestamps_render_in_utc_with_the_capture_precision() {
+    fn flows_bracket_ipv6() {
         assert_eq!(
-            rfc3339(1_395_916_825_298_990_000),
-            "2014-03-27T10:40:25.298990Z"
-        );
-        assert_eq!(
-            rfc3339(1_395_916_825_298_990_123),
-            "2014-03-27T10:40:25.298990123Z"
-        );
-        assert_eq!(
-            ngrep_time(1_395_916_825_298_990_000),
-            "2014/03/27 10:40:25.298990"
+            flow("2001:db8::1", 5060, "192.0.2.1", 5061),
+            "[2001:db8::1]:5060 → 192.0.2.1:5061"
         );
     }
 }

@@ -5,42 +5,7 @@ use std::str::FromStr;
 
 use crate::decode::Datagram;
 use crate::sip::Message;
-
-/// `--status 486` or `--status 4xx`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum StatusFilter {
-    Code(u16),
-    Class(u8),
-}
-
-impl StatusFilter {
-    pub fn matches(self, code: u16) -> bool {
-        match self {
-            StatusFilter::Code(c) => c == code,
-            StatusFilter::Class(k) => code / 100 == k as u16,
-        }
-    }
-}
-
-impl FromStr for StatusFilter {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let t = s.trim().to_ascii_lowercase();
-        if t.len() == 3 && t.ends_with("xx") {
-            if let Some(d) = t.chars().next().and_then(|c| c.to_digit(10)) {
-                if (1..=6).contains(&d) {
-                    return Ok(StatusFilter::Class(d as u8));
-                }
-            }
-        }
-        match t.parse::<u16>() {
-            Ok(c) if (100..=699).contains(&c) => Ok(StatusFilter::Code(c)),
-            _ => Err(format!(
-                "invalid status '{s}': expected a code 100-699 or a class like 4xx"
-            )),
-        }
-    }
-}
+pub use crate::store::StatusFilter;
 
 /// An address or a CIDR prefix (`10.0.0.0/8`, `2001:db8::/32`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -224,16 +189,6 @@ impl MessageFilter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn status_filter_accepts_codes_and_classes() {
-        assert_eq!("4xx".parse::<StatusFilter>(), Ok(StatusFilter::Class(4)));
-        assert_eq!("487".parse::<StatusFilter>(), Ok(StatusFilter::Code(487)));
-        assert!("9xx".parse::<StatusFilter>().is_err());
-        assert!("42".parse::<StatusFilter>().is_err());
-        assert!(StatusFilter::Class(4).matches(487));
-        assert!(!StatusFilter::Class(4).matches(500));
-    }
 
     #[test]
     fn ip_net_matches_prefixes_of_both_families() {

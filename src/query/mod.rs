@@ -1,28 +1,44 @@
-//! Queries over capture files and the index: grep, search, calls, stats.
-//! Each takes a validated plan (built by the CLI) and writes to the given output.
+//! Queries over capture files and the index: grep, search, calls, streams, quality, stats.
+//! Each takes a validated plan and returns rows (`rows`), which `output` renders; nothing here prints.
+use std::path::PathBuf;
 
 pub mod calls;
+pub mod db;
 pub mod filter;
 pub mod grep;
-pub mod media;
+pub mod params;
+pub mod quality;
+pub mod rows;
 pub mod search;
 pub mod stats;
+pub mod streams;
 
-/// Why a DB query failed. Output errors stay `io::Error` underneath, so a closed pipe is found
-/// in the chain and ends the run quietly.
+/// Why a DB query failed.
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
-    #[error("output: {0}")]
-    Io(#[from] std::io::Error),
-}
-
-impl From<csv::Error> for QueryError {
-    fn from(e: csv::Error) -> Self {
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => QueryError::Io(io),
-            other => QueryError::Io(std::io::Error::other(format!("csv: {other:?}"))),
-        }
-    }
+    #[error(transparent)]
+    Param(#[from] params::ParamError),
+    /// No DB at the path: the message says how to build one.
+    #[error(
+        "{}: {}; build one with `sipidx index --db {} CAPTURES...` \
+         (or point --db / $SIPIDX_DB at one)",
+        path.display(),
+        if *is_dir { "is not a sipidx database (no catalog.json)" } else { "does not exist" },
+        path.display()
+    )]
+    NoDb { path: PathBuf, is_dir: bool },
+    #[error("{}", path.display())]
+    Catalog {
+        path: PathBuf,
+        #[source]
+        source: crate::index::IndexError,
+    },
+    #[error("{}: text index", path.display())]
+    TextIndex {
+        path: PathBuf,
+        #[source]
+        source: crate::store::StoreError,
+    },
 }

@@ -6,14 +6,10 @@
 //! `--to`, `--ruri`) ignore case here (the index holds lowercased trigrams), and a text QUERY is
 //! tantivy's query language over tokens rather than a regex over bytes.
 use std::collections::HashMap;
-use std::io::{self, Write};
-
-use serde::Serialize;
 
 use super::filter::{IpNet, MessageFilter};
+use super::rows::SearchRow;
 use super::QueryError;
-use crate::output::table::{write_table, Cell, Column};
-use crate::output::{rfc3339, sanitize, short_time, Format, Palette};
 use crate::store::{self, Hit, SortOrder, TextIndex};
 
 /// A validated `search`.
@@ -32,10 +28,10 @@ pub struct SearchPlan {
     pub sort: SortOrder,
 }
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct SearchOutcome {
-    /// Rows written.
-    pub printed: usize,
+/// What `search` found: the rows in sort order, cut to the limit.
+#[derive(Clone, Debug, Default)]
+pub struct Search {
+    pub rows: Vec<SearchRow>,
     /// More matches exist beyond `limit`.
     pub truncated: bool,
     /// Total matches, when known exactly (no post-filter was needed).
@@ -85,7 +81,7 @@ impl PostFilter<'_> {
 fn split<'a>(
     plan: &SearchPlan,
     files: &'a HashMap<u32, String>,
-) -> (store::MessageFilter, PostFilter<'a>) {
+) -> (store::TextFilter, PostFilter<'a>) {
     let f = &plan.filter;
     let (ip, net) = match f.ip {
         Some(n) if n.is_host() => (Some(n.addr.to_string()), None),
@@ -98,16 +94,13 @@ fn split<'a>(
     } else {
         (f.methods.clone(), Vec::new())
     };
-    let sf = store::MessageFilter {
+    let sf = store::TextFilter {
         from: f.from_user.clone(),
         to: f.to_user.clone(),
         ruri: f.ruri_user.clone(),
         call_id: f.call_id.clone(),
         methods,
-        status: f.status.map(|s| match s {
-            super::filter::StatusFilter::Code(c) => store::StatusFilter::Code(c),
-            super::filter::StatusFilter::Class(k) => store::StatusFilter::Class(k),
-        }),
+        status: f.status,
         ua: f.user_agent.clone(),
         ip,
         port: f.port,
@@ -128,19 +121,16 @@ fn split<'a>(
     )
 }
 
-/// Runs the search and writes rows in `format`. `files` maps the catalog's file ids to paths.
+/// Runs the search. `files` maps the catalog's file ids to paths.
 pub fn run(
     index: &TextIndex,
     files: &HashMap<u32, String>,
     plan: &SearchPlan,
-    format: Format,
-    out: &mut dyn Write,
-) -> Result<SearchOutcome, QueryError> {
+) -> Result<Search, QueryError> {
     let (sf, post) = split(plan, files);
     let (hits, truncated, total) = fetch(index, &sf, &post, plan.limit, plan.sort)?;
-    write(&hits, files, format, out)?;
-    Ok(SearchOutcome {
-        printed: hits.len(),
+    Ok(Search {
+        rows: hits.into_iter().map(|h| SearchRow::new(h, files)).collect(),
         truncated,
         total,
     })
@@ -150,7 +140,7 @@ pub fn run(
 /// of matches when it is known without reading every hit.
 fn fetch(
     index: &TextIndex,
-    sf: &store::MessageFilter,
+    sf: &store::TextFilter,
     post: &PostFilter<'_>,
     limit: Option<usize>,
     sort: SortOrder,
@@ -182,187 +172,6 @@ fn fetch(
         let truncated = total.is_none_or(|t| t > kept.len());
         return Ok((kept, truncated, total));
     }
-}
-
-/// One `search --json` row: `grep --json`'s fields for what the index stores (no `encap`, `vlan`,
-/// `hep_capture_id` or `mirrored_by_hep`), plus `scanner`, `file_id` and `record_len`.
-#[derive(Serialize)]
-pub struct SearchRow<'a> {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    pub ts: String,
-    pub src_ip: &'a str,
-    pub src_port: u16,
-    pub dst_ip: &'a str,
-    pub dst_port: u16,
-    pub transport: &'a str,
-    pub method: Option<&'a str>,
-    pub status: Option<u16>,
-    pub reason: Option<&'a str>,
-    pub call_id: Option<&'a str>,
-    pub cseq: Option<String>,
-    pub from_user: Option<&'a str>,
-    pub to_user: Option<&'a str>,
-    pub ruri_user: Option<&'a str>,
-    pub user_agent: Option<&'a str>,
-    pub size: u32,
-    pub scanner: bool,
-    /// Path of the capture file, from the catalog.
-    pub file: Option<&'a str>,
-    pub file_id: u32,
-    /// Byte offset of the packet record in the capture file, and its length.
-    pub offset: u64,
-    pub record_len: u32,
-}
-
-impl<'a> SearchRow<'a> {
-    pub fn new(h: &'a Hit, files: &'a HashMap<u32, String>) -> Self {
-        SearchRow {
-            kind: "message",
-            ts: rfc3339(h.ts_ns),
-            src_ip: &h.src_ip,
-            src_port: h.src_port,
-            dst_ip: &h.dst_ip,
-            dst_port: h.dst_port,
-            transport: &h.transport,
-            method: h.method.as_deref(),
-            status: h.status,
-            reason: h.reason.as_deref(),
-            call_id: Some(h.call_id.as_str()).filter(|c| !c.is_empty()),
-            cseq: h.cseq_num.map(|n| match &h.cseq_method {
-                Some(m) => format!("{n} {m}"),
-                None => n.to_string(),
-            }),
-            from_user: h.from_user.as_deref(),
-            to_user: h.to_user.as_deref(),
-            ruri_user: h.ruri_user.as_deref(),
-            user_agent: h.user_agent.as_deref(),
-            size: h.size,
-            scanner: h.scanner,
-            file: files.get(&h.file_id).map(String::as_str),
-            file_id: h.file_id,
-            offset: h.offset,
-            record_len: h.record_len,
-        }
-    }
-}
-
-const COLUMNS: [Column; 8] = [
-    Column::fixed("TIME"),
-    Column::left("MESSAGE", 6, 24),
-    Column::left("FROM", 6, 24),
-    Column::left("TO", 6, 24),
-    Column::left("RURI", 6, 24),
-    Column::left("CALL-ID", 10, 44),
-    Column::left("UA", 6, 28),
-    Column::left("SRC → DST", 21, 60),
-];
-
-fn write(
-    hits: &[Hit],
-    files: &HashMap<u32, String>,
-    format: Format,
-    out: &mut dyn Write,
-) -> Result<(), QueryError> {
-    match format {
-        Format::Json => {
-            for h in hits {
-                serde_json::to_writer(&mut *out, &SearchRow::new(h, files))
-                    .map_err(io::Error::from)?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Format::Csv => {
-            let mut w = csv::Writer::from_writer(&mut *out);
-            if hits.is_empty() {
-                // Scripts still get the header line.
-                w.write_record(SEARCH_FIELDS)?;
-            }
-            for h in hits {
-                w.serialize(SearchRow::new(h, files))?;
-            }
-            w.flush()?;
-        }
-        Format::Table { color, width } => {
-            let p = Palette::new(color);
-            let rows: Vec<Vec<Cell>> = hits.iter().map(|h| table_row(h, &p)).collect();
-            write_table(out, &COLUMNS, &rows, width, p.header, p.reset)?;
-        }
-    }
-    out.flush()?;
-    Ok(())
-}
-
-/// Field names of [`SearchRow`], in order: the CSV header when there are no rows.
-pub const SEARCH_FIELDS: &[&str] = &[
-    "type",
-    "ts",
-    "src_ip",
-    "src_port",
-    "dst_ip",
-    "dst_port",
-    "transport",
-    "method",
-    "status",
-    "reason",
-    "call_id",
-    "cseq",
-    "from_user",
-    "to_user",
-    "ruri_user",
-    "user_agent",
-    "size",
-    "scanner",
-    "file",
-    "file_id",
-    "offset",
-    "record_len",
-];
-
-fn clean(s: Option<&str>) -> String {
-    s.map(|s| sanitize(s.as_bytes(), false).into_owned())
-        .unwrap_or_default()
-}
-
-/// `192.0.2.1:5060 → [2001:db8::1]:5060`
-pub fn flow(src_ip: &str, src_port: u16, dst_ip: &str, dst_port: u16) -> String {
-    let end = |ip: &str, port: u16| {
-        if ip.contains(':') {
-            format!("[{ip}]:{port}")
-        } else {
-            format!("{ip}:{port}")
-        }
-    };
-    format!("{} → {}", end(src_ip, src_port), end(dst_ip, dst_port))
-}
-
-fn table_row(h: &Hit, p: &Palette) -> Vec<Cell> {
-    let (message, style) = match (h.status, &h.method) {
-        (Some(code), _) => {
-            let reason = clean(h.reason.as_deref());
-            (
-                format!("{code} {reason}").trim_end().to_owned(),
-                p.status(code),
-            )
-        }
-        (None, Some(m)) => (clean(Some(m)), p.request),
-        (None, None) => (String::new(), ""),
-    };
-    vec![
-        Cell::from(short_time(h.ts_ns)),
-        Cell {
-            text: message,
-            style,
-        },
-        Cell::from(clean(h.from_user.as_deref())),
-        Cell::from(clean(h.to_user.as_deref())),
-        Cell::from(clean(h.ruri_user.as_deref())),
-        Cell::from(clean(Some(&h.call_id))),
-        Cell::from(clean(h.user_agent.as_deref())),
-        Cell::from(clean(Some(&flow(
-            &h.src_ip, h.src_port, &h.dst_ip, h.dst_port,
-        )))),
-    ]
 }
 
 #[cfg(test)]
@@ -529,35 +338,5 @@ mod tests {
         assert_eq!(ts(&hits), [1, 3, 5, 7]);
         assert!(more);
         assert_eq!(total, Some(10));
-    }
-
-    #[test]
-    fn flows_bracket_ipv6() {
-        assert_eq!(
-            flow("2001:db8::1", 5060, "192.0.2.1", 5061),
-            "[2001:db8::1]:5060 → 192.0.2.1:5061"
-        );
-    }
-
-    #[test]
-    fn json_rows_name_the_file_and_null_an_empty_call_id() {
-        let f = files(&[3]);
-        let h = Hit {
-            call_id: String::new(),
-            file_id: 3,
-            cseq_num: Some(2),
-            cseq_method: Some("BYE".into()),
-            ..Default::default()
-        };
-        let v = serde_json::to_value(SearchRow::new(&h, &f)).unwrap();
-        assert_eq!(v["file"], "/cap/3.pcap");
-        assert_eq!(v["call_id"], serde_json::Value::Null);
-        assert_eq!(v["cseq"], "2 BYE");
-        let keys: Vec<&str> = v.as_object().unwrap().keys().map(|k| k.as_str()).collect();
-        let mut want = SEARCH_FIELDS.to_vec();
-        want.sort_unstable();
-        let mut keys = keys;
-        keys.sort_unstable();
-        assert_eq!(keys, want);
     }
 }

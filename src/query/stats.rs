@@ -3,13 +3,10 @@
 //! Messages stream through one pass (memory grows with distinct User-Agents and addresses, not
 //! with rows); messages count by their `ts`, dialogs by their `start`, each into its UTC bucket.
 use std::collections::{BTreeMap, HashMap};
-use std::io::{self, Write};
 use std::path::Path;
 
-use serde::Serialize;
-
+use super::rows::{Counted, Row, TallyRow};
 use super::QueryError;
-use crate::output::{rfc3339, sanitize};
 use crate::store::parquet::{for_each_row, DayRange};
 use crate::store::{DialogKind, DialogRecord, DialogState, MessageRecord};
 
@@ -21,7 +18,8 @@ pub enum Bucket {
 }
 
 impl Bucket {
-    fn ns(self) -> i64 {
+    /// Bucket width in ns.
+    pub fn ns(self) -> i64 {
         match self {
             Bucket::Hour => 3_600_000_000_000,
             Bucket::Day => 86_400_000_000_000,
@@ -46,7 +44,6 @@ pub struct StatsPlan {
     pub by: Option<Bucket>,
     /// Length of the top lists (User-Agents, sources, scanner sources).
     pub top: usize,
-    pub json: bool,
 }
 
 impl Default for StatsPlan {
@@ -56,7 +53,6 @@ impl Default for StatsPlan {
             until_ns: None,
             by: None,
             top: 10,
-            json: false,
         }
     }
 }
@@ -152,7 +148,7 @@ fn bump(map: &mut HashMap<String, u64>, key: &str) {
 }
 
 /// The `n` largest counts, ties by value, as (value, count).
-fn top(map: &HashMap<String, u64>, n: usize) -> Vec<Counted> {
+pub fn top(map: &HashMap<String, u64>, n: usize) -> Vec<Counted> {
     let mut v: Vec<(&String, &u64)> = map.iter().collect();
     v.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
     v.into_iter()
@@ -222,58 +218,15 @@ pub fn collect(
     Ok(report)
 }
 
-/// A value and how often it was seen.
-#[derive(Serialize, Clone, Debug, PartialEq, Eq)]
-pub struct Counted {
-    pub value: String,
-    pub count: u64,
-}
-
-/// One JSON line of `stats --json`: `type` is `bucket` (with `--by`, one per bucket in time
-/// order) or `total` (always last).
-#[derive(Serialize)]
-pub struct TallyJson {
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    /// Bucket bounds (RFC 3339 UTC, end exclusive); for `total`, the window asked for.
-    pub start: Option<String>,
-    pub end: Option<String>,
-    pub messages: u64,
-    pub requests: BTreeMap<String, u64>,
-    pub responses: BTreeMap<String, u64>,
-    pub calls: u64,
-    pub answered: u64,
-    pub failed: u64,
-    pub canceled: u64,
-    pub in_progress: u64,
-    /// Answered calls / call attempts, per cent.
-    pub asr_pct: Option<f64>,
-    pub avg_pdd_ms: Option<f64>,
-    pub max_pdd_ms: Option<f64>,
-    pub registrations: u64,
-    pub registered: u64,
-    pub registrations_failed: u64,
-    pub other_dialogs: u64,
-    pub top_user_agents: Vec<Counted>,
-    pub top_sources: Vec<Counted>,
-    pub scanner_dialogs: u64,
-    pub top_scanner_sources: Vec<Counted>,
-    /// `total` only: from the catalog, for the files whose span meets the window.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub hep_mirrors: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub span_duplicates: Option<u64>,
-}
-
 fn round(x: f64, digits: i32) -> f64 {
     let k = 10f64.powi(digits);
     (x * k).round() / k
 }
 
-impl TallyJson {
-    fn new(kind: &'static str, t: &Tally, n: usize) -> Self {
-        TallyJson {
-            kind,
+impl TallyRow {
+    fn new(row_type: &'static str, t: &Tally, n: usize) -> Self {
+        TallyRow {
+            row_type,
             start: None,
             end: None,
             messages: t.messages,
@@ -305,125 +258,24 @@ impl TallyJson {
     }
 }
 
-/// Runs stats and writes the report; returns it for the exit status.
-pub fn run(
-    db: &Path,
-    files: &HashMap<u32, FileCounts>,
-    plan: &StatsPlan,
-    out: &mut dyn Write,
-) -> Result<Report, QueryError> {
-    let report = collect(db, files, plan)?;
-    if plan.json {
-        write_json(&report, plan, out)?;
-    } else {
-        write_text(&report, plan, out)?;
-    }
-    out.flush()?;
-    Ok(report)
-}
-
-fn write_json(r: &Report, plan: &StatsPlan, out: &mut dyn Write) -> io::Result<()> {
-    let mut line = |v: &TallyJson| -> io::Result<()> {
-        serde_json::to_writer(&mut *out, v).map_err(io::Error::from)?;
-        out.write_all(b"\n")
-    };
+/// The report as rows: one per bucket (with `--by`, in time order), then the total.
+pub fn rows(r: &Report, plan: &StatsPlan) -> Vec<TallyRow> {
+    let mut rows = Vec::new();
     if let Some(by) = plan.by {
         for (&start, t) in &r.buckets {
-            let mut v = TallyJson::new("bucket", t, plan.top);
-            v.start = Some(rfc3339(start));
-            v.end = Some(rfc3339(start + by.ns()));
-            line(&v)?;
+            let mut v = TallyRow::new("bucket", t, plan.top);
+            v.start = Some(start);
+            v.end = Some(start + by.ns());
+            rows.push(v);
         }
     }
-    let mut v = TallyJson::new("total", &r.total, plan.top);
-    v.start = plan.since_ns.map(rfc3339);
-    v.end = plan.until_ns.map(rfc3339);
+    let mut v = TallyRow::new(TallyRow::TYPE, &r.total, plan.top);
+    v.start = plan.since_ns;
+    v.end = plan.until_ns;
     v.hep_mirrors = Some(r.hep_mirrors);
     v.span_duplicates = Some(r.span_duplicates);
-    line(&v)
-}
-
-fn clean(s: &str) -> String {
-    sanitize(s.as_bytes(), false).into_owned()
-}
-
-fn write_text(r: &Report, plan: &StatsPlan, out: &mut dyn Write) -> io::Result<()> {
-    if let Some(by) = plan.by {
-        for (&start, t) in &r.buckets {
-            writeln!(
-                out,
-                "== {} .. {} (UTC)",
-                rfc3339(start),
-                rfc3339(start + by.ns())
-            )?;
-            write_tally(out, t, plan.top)?;
-            writeln!(out)?;
-        }
-        writeln!(out, "== total")?;
-    }
-    write_tally(out, &r.total, plan.top)?;
-    writeln!(
-        out,
-        "{:<15}{} HEP mirrors and {} SPAN duplicates dropped at index time ({} capture files)",
-        "dropped", r.hep_mirrors, r.span_duplicates, r.files
-    )
-}
-
-fn write_tally(out: &mut dyn Write, t: &Tally, n: usize) -> io::Result<()> {
-    let reqs: u64 = t.requests.values().sum();
-    let resps: u64 = t.responses.values().sum();
-    writeln!(
-        out,
-        "{:<15}{} ({reqs} requests, {resps} responses)",
-        "messages", t.messages
-    )?;
-    let mut methods: Vec<(&String, &u64)> = t.requests.iter().collect();
-    methods.sort_by(|a, b| b.1.cmp(a.1).then_with(|| a.0.cmp(b.0)));
-    let methods: Vec<String> = methods
-        .iter()
-        .map(|(m, c)| format!("{} {c}", clean(m)))
-        .collect();
-    writeln!(out, "{:<15}{}", "methods", methods.join(", "))?;
-    let codes: Vec<String> = t
-        .responses
-        .iter()
-        .map(|(c, n)| format!("{c} {n}"))
-        .collect();
-    writeln!(out, "{:<15}{}", "responses", codes.join(", "))?;
-    let asr = t.asr_pct().map_or("-".to_owned(), |a| format!("{a:.1} %"));
-    writeln!(
-        out,
-        "{:<15}{} attempts: {} answered, {} failed, {} canceled, {} in progress; ASR {asr}",
-        "calls", t.calls, t.answered, t.failed, t.canceled, t.in_progress
-    )?;
-    match (t.avg_pdd_ms(), t.pdd_max_ms) {
-        (Some(avg), Some(max)) => writeln!(
-            out,
-            "{:<15}avg {avg:.0} ms, max {max:.0} ms over {} calls",
-            "PDD", t.pdd_n
-        )?,
-        _ => writeln!(out, "{:<15}-", "PDD")?,
-    }
-    writeln!(
-        out,
-        "{:<15}{}: {} registered, {} failed",
-        "registrations", t.registrations, t.registered, t.registrations_failed
-    )?;
-    writeln!(out, "{:<15}{}", "other dialogs", t.other_dialogs)?;
-    let list = |out: &mut dyn Write, title: &str, items: Vec<Counted>| -> io::Result<()> {
-        if items.is_empty() {
-            return writeln!(out, "{title:<15}-");
-        }
-        for (i, c) in items.iter().enumerate() {
-            let head = if i == 0 { title } else { "" };
-            writeln!(out, "{head:<15}{:>8}  {}", c.count, clean(&c.value))?;
-        }
-        Ok(())
-    };
-    list(out, "user agents", top(&t.user_agents, n))?;
-    list(out, "sources", top(&t.sources, n))?;
-    writeln!(out, "{:<15}{} dialogs", "scanners", t.scanner_dialogs)?;
-    list(out, "scanner srcs", top(&t.scanner_sources, n))
+    rows.push(v);
+    rows
 }
 
 #[cfg(test)]

@@ -15,6 +15,7 @@
 mod columns;
 pub mod parquet;
 pub mod record;
+mod status;
 pub mod text;
 // The module's earlier name, still used by the re-exports below and by code on other branches.
 pub use self::text as text_index;
@@ -28,9 +29,8 @@ pub use self::record::{
     DialogKind, DialogRecord, DialogState, EndedBy, MessageRecord, QosReportRecord,
     RtcpReportRecord, RtpStreamRecord, Transport,
 };
-pub use self::text_index::{
-    Hit, MessageFilter, SortOrder, StatusFilter, TextIndex, TextIndexWriter,
-};
+pub use self::status::StatusFilter;
+pub use self::text_index::{Hit, SortOrder, TextFilter, TextIndex, TextIndexWriter};
 
 use std::path::{Path, PathBuf};
 

@@ -26,7 +26,7 @@ mod schema;
 mod tests;
 mod trigram;
 
-pub use query::{Hit, MessageFilter, SortOrder, StatusFilter};
+pub use query::{Hit, SortOrder, StatusFilter, TextFilter};
 pub use schema::schema;
 use schema::{fields, Fields};
 pub use trigram::{user_trigrams, UserTrigramStream, UserTrigramTokenizer, RAW_LC, USER_TRIGRAM};
@@ -101,7 +101,7 @@ impl TextIndex {
         self.reader.searcher().num_docs()
     }
 
-    pub fn count(&self, filter: &MessageFilter) -> Result<usize, StoreError> {
+    pub fn count(&self, filter: &TextFilter) -> Result<usize, StoreError> {
         let q = self.build_query(filter)?;
         Ok(self.reader.searcher().search(&q, &Count)?)
     }
@@ -109,7 +109,7 @@ impl TextIndex {
     /// Up to `limit` hits ordered by `ts` (ties in index order), from the last loaded commit.
     pub fn search(
         &self,
-        filter: &MessageFilter,
+        filter: &TextFilter,
         limit: usize,
         sort: SortOrder,
     ) -> Result<Vec<Hit>, StoreError> {

@@ -1,7 +1,8 @@
-//! What a text search selects ([`MessageFilter`], [`StatusFilter`], [`SortOrder`]) and returns
+//! What a text search selects ([`TextFilter`], [`StatusFilter`], [`SortOrder`]) and returns
 //! ([`Hit`]), and how a filter becomes a tantivy query.
 
 use super::{user_trigrams, TextIndex};
+pub use crate::store::status::StatusFilter;
 use crate::store::StoreError;
 use std::ops::Bound;
 use tantivy::query::{
@@ -11,20 +12,13 @@ use tantivy::query::{
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::Term;
 
-/// Response status filter: one code, or a class (4 = 400..=499).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StatusFilter {
-    Code(u16),
-    Class(u8),
-}
-
 /// Message selection; every set condition must hold. User filters are case-insensitive
 /// substrings, `ua` too; `ip`/`port` match either end; `since_ns`/`until_ns` bound `ts` as
 /// `[since, until)`. `text_query` uses tantivy's query syntax over the message text (words are
 /// ANDed by default, `"quoted phrases"`, `OR`, `-not`); `text_regex` must match one whole token
 /// of the lowercased text (tokens split at non-alphanumerics).
 #[derive(Debug, Clone, Default)]
-pub struct MessageFilter {
+pub struct TextFilter {
     pub from: Option<String>,
     pub to: Option<String>,
     pub ruri: Option<String>,
@@ -75,7 +69,7 @@ pub struct Hit {
 }
 
 impl TextIndex {
-    pub(super) fn build_query(&self, m: &MessageFilter) -> Result<Box<dyn Query>, StoreError> {
+    pub(super) fn build_query(&self, m: &TextFilter) -> Result<Box<dyn Query>, StoreError> {
         let f = &self.f;
         let mut must: Vec<Box<dyn Query>> = Vec::new();
         let text_term = |field, v: &str| -> Box<dyn Query> {

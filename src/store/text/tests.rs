@@ -89,7 +89,7 @@ fn fixture() -> (tempfile::TempDir, TextIndex) {
     (dir, idx)
 }
 
-fn call_ids(idx: &TextIndex, f: MessageFilter) -> Vec<String> {
+fn call_ids(idx: &TextIndex, f: TextFilter) -> Vec<String> {
     let hits = idx.search(&f, 100, SortOrder::TsAsc).unwrap();
     assert_eq!(idx.count(&f).unwrap(), hits.len());
     hits.into_iter()
@@ -97,8 +97,8 @@ fn call_ids(idx: &TextIndex, f: MessageFilter) -> Vec<String> {
         .collect()
 }
 
-fn from(s: &str) -> MessageFilter {
-    MessageFilter {
+fn from(s: &str) -> TextFilter {
+    TextFilter {
         from: Some(s.into()),
         ..Default::default()
     }
@@ -107,7 +107,7 @@ fn from(s: &str) -> MessageFilter {
 #[test]
 fn a_delete_file_a_killed_writer_left_does_not_block_the_next_writer() {
     let dir = tempfile::tempdir().unwrap();
-    let all = MessageFilter::default();
+    let all = TextFilter::default();
     {
         let idx = TextIndex::open_or_create(dir.path()).unwrap();
         let mut w = idx.writer(1, 20_000_000).unwrap();
@@ -166,12 +166,12 @@ fn user_substring_needs_adjacent_trigrams() {
     // Short needle falls back to a regex over the whole values.
     assert_eq!(call_ids(&idx, from("01")), ["call-3"]);
     // Case-insensitive, on to and ruri too; regex metacharacters are literal.
-    let to = MessageFilter {
+    let to = TextFilter {
         to: Some("BO".into()),
         ..Default::default()
     };
     assert_eq!(call_ids(&idx, to), ["call-1", "call-2"]);
-    let ruri = MessageFilter {
+    let ruri = TextFilter {
         ruri: Some("LIC".into()),
         ..Default::default()
     };
@@ -183,7 +183,7 @@ fn user_substring_needs_adjacent_trigrams() {
 #[test]
 fn status_method_and_endpoint_filters() {
     let (_d, idx) = fixture();
-    let st = |s| MessageFilter {
+    let st = |s| TextFilter {
         status: Some(s),
         ..Default::default()
     };
@@ -193,43 +193,43 @@ fn status_method_and_endpoint_filters() {
     );
     assert_eq!(call_ids(&idx, st(StatusFilter::Code(486))), ["call-2"]);
     assert_eq!(call_ids(&idx, st(StatusFilter::Class(2))), ["call-4"]);
-    let methods = MessageFilter {
+    let methods = TextFilter {
         methods: vec!["invite".into(), "BYE".into()],
         ..Default::default()
     };
     assert_eq!(call_ids(&idx, methods), ["call-0", "call-1", "call-6"]);
-    let ua = MessageFilter {
+    let ua = TextFilter {
         ua: Some("ZOIPER RV2.10".into()),
         ..Default::default()
     };
     assert_eq!(call_ids(&idx, ua), ["call-0", "call-6"]);
-    let ip = MessageFilter {
+    let ip = TextFilter {
         ip: Some("198.51.100.20".into()),
         ..Default::default()
     };
     assert_eq!(call_ids(&idx, ip).len(), 7);
-    let port = MessageFilter {
+    let port = TextFilter {
         port: Some(5062),
         ..Default::default()
     };
     assert_eq!(call_ids(&idx, port).len(), 7);
-    let port = MessageFilter {
+    let port = TextFilter {
         port: Some(5061),
         ..Default::default()
     };
     assert!(call_ids(&idx, port).is_empty());
-    let scanner = MessageFilter {
+    let scanner = TextFilter {
         scanner: Some(true),
         ..Default::default()
     };
     assert_eq!(call_ids(&idx, scanner), ["call-5"]);
-    let cid = MessageFilter {
+    let cid = TextFilter {
         call_id: Some("call-3@host".into()),
         ..Default::default()
     };
     assert_eq!(call_ids(&idx, cid), ["call-3"]);
     // Conditions combine with AND.
-    let both = MessageFilter {
+    let both = TextFilter {
         status: Some(StatusFilter::Class(4)),
         from: Some("12345".into()),
         ..Default::default()
@@ -240,7 +240,7 @@ fn status_method_and_endpoint_filters() {
 #[test]
 fn time_range_is_half_open_and_sorting_follows_ts() {
     let (_d, idx) = fixture();
-    let f = MessageFilter {
+    let f = TextFilter {
         since_ns: Some(T0 + 2 * SEC),
         until_ns: Some(T0 + 5 * SEC),
         ..Default::default()
@@ -258,7 +258,7 @@ fn time_range_is_half_open_and_sorting_follows_ts() {
 #[test]
 fn text_words_phrases_and_regex() {
     let (_d, idx) = fixture();
-    let q = |s: &str| MessageFilter {
+    let q = |s: &str| TextFilter {
         text_query: Some(s.into()),
         ..Default::default()
     };
@@ -270,7 +270,7 @@ fn text_words_phrases_and_regex() {
         call_ids(&idx, q("linphone OR \"not found\"")),
         ["call-1", "call-3"]
     );
-    let re = MessageFilter {
+    let re = TextFilter {
         text_regex: Some("zoip.*".into()),
         ..Default::default()
     };
@@ -286,7 +286,7 @@ fn hits_point_back_into_the_capture() {
     let (_d, idx) = fixture();
     let hits = idx
         .search(
-            &MessageFilter {
+            &TextFilter {
                 status: Some(StatusFilter::Code(404)),
                 ..Default::default()
             },

@@ -3,10 +3,9 @@
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-
+use super::stats::FileCounts;
+use super::QueryError;
 use crate::index::catalog::{Catalog, CATALOG_FILE};
-use crate::query::stats::FileCounts;
 use crate::store::{self, TextIndex};
 
 pub struct Db {
@@ -15,21 +14,17 @@ pub struct Db {
 }
 
 impl Db {
-    pub fn open(path: &Path) -> Result<Db> {
+    pub fn open(path: &Path) -> Result<Db, QueryError> {
         if !path.join(CATALOG_FILE).is_file() {
-            let what = if path.is_dir() {
-                "is not a sipidx database (no catalog.json)"
-            } else {
-                "does not exist"
-            };
-            anyhow::bail!(
-                "{}: {what}; build one with `sipidx index --db {} CAPTURES...` \
-                 (or point --db / $SIPIDX_DB at one)",
-                path.display(),
-                path.display()
-            );
+            return Err(QueryError::NoDb {
+                path: path.to_owned(),
+                is_dir: path.is_dir(),
+            });
         }
-        let catalog = Catalog::load(path).with_context(|| format!("{}", path.display()))?;
+        let catalog = Catalog::load(path).map_err(|source| QueryError::Catalog {
+            path: path.to_owned(),
+            source,
+        })?;
         Ok(Db {
             path: path.to_owned(),
             catalog,
@@ -37,13 +32,15 @@ impl Db {
     }
 
     /// The text index; `None` when no run has written one yet.
-    pub fn text_index(&self) -> Result<Option<TextIndex>> {
+    pub fn text_index(&self) -> Result<Option<TextIndex>, QueryError> {
         let dir = store::text_dir(&self.path);
         if !dir.join("meta.json").is_file() {
             return Ok(None);
         }
-        let index = TextIndex::open_or_create(&dir)
-            .with_context(|| format!("{}: text index", self.path.display()))?;
+        let index = TextIndex::open_or_create(&dir).map_err(|source| QueryError::TextIndex {
+            path: self.path.clone(),
+            source,
+        })?;
         Ok(Some(index))
     }
 
@@ -74,14 +71,8 @@ impl Db {
             .collect()
     }
 
-    /// Says on stderr that the DB holds nothing yet, when so: an empty result is then expected.
-    pub fn note_if_empty(&self) {
-        if self.catalog.files.is_empty() {
-            eprintln!(
-                "sipidx: {}: no capture files indexed yet (sipidx index --db {} CAPTURES...)",
-                self.path.display(),
-                self.path.display()
-            );
-        }
+    /// True when no capture file has been indexed yet: an empty result is then expected.
+    pub fn is_empty(&self) -> bool {
+        self.catalog.files.is_empty()
     }
 }
