@@ -2,6 +2,7 @@
 //! A run's rows become visible only when the catalog names its files (see `catalog`).
 
 pub mod catalog;
+pub mod dialog_stage;
 pub mod dialogs;
 pub mod media;
 pub mod run;
