@@ -223,6 +223,71 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
     let mut report = IndexReport::default();
 
     // 1. the new files, in capture-time order (whatever their names: see `Candidate::order`)
+    let new_files = select_files(plan, &catalog, &mut report)?;
+    if new_files.is_empty() {
+        // An empty DB is a DB: a run that indexed nothing (every file still settling, say)
+        // still leaves its catalog, so a query answers nothing instead of "not a database".
+        if !db.join(catalog::CATALOG_FILE).exists() {
+            catalog.save(db)?;
+        }
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
+
+    // Files older than media already analysed (a ring file found after its successors, rsync
+    // delivering late): the media from there on is analysed again with them, in time order.
+    let refold = match plan_refold(plan, &catalog, &new_files)? {
+        Some(r) if r.missing.is_empty() => Some(r),
+        Some(r) => {
+            report.media_refold_missing = r.missing;
+            None
+        }
+        None => None,
+    };
+
+    // 2. announce the run
+    let run = catalog.last_run + 1;
+    report.run = run;
+    let first_id = catalog.next_file_id;
+    let end_id = first_id + new_files.len() as u32;
+    catalog::write_atomic(
+        &db.join(format!("{PENDING}.tmp")),
+        &db.join(PENDING),
+        &serde_json::to_vec(&Pending {
+            run,
+            first_file_id: first_id,
+            end_file_id: end_id,
+        })
+        .expect("pending serialises"),
+    )?;
+    progress.start(new_files.len(), new_files.iter().map(|c| c.size).sum());
+
+    // 3. scan in parallel, batch by batch; write rows in file order so output is deterministic
+    let ctx = RunCtx {
+        plan,
+        run,
+        first_id,
+        catalog: &catalog,
+        new_files: &new_files,
+    };
+    let entries = scan_stage(ctx, refold, progress, &mut report)?;
+
+    // 5. commit (the rescans this run makes owed are noted first, see `run`)
+    progress.phase("committing");
+    commit(db, &mut catalog, entries, run, end_id)?;
+    report.files_indexed = new_files.len();
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// Step 1 of a run: the inputs' files not indexed yet (by name or by the file a name resolves
+/// to), settled, in capture-time order; the others are counted in `report`.
+fn select_files(
+    plan: &IndexPlan,
+    catalog: &Catalog,
+    report: &mut IndexReport,
+) -> Result<Vec<Candidate>, IndexError> {
+    let db = &plan.db;
     let inputs = catalog::expand_inputs(&plan.inputs)?;
     let now = SystemTime::now();
     let db_real = std::fs::canonicalize(db).unwrap_or_else(|_| db.to_path_buf());
@@ -288,45 +353,36 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
     }
     drop(known);
     new_files.sort_by(Candidate::order);
-    if new_files.is_empty() {
-        // An empty DB is a DB: a run that indexed nothing (every file still settling, say)
-        // still leaves its catalog, so a query answers nothing instead of "not a database".
-        if !db.join(catalog::CATALOG_FILE).exists() {
-            catalog.save(db)?;
-        }
-        report.elapsed = started.elapsed();
-        return Ok(report);
-    }
+    Ok(new_files)
+}
 
-    // Files older than media already analysed (a ring file found after its successors, rsync
-    // delivering late): the media from there on is analysed again with them, in time order.
-    let refold = match plan_refold(plan, &catalog, &new_files)? {
-        Some(r) if r.missing.is_empty() => Some(r),
-        Some(r) => {
-            report.media_refold_missing = r.missing;
-            None
-        }
-        None => None,
-    };
+/// What the phases of one run share once the run is announced.
+#[derive(Clone, Copy)]
+struct RunCtx<'a> {
+    plan: &'a IndexPlan,
+    run: u64,
+    first_id: u32,
+    catalog: &'a Catalog,
+    /// This run's files in time order; file `k` gets id `first_id + k`.
+    new_files: &'a [Candidate],
+}
 
-    // 2. announce the run
-    let run = catalog.last_run + 1;
-    report.run = run;
-    let first_id = catalog.next_file_id;
-    let end_id = first_id + new_files.len() as u32;
-    catalog::write_atomic(
-        &db.join(format!("{PENDING}.tmp")),
-        &db.join(PENDING),
-        &serde_json::to_vec(&Pending {
-            run,
-            first_file_id: first_id,
-            end_file_id: end_id,
-        })
-        .expect("pending serialises"),
-    )?;
-    progress.start(new_files.len(), new_files.iter().map(|c| c.size).sum());
-
-    // 3. scan in parallel, batch by batch; write rows in file order so output is deterministic
+/// Steps 3 and 4 of a run: the parallel SIP scan (messages and text documents written in file
+/// order) beside the media pass, then the dialogs. Returns the new files' catalog entries.
+fn scan_stage(
+    ctx: RunCtx<'_>,
+    refold: Option<RefoldPlan>,
+    progress: &mut dyn Progress,
+    report: &mut IndexReport,
+) -> Result<Vec<CatalogFile>, IndexError> {
+    let RunCtx {
+        plan,
+        run,
+        first_id,
+        catalog,
+        new_files,
+    } = ctx;
+    let db = &plan.db;
     let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
     // The writer's threads start on a helper thread that steps back for the media pass (see
     // `lower_thread_priority`), so they inherit its priority and this thread keeps its own (it
@@ -360,13 +416,104 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
             first_ns: c.first_ns,
         })
         .collect();
-    let predecessors = predecessors(&catalog, &ring, &ring);
+    let predecessors = predecessors(catalog, &ring, &ring);
+    let (media_feed, media_state) = media_inputs(ctx, &ring, refold.as_ref(), report)?;
+    let workers = scan_workers(plan, new_files.len());
+    let worker_budget = plan.dialog_memory / workers;
+    let mut receivers = Vec::with_capacity(new_files.len());
+    let mut senders = Vec::with_capacity(new_files.len());
+    for _ in new_files {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<ScanEvent>(CHUNKS_AHEAD);
+        senders.push(std::sync::Mutex::new(Some(tx)));
+        receivers.push(rx);
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| -> Result<(), IndexError> {
+        // The media pass is sequential over the files in order; it overlaps the parallel SIP scan.
+        let media_thread =
+            scope.spawn(|| media_pass(ctx, media_state, refold.as_ref(), &media_feed));
+        // Workers take files in order and stream each file's rows through its own bounded
+        // channel; this thread writes the channels in file order, so output is deterministic.
+        // Deadlock-free: the lowest file not yet written is always claimed by a worker (files are
+        // claimed in order) and that worker's channel is the one being drained.
+        let shared = Workers {
+            ctx,
+            workers,
+            worker_budget,
+            predecessors: &predecessors,
+            senders: &senders,
+            next: &next,
+        };
+        for _ in 0..workers {
+            // a copy per worker: `Workers` is a handful of references
+            scope.spawn(move || scan_worker(&shared));
+        }
+        for (c, rx) in new_files.iter().zip(receivers) {
+            let scan = loop {
+                match rx.recv() {
+                    Ok(ScanEvent::Rows(rows)) => {
+                        for m in rows {
+                            text_writer.add(&m).map_err(|e| store_err(db, e))?;
+                            messages.push(m).map_err(|e| store_err(db, e))?;
+                        }
+                    }
+                    Ok(ScanEvent::Done(scan)) => break (*scan)?,
+                    Err(_) => {
+                        return Err(IndexError::io(
+                            &c.path,
+                            std::io::Error::other("a scanning thread died"),
+                        ))
+                    }
+                }
+            };
+            progress.file_done(&c.path, c.size, scan.stats.packets);
+            entries.push(file_scanned(report, &mut rate, c, scan, run));
+        }
+        progress.phase("writing tables");
+        messages.finish().map_err(|e| store_err(db, e))?;
+        // Committed (`finish` commits, then waits for merges) before waiting for the media
+        // pass, which it does not depend on: on an RTP-heavy archive the pass ends last, and
+        // the commit then runs beside its tail instead of after it (step 2 of the protocol
+        // still precedes the catalog).
+        text_writer.finish().map_err(|e| store_err(db, e))?;
+        let ids: Vec<u32> = entries.iter().map(|e| e.id).collect();
+        let new_dialogs = merge_new_dialogs(plan, run, &ids)?;
+        progress.phase("media analysis");
+        let media_out = media_thread
+            .join()
+            .map_err(|_| IndexError::io(db, std::io::Error::other("media pass panicked")))??;
+        report.rtp_streams = media_out.streams_written;
+        report.rtp_packets = media_out.rtp_packets;
+        report.rtcp_reports = media_out.rtcp_rows;
+        report.media_files_out_of_order = media_out.files_out_of_order;
+        report.qos_reports = media_out.qos_rows;
+
+        // 4. dialogs: merge with what earlier runs stored, correlate, rewrite the days touched
+        progress.phase("dialogs");
+        report.dialogs = dialog_stage(plan, run, new_dialogs, &rate, &media_out)?;
+        Ok(())
+    })?;
+    Ok(entries)
+}
+
+/// The media pass's files and starting state: this run's files, after the stored ones a refold
+/// analyses again (their stored reports removed, to be written again), from a fresh state.
+fn media_inputs(
+    ctx: RunCtx<'_>,
+    ring: &[RingFile],
+    refold: Option<&RefoldPlan>,
+    report: &mut IndexReport,
+) -> Result<(Vec<(PathBuf, u32)>, MediaState), IndexError> {
+    let RunCtx {
+        plan, run, catalog, ..
+    } = ctx;
+    let db = &plan.db;
     // The media pass's files: this run's, after the stored ones it analyses again (a refold's).
     let mut media_feed: Vec<(PathBuf, u32, Option<i64>)> = ring
         .iter()
         .map(|f| (f.path.clone(), f.id, f.first_ns))
         .collect();
-    let media_state = match &refold {
+    let media_state = match refold {
         None => MediaState::load(db, catalog.last_run)?,
         Some(r) => {
             report.media_files_reanalysed = r.files.len();
@@ -400,6 +547,11 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
         }
     };
     let media_feed: Vec<(PathBuf, u32)> = media_feed.into_iter().map(|f| (f.0, f.1)).collect();
+    Ok((media_feed, media_state))
+}
+
+/// Files scanned at once.
+fn scan_workers(plan: &IndexPlan, files: usize) -> usize {
     // By default the sequential media pass keeps a core to itself: on an RTP-heavy archive it
     // is the critical path, and a scan worker sharing its core only slowed it (2 cores, 500 MB
     // trunk: 0.76 s mean wall with one scan worker against 0.85 s with two, 6 runs each).
@@ -411,179 +563,170 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
         n => n,
     };
     // files scanned at once: each holds a HEP window, a few row chunks and its dialog budget
-    let workers = threads
-        .min(plan.batch_files.max(1))
-        .min(new_files.len())
-        .max(1);
-    let worker_budget = plan.dialog_memory / workers;
-    let mut receivers = Vec::with_capacity(new_files.len());
-    let mut senders = Vec::with_capacity(new_files.len());
-    for _ in &new_files {
-        let (tx, rx) = std::sync::mpsc::sync_channel::<ScanEvent>(CHUNKS_AHEAD);
-        senders.push(std::sync::Mutex::new(Some(tx)));
-        receivers.push(rx);
+    threads.min(plan.batch_files.max(1)).min(files).max(1)
+}
+
+/// The media pass of a run (on a thread of its own beside the scan), with a refold's pre-roll.
+fn media_pass(
+    ctx: RunCtx<'_>,
+    media_state: MediaState,
+    refold: Option<&RefoldPlan>,
+    media_feed: &[(PathBuf, u32)],
+) -> Result<MediaOutcome, IndexError> {
+    let RunCtx {
+        plan, run, catalog, ..
+    } = ctx;
+    let db = &plan.db;
+    let mut pass = MediaPass::new(db, run, &plan.media, media_state)?;
+    if let Some(r) = refold {
+        let (replaced, earlier) = super::window::stored_streams_around(db, r.from_ns, None)?;
+        let fed: HashSet<u32> = media_feed.iter().map(|f| f.1).collect();
+        super::window::media_preroll(plan, catalog, &mut pass, r.from_ns, &earlier, &fed)?;
+        let before = catalog.files.iter().filter(|f| f.error.is_none());
+        if let Some(c) = before
+            .filter_map(|f| f.last_ts_ns)
+            .filter(|&t| t < r.from_ns)
+            .max()
+        {
+            pass.preroll_clock(c);
+        }
+        pass.refold(Refold::new(r.from_ns, replaced, &earlier));
     }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    std::thread::scope(|scope| -> Result<(), IndexError> {
-        // The media pass is sequential over the files in order; it overlaps the parallel SIP scan.
-        let media_thread = scope.spawn(|| -> Result<MediaOutcome, IndexError> {
-            let mut pass = MediaPass::new(db, run, &plan.media, media_state)?;
-            if let Some(r) = &refold {
-                let (replaced, earlier) =
-                    super::window::stored_streams_around(db, r.from_ns, None)?;
-                let fed: HashSet<u32> = media_feed.iter().map(|f| f.1).collect();
-                super::window::media_preroll(plan, &catalog, &mut pass, r.from_ns, &earlier, &fed)?;
-                let before = catalog.files.iter().filter(|f| f.error.is_none());
-                if let Some(c) = before
-                    .filter_map(|f| f.last_ts_ns)
-                    .filter(|&t| t < r.from_ns)
-                    .max()
-                {
-                    pass.preroll_clock(c);
-                }
-                pass.refold(Refold::new(r.from_ns, replaced, &earlier));
-            }
-            pass.files(&media_feed)?;
-            pass.finish()
-        });
-        // Workers take files in order and stream each file's rows through its own bounded
-        // channel; this thread writes the channels in file order, so output is deterministic.
-        // Deadlock-free: the lowest file not yet written is always claimed by a worker (files are
-        // claimed in order) and that worker's channel is the one being drained.
-        for _ in 0..workers {
-            let (senders, next, new_files, predecessors) =
-                (&senders, &next, &new_files, &predecessors);
-            let step_back = plan.media.analyse;
-            scope.spawn(move || {
-                if step_back {
-                    lower_thread_priority();
-                }
-                // The next file's pre-roll, built during this file's scan: a lone worker scans
-                // the files in order, so it is the one to use it (several workers interleave
-                // and each replays its file's predecessor instead).
-                let mut carried: Option<(usize, Preroll)> = None;
-                loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                    let Some(slot) = senders.get(k) else { break };
-                    let Some(tx) = slot.lock().ok().and_then(|mut s| s.take()) else {
-                        break;
-                    };
-                    let mut send_rows = |rows| tx.send(ScanEvent::Rows(rows)).is_ok();
-                    let mut to = StreamTo {
-                        db,
-                        run,
-                        chunk_rows: CHUNK_ROWS,
-                        messages: &mut send_rows,
-                        dialog_budget: worker_budget,
-                    };
-                    let file_id = first_id + k as u32;
-                    let successor = (workers == 1)
-                        .then(|| {
-                            let next_file = new_files.get(k + 1)?;
-                            predecessors[k + 1]
-                                .as_ref()
-                                .filter(|p| p.file_id == file_id)?;
-                            preroll_start(&next_file.path, file_id + 1)
-                        })
-                        .flatten();
-                    let ring = RingLinks {
-                        predecessor: predecessors[k].as_ref(),
-                        carried: carried.take().filter(|c| c.0 == k).map(|c| c.1),
-                        successor,
-                    };
-                    let scan =
-                        scan_file_streaming(&new_files[k].path, file_id, ring, &plan.scan, &mut to)
-                            .map(|(scan, tail)| {
-                                carried = tail.map(|t| (k + 1, t));
-                                scan
-                            });
-                    let failed = scan.is_err();
-                    if tx.send(ScanEvent::Done(Box::new(scan))).is_err() || failed {
-                        break;
-                    }
-                }
-            });
-        }
-        for (c, rx) in new_files.iter().zip(receivers) {
-            let scan = loop {
-                match rx.recv() {
-                    Ok(ScanEvent::Rows(rows)) => {
-                        for m in rows {
-                            text_writer.add(&m).map_err(|e| store_err(db, e))?;
-                            messages.push(m).map_err(|e| store_err(db, e))?;
-                        }
-                    }
-                    Ok(ScanEvent::Done(scan)) => break (*scan)?,
-                    Err(_) => {
-                        return Err(IndexError::io(
-                            &c.path,
-                            std::io::Error::other("a scanning thread died"),
-                        ))
-                    }
-                }
-            };
-            progress.file_done(&c.path, c.size, scan.stats.packets);
-            report.packets += scan.stats.packets;
-            report.bytes += c.size;
-            report.messages += scan.stats.sip_messages;
-            report.malformed_sip += scan.stats.malformed_sip;
-            if let Some(off) = scan.stats.truncated_at {
-                report.files_truncated.push((c.path.clone(), off));
-            }
-            if let Some(off) = scan.stats.corrupt_at {
-                report.files_corrupt.push((c.path.clone(), off));
-            }
-            if let Some(e) = &scan.error {
-                report.files_failed.push((c.path.clone(), e.clone()));
-            }
-            for (k, n) in scan.request_rate {
-                *rate.entry(k).or_default() += n;
-            }
-            entries.push(CatalogFile {
-                id: scan.file_id,
-                path: c.path.to_string_lossy().into_owned(),
-                size: c.size,
-                fingerprint: c.fingerprint.clone(),
-                mtime_ns: c.mtime_ns,
-                run,
-                packets: scan.stats.packets,
-                sip_messages: scan.stats.sip_messages,
-                first_ts_ns: scan.stats.first_ts_ns,
-                last_ts_ns: scan.stats.last_ts_ns,
-                truncated_at: scan.stats.truncated_at,
-                malformed_sip: scan.stats.malformed_sip,
-                hep_mirrors: scan.stats.hep_mirrors,
-                span_duplicates: scan.stats.span_duplicates,
-                error: scan.error.clone(),
-            });
-        }
-        progress.phase("writing tables");
-        messages.finish().map_err(|e| store_err(db, e))?;
-        // Committed (`finish` commits, then waits for merges) before waiting for the media
-        // pass, which it does not depend on: on an RTP-heavy archive the pass ends last, and
-        // the commit then runs beside its tail instead of after it (step 2 of the protocol
-        // still precedes the catalog).
-        text_writer.finish().map_err(|e| store_err(db, e))?;
-        let ids: Vec<u32> = entries.iter().map(|e| e.id).collect();
-        let new_dialogs = merge_new_dialogs(plan, run, &ids)?;
-        progress.phase("media analysis");
-        let media_out = media_thread
-            .join()
-            .map_err(|_| IndexError::io(db, std::io::Error::other("media pass panicked")))??;
-        report.rtp_streams = media_out.streams_written;
-        report.rtp_packets = media_out.rtp_packets;
-        report.rtcp_reports = media_out.rtcp_rows;
-        report.media_files_out_of_order = media_out.files_out_of_order;
-        report.qos_reports = media_out.qos_rows;
+    pass.files(media_feed)?;
+    pass.finish()
+}
 
-        // 4. dialogs: merge with what earlier runs stored, correlate, rewrite the days touched
-        progress.phase("dialogs");
-        report.dialogs = dialog_stage(plan, run, new_dialogs, &rate, &media_out)?;
-        Ok(())
-    })?;
+/// What the scan workers share (see `scan_worker`).
+#[derive(Clone, Copy)]
+struct Workers<'a> {
+    ctx: RunCtx<'a>,
+    workers: usize,
+    worker_budget: usize,
+    predecessors: &'a [Option<Predecessor>],
+    senders: &'a [std::sync::Mutex<Option<std::sync::mpsc::SyncSender<ScanEvent>>>],
+    next: &'a std::sync::atomic::AtomicUsize,
+}
 
-    // 5. commit (the rescans this run makes owed are noted first, see `run`)
-    progress.phase("committing");
+/// One scan worker: takes the next file not yet claimed and streams its rows through the
+/// file's channel, until no file is left or the writer stops listening.
+fn scan_worker(w: &Workers<'_>) {
+    let Workers {
+        ctx,
+        workers,
+        worker_budget,
+        predecessors,
+        senders,
+        next,
+    } = *w;
+    let RunCtx {
+        plan,
+        run,
+        first_id,
+        new_files,
+        ..
+    } = ctx;
+    let db = &plan.db;
+    if plan.media.analyse {
+        lower_thread_priority();
+    }
+    // The next file's pre-roll, built during this file's scan: a lone worker scans
+    // the files in order, so it is the one to use it (several workers interleave
+    // and each replays its file's predecessor instead).
+    let mut carried: Option<(usize, Preroll)> = None;
+    loop {
+        let k = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let Some(slot) = senders.get(k) else { break };
+        let Some(tx) = slot.lock().ok().and_then(|mut s| s.take()) else {
+            break;
+        };
+        let mut send_rows = |rows| tx.send(ScanEvent::Rows(rows)).is_ok();
+        let mut to = StreamTo {
+            db,
+            run,
+            chunk_rows: CHUNK_ROWS,
+            messages: &mut send_rows,
+            dialog_budget: worker_budget,
+        };
+        let file_id = first_id + k as u32;
+        let successor = (workers == 1)
+            .then(|| {
+                let next_file = new_files.get(k + 1)?;
+                predecessors[k + 1]
+                    .as_ref()
+                    .filter(|p| p.file_id == file_id)?;
+                preroll_start(&next_file.path, file_id + 1)
+            })
+            .flatten();
+        let ring = RingLinks {
+            predecessor: predecessors[k].as_ref(),
+            carried: carried.take().filter(|c| c.0 == k).map(|c| c.1),
+            successor,
+        };
+        let scan = scan_file_streaming(&new_files[k].path, file_id, ring, &plan.scan, &mut to).map(
+            |(scan, tail)| {
+                carried = tail.map(|t| (k + 1, t));
+                scan
+            },
+        );
+        let failed = scan.is_err();
+        if tx.send(ScanEvent::Done(Box::new(scan))).is_err() || failed {
+            break;
+        }
+    }
+}
+
+/// A scanned file's figures added to the run's report and request rates; its catalog entry.
+fn file_scanned(
+    report: &mut IndexReport,
+    rate: &mut HashMap<(std::net::IpAddr, i64), u32>,
+    c: &Candidate,
+    scan: FileScan,
+    run: u64,
+) -> CatalogFile {
+    report.packets += scan.stats.packets;
+    report.bytes += c.size;
+    report.messages += scan.stats.sip_messages;
+    report.malformed_sip += scan.stats.malformed_sip;
+    if let Some(off) = scan.stats.truncated_at {
+        report.files_truncated.push((c.path.clone(), off));
+    }
+    if let Some(off) = scan.stats.corrupt_at {
+        report.files_corrupt.push((c.path.clone(), off));
+    }
+    if let Some(e) = &scan.error {
+        report.files_failed.push((c.path.clone(), e.clone()));
+    }
+    for (k, n) in scan.request_rate {
+        *rate.entry(k).or_default() += n;
+    }
+    CatalogFile {
+        id: scan.file_id,
+        path: c.path.to_string_lossy().into_owned(),
+        size: c.size,
+        fingerprint: c.fingerprint.clone(),
+        mtime_ns: c.mtime_ns,
+        run,
+        packets: scan.stats.packets,
+        sip_messages: scan.stats.sip_messages,
+        first_ts_ns: scan.stats.first_ts_ns,
+        last_ts_ns: scan.stats.last_ts_ns,
+        truncated_at: scan.stats.truncated_at,
+        malformed_sip: scan.stats.malformed_sip,
+        hep_mirrors: scan.stats.hep_mirrors,
+        span_duplicates: scan.stats.span_duplicates,
+        error: scan.error.clone(),
+    }
+}
+
+/// Step 5 of a run: the rescans this run makes owed, then the catalog (the commit point), then
+/// the leftovers removed (pending, spill, superseded parts, older media states).
+fn commit(
+    db: &Path,
+    catalog: &mut Catalog,
+    entries: Vec<CatalogFile>,
+    run: u64,
+    end_id: u32,
+) -> Result<(), IndexError> {
     let new_ids: HashSet<u32> = entries.iter().map(|e| e.id).collect();
     catalog.files.extend(entries);
     let stored: Vec<RingFile> = catalog
@@ -604,7 +747,7 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
             .map(|t| t.saturating_sub(super::scan::PREROLL_NS));
         last.zip(from).is_some_and(|(last, from)| last >= from)
     };
-    let owed: Vec<u32> = self::predecessors(&catalog, &[], &stored)
+    let owed: Vec<u32> = self::predecessors(catalog, &[], &stored)
         .iter()
         .zip(&stored)
         .filter(|(p, f)| {
@@ -629,9 +772,7 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
     media::prune_states(db, run, false);
     super::dialogs::prune_parts(db, run, false);
     pq::recover(db).map_err(|e| store_err(db, e))?;
-    report.files_indexed = new_files.len();
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(())
 }
 
 /// Tantivy refuses a writer heap below 15 MB per thread.
