@@ -7,6 +7,7 @@ pub mod dialogs;
 pub mod media;
 pub mod run;
 pub mod scan;
+pub mod scan_stage;
 pub mod spill;
 pub mod verify;
 pub mod window;
