@@ -74,7 +74,7 @@ use crate::store::parquet::{self as pq, DayRange, DialogFilter, TableWriter, Wri
 use crate::store::record::{
     DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord, RtpStreamRecord,
 };
-use crate::store::text_index::TextIndex;
+use crate::store::text_index::{TextIndex, TextIndexWriter};
 use crate::store::{self, StoreError};
 
 /// Stored dialogs starting this close to the window's files join the correlation of its dialogs.
@@ -278,6 +278,197 @@ fn rebuild(
             .is_some_and(|j| Some(j.window) == window);
 
     // F: the window's files whose content is still at their path
+    let files = window_files(&catalog, &what, &mut report);
+    if files.is_empty() {
+        if window.is_some() {
+            let _ = std::fs::remove_file(&job_path);
+        }
+        report.elapsed = started.elapsed();
+        return Ok(report);
+    }
+    let run = announce(db, &catalog, window, &files, progress)?;
+    report.run = run;
+    let in_f: HashSet<u32> = files.iter().map(|f| f.id).collect();
+    let lo = files
+        .iter()
+        .filter_map(|f| f.first_ts_ns)
+        .min()
+        .unwrap_or(0);
+    let hi = files.iter().filter_map(|f| f.last_ts_ns).max().unwrap_or(0);
+    let job = Job {
+        plan,
+        run,
+        catalog: &catalog,
+        in_f: &in_f,
+        lo,
+        hi,
+    };
+
+    // 1. the message rows F's scans made go. A message cut by a ring rotation is completed by
+    // the scan of the file its last segment is in, but carries the location of its first (the
+    // predecessor's id, its time after that file's last packet). So a row of F's id after its
+    // file's last packet is taken for its successor's, and stays unless the successor is in F
+    // too; the rows of F's predecessors all stay. A rescanned row that is still stored (the
+    // same location, time and Call-ID) is not written again: so a row kept by that rule, or a
+    // predecessor's row F's scan completes again, is there once.
+    progress.phase("removing the window's message rows");
+    let (text_writer, stored, mut touched) = remove_rows(job, &mut report)?;
+
+    // 2. rescan F: messages, text documents, dialog parts
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(plan.threads)
+        .build()
+        .map_err(|e| IndexError::io(db, std::io::Error::other(e)))?;
+    let rescanned = rescan(
+        job,
+        &pool,
+        &files,
+        text_writer,
+        &stored,
+        &mut touched,
+        progress,
+        &mut report,
+    )?;
+    report.files = files.len();
+    let Rescanned {
+        mut window_parts,
+        rate,
+        updated,
+    } = rescanned;
+
+    // 2b. media: streams starting in F's span, F's reports
+    let media = match window {
+        Some(_) => rebuild_media(plan, run, &catalog, &in_f, (lo, hi), progress)?,
+        None => MediaRebuild::default(),
+    };
+    report.media_files = media.files_fed;
+    report.rtp_streams_removed = media.streams_removed;
+    report.rtp_streams = media.streams;
+    report.rtp_streams_continuing = media.streams_continuing;
+    report.rtcp_reports_removed = media.rtcp_removed;
+    report.rtcp_reports = media.rtcp;
+    report.qos_reports_removed = media.qos_removed;
+    report.qos_reports = media.qos;
+
+    // 3. the touched dialogs' rows as stored, and the context for correlation
+    progress.phase("re-merging dialogs");
+    let (old, context, media_only) = stored_dialogs(job, &touched, &media)?;
+
+    // 4. the other files holding parts of touched dialogs
+    neighbours(
+        job,
+        &pool,
+        &touched,
+        &old,
+        &mut window_parts,
+        progress,
+        &mut report,
+    )?;
+
+    // 5. rewrite the touched dialogs' rows
+    let dialogs = Dialogs {
+        touched: &touched,
+        window_parts,
+        old,
+        context,
+        media_only,
+    };
+    rewrite_dialogs(job, dialogs, &rate, &media, &mut report)?;
+
+    // 6. the media state carries over unchanged under this run's number (the next run loads it)
+    let state_dir = db.join("state");
+    let media_from = state_dir.join(format!("media-{}.json.zst", catalog.last_run));
+    if media_from.exists() {
+        let to = state_dir.join(format!("media-{run}.json.zst"));
+        let bytes = std::fs::read(&media_from).map_err(|e| IndexError::io(&media_from, e))?;
+        catalog::write_atomic(&to.with_extension("zst.tmp"), &to, &bytes)?;
+    }
+
+    // 7. commit
+    progress.phase("committing");
+    commit(db, &mut catalog, updated, run, window.is_some())?;
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+/// A rebuild's run announced: the window job's marker (a user's window; an owed rescan has its own,
+/// `RESCAN`) and `pending.json`, naming no new file ids. Returns the run.
+fn announce(
+    db: &Path,
+    catalog: &Catalog,
+    window: Option<TimeWindow>,
+    files: &[CatalogFile],
+    progress: &mut dyn Progress,
+) -> Result<u64, IndexError> {
+    // an owed rescan has its own marker (`RESCAN`), which a user's window job must not replace
+    if let Some(window) = window {
+        catalog::write_atomic(
+            &db.join(format!("{REINDEX}.tmp")),
+            &db.join(REINDEX),
+            &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
+        )?;
+    }
+    let run = catalog.last_run + 1;
+    catalog::write_atomic(
+        &db.join(format!("{PENDING}.tmp")),
+        &db.join(PENDING),
+        &serde_json::to_vec(&Pending {
+            run,
+            first_file_id: catalog.next_file_id,
+            end_file_id: catalog.next_file_id,
+        })
+        .expect("pending serialises"),
+    )?;
+    progress.start(files.len(), files.iter().map(|f| f.size).sum());
+    Ok(run)
+}
+
+/// Step 7 of a rebuild: F's new catalog entries and the catalog (the commit point), then the
+/// leftovers removed (pending, the window job, superseded parts and media states).
+fn commit(
+    db: &Path,
+    catalog: &mut Catalog,
+    mut updated: HashMap<u32, CatalogFile>,
+    run: u64,
+    window: bool,
+) -> Result<(), IndexError> {
+    for f in catalog.files.iter_mut() {
+        if let Some(u) = updated.remove(&f.id) {
+            *f = u;
+        }
+    }
+    catalog.last_run = run;
+    catalog.save(db)?;
+    let _ = std::fs::remove_file(db.join(PENDING));
+    if window {
+        let _ = std::fs::remove_file(db.join(REINDEX));
+    }
+    super::media::prune_states(db, run, false);
+    super::dialogs::prune_parts(db, run, false);
+    pq::recover(db).map_err(|e| store_err(db, e))?;
+    Ok(())
+}
+
+/// What the steps of a rebuild share once its run is announced.
+#[derive(Clone, Copy)]
+struct Job<'a> {
+    plan: &'a IndexPlan,
+    run: u64,
+    catalog: &'a Catalog,
+    /// The ids of F, the files rebuilt.
+    in_f: &'a HashSet<u32>,
+    /// F's span: its first and last packet.
+    lo: i64,
+    hi: i64,
+}
+
+/// F: the files a rebuild takes whose content is still at their path (the others are reported
+/// missing).
+fn window_files(
+    catalog: &Catalog,
+    what: &Rebuild<'_>,
+    report: &mut WindowReport,
+) -> Vec<CatalogFile> {
     let mut files: Vec<CatalogFile> = Vec::new();
     for f in catalog
         .files
@@ -293,50 +484,34 @@ fn rebuild(
             report.files_missing.push(PathBuf::from(&f.path));
         }
     }
-    if files.is_empty() {
-        if window.is_some() {
-            let _ = std::fs::remove_file(&job_path);
-        }
-        report.elapsed = started.elapsed();
-        return Ok(report);
-    }
-    // an owed rescan has its own marker (`RESCAN`), which a user's window job must not replace
-    if let Some(window) = window {
-        catalog::write_atomic(
-            &db.join(format!("{REINDEX}.tmp")),
-            &job_path,
-            &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
-        )?;
-    }
-    let run = catalog.last_run + 1;
-    report.run = run;
-    catalog::write_atomic(
-        &db.join(format!("{PENDING}.tmp")),
-        &db.join(PENDING),
-        &serde_json::to_vec(&Pending {
-            run,
-            first_file_id: catalog.next_file_id,
-            end_file_id: catalog.next_file_id,
-        })
-        .expect("pending serialises"),
-    )?;
-    progress.start(files.len(), files.iter().map(|f| f.size).sum());
-    let in_f: HashSet<u32> = files.iter().map(|f| f.id).collect();
-    let lo = files
-        .iter()
-        .filter_map(|f| f.first_ts_ns)
-        .min()
-        .unwrap_or(0);
-    let hi = files.iter().filter_map(|f| f.last_ts_ns).max().unwrap_or(0);
+    files
+}
 
-    // 1. the message rows F's scans made go. A message cut by a ring rotation is completed by
-    // the scan of the file its last segment is in, but carries the location of its first (the
-    // predecessor's id, its time after that file's last packet). So a row of F's id after its
-    // file's last packet is taken for its successor's, and stays unless the successor is in F
-    // too; the rows of F's predecessors all stay. A rescanned row that is still stored (the
-    // same location, time and Call-ID) is not written again: so a row kept by that rule, or a
-    // predecessor's row F's scan completes again, is there once.
-    progress.phase("removing the window's message rows");
+/// Step 1 of a rebuild: the message rows F's scans made go (see the step's comment in
+/// `rebuild`), and the text documents of F's ids. Returns the text writer (with the kept rows'
+/// documents added again), the stored rows a rescan must not write again, and the Call-IDs of
+/// the rows removed.
+#[allow(clippy::type_complexity)]
+fn remove_rows(
+    job: Job<'_>,
+    report: &mut WindowReport,
+) -> Result<
+    (
+        TextIndexWriter,
+        HashSet<(u32, u64, i64, String)>,
+        BTreeSet<String>,
+    ),
+    IndexError,
+> {
+    let Job {
+        plan,
+        run,
+        catalog,
+        in_f,
+        lo,
+        hi,
+    } = job;
+    let db = &plan.db;
     let last_of: HashMap<u32, i64> = catalog
         .files
         .iter()
@@ -352,7 +527,7 @@ fn rebuild(
             first_ns: f.first_ts_ns,
         })
         .collect();
-    let preds = super::run::predecessors(&catalog, &[], &ring);
+    let preds = super::run::predecessors(catalog, &[], &ring);
     let successor_in_f: HashSet<u32> = preds
         .iter()
         .zip(&ring)
@@ -374,7 +549,7 @@ fn rebuild(
     // ids that stay are added again.
     let text = TextIndex::open_or_create(&store::text_dir(db)).map_err(|e| store_err(db, e))?;
     let mut text_writer = text.writer(1, 200_000_000).map_err(|e| store_err(db, e))?;
-    for id in &in_f {
+    for id in in_f {
         text_writer.delete_file(*id);
     }
     let mut kept_docs = Ok(());
@@ -412,19 +587,41 @@ fn rebuild(
         },
     )
     .map_err(|e| store_err(db, e))?;
+    Ok((text_writer, stored, touched))
+}
 
-    // 2. rescan F: messages, text documents, dialog parts
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(plan.threads)
-        .build()
-        .map_err(|e| IndexError::io(db, std::io::Error::other(e)))?;
+/// What the rescan of F (step 2) leaves for the dialogs and the commit.
+struct Rescanned {
+    /// The rescanned files' dialog parts, merged by Call-ID.
+    window_parts: HashMap<String, DialogSummary>,
+    rate: HashMap<(std::net::IpAddr, i64), u32>,
+    /// F's catalog entries with their new scan figures.
+    updated: HashMap<u32, CatalogFile>,
+}
+
+/// Step 2 of a rebuild: rescan F for its messages, text documents and dialog parts.
+#[allow(clippy::too_many_arguments)]
+fn rescan(
+    job: Job<'_>,
+    pool: &rayon::ThreadPool,
+    files: &[CatalogFile],
+    mut text_writer: TextIndexWriter,
+    stored: &HashSet<(u32, u64, i64, String)>,
+    touched: &mut BTreeSet<String>,
+    progress: &mut dyn Progress,
+    report: &mut WindowReport,
+) -> Result<Rescanned, IndexError> {
+    let Job {
+        plan, run, catalog, ..
+    } = job;
+    let db = &plan.db;
     let mut messages = TableWriter::<MessageRecord>::create(db, run, WriterOptions::default())
         .map_err(|e| store_err(db, e))?;
     let headers = &plan.scan.correlate.headers;
     let mut window_parts: HashMap<String, DialogSummary> = HashMap::new();
     let mut rate: HashMap<(std::net::IpAddr, i64), u32> = HashMap::new();
     let mut updated: HashMap<u32, CatalogFile> = HashMap::new();
-    scan_files(plan, &pool, &catalog, &files, |f, scan| {
+    scan_files(plan, pool, catalog, files, |f, scan| {
         progress.file_done(Path::new(&f.path), f.size, scan.stats.packets);
         report.packets += scan.stats.packets;
         report.bytes += f.size;
@@ -467,28 +664,34 @@ fn rebuild(
         );
         Ok(())
     })?;
-    report.files = files.len();
     progress.phase("writing tables");
     messages.finish().map_err(|e| store_err(db, e))?;
     text_writer.commit().map_err(|e| store_err(db, e))?;
     text_writer.finish().map_err(|e| store_err(db, e))?;
+    Ok(Rescanned {
+        window_parts,
+        rate,
+        updated,
+    })
+}
 
-    // 2b. media: streams starting in F's span, F's reports
-    let media = match window {
-        Some(_) => rebuild_media(plan, run, &catalog, &in_f, (lo, hi), progress)?,
-        None => MediaRebuild::default(),
-    };
-    report.media_files = media.files_fed;
-    report.rtp_streams_removed = media.streams_removed;
-    report.rtp_streams = media.streams;
-    report.rtp_streams_continuing = media.streams_continuing;
-    report.rtcp_reports_removed = media.rtcp_removed;
-    report.rtcp_reports = media.rtcp;
-    report.qos_reports_removed = media.qos_removed;
-    report.qos_reports = media.qos;
-
-    // 3. the touched dialogs' rows as stored, and the context for correlation
-    progress.phase("re-merging dialogs");
+/// Step 3 of a rebuild: the touched dialogs' rows as stored, the stored dialogs near F for the
+/// correlation's context, and the rows rewritten only for their media columns.
+#[allow(clippy::type_complexity)]
+fn stored_dialogs(
+    job: Job<'_>,
+    touched: &BTreeSet<String>,
+    media: &MediaRebuild,
+) -> Result<
+    (
+        HashMap<String, DialogRecord>,
+        Vec<DialogSummary>,
+        Vec<DialogRecord>,
+    ),
+    IndexError,
+> {
+    let Job { plan, lo, hi, .. } = job;
+    let db = &plan.db;
     let stored = pq::read_dialogs(
         db,
         &DialogFilter {
@@ -515,11 +718,32 @@ fn rebuild(
             context.extend(summary_of(&rec));
         }
     }
+    Ok((old, context, media_only))
+}
 
-    // 4. the other files holding parts of touched dialogs
+/// Step 4 of a rebuild: the parts of the touched dialogs held by other files, stored or (made
+/// with other correlation headers, or missing) rescanned, merged into `window_parts`.
+fn neighbours(
+    job: Job<'_>,
+    pool: &rayon::ThreadPool,
+    touched: &BTreeSet<String>,
+    old: &HashMap<String, DialogRecord>,
+    window_parts: &mut HashMap<String, DialogSummary>,
+    progress: &mut dyn Progress,
+    report: &mut WindowReport,
+) -> Result<(), IndexError> {
+    let Job {
+        plan,
+        run,
+        catalog,
+        in_f,
+        ..
+    } = job;
+    let db = &plan.db;
+    let headers = &plan.scan.correlate.headers;
     let mut for_calls: HashSet<u32> = HashSet::new();
     let mut for_others: HashSet<u32> = HashSet::new();
-    for t in &touched {
+    for t in touched {
         let mut span = old.get(t).map(|r| (r.start_ns, r.end_ns));
         let part = window_parts.get(t);
         if let Some(d) = part {
@@ -573,7 +797,7 @@ fn rebuild(
     if !rescan.is_empty() {
         progress.phase("rescanning neighbours for dialog parts");
     }
-    scan_files(plan, &pool, &catalog, &rescan, |f, scan| {
+    scan_files(plan, pool, catalog, &rescan, |f, scan| {
         report.neighbours_rescanned += 1;
         save_parts(db, f.id, run, headers, &scan.dialogs)?;
         neighbour_parts.extend(
@@ -584,13 +808,41 @@ fn rebuild(
         Ok(())
     })?;
     for d in neighbour_parts {
-        merge_into(&mut window_parts, d);
+        merge_into(window_parts, d);
     }
+    Ok(())
+}
 
-    // 5. rewrite the touched dialogs' rows
+/// The dialogs step 5 rewrites and what they are made from.
+struct Dialogs<'a> {
+    touched: &'a BTreeSet<String>,
+    window_parts: HashMap<String, DialogSummary>,
+    /// The touched dialogs' stored rows.
+    old: HashMap<String, DialogRecord>,
+    context: Vec<DialogSummary>,
+    media_only: Vec<DialogRecord>,
+}
+
+/// Step 5 of a rebuild: rewrite the touched dialogs' rows.
+fn rewrite_dialogs(
+    job: Job<'_>,
+    dialogs: Dialogs<'_>,
+    rate: &HashMap<(std::net::IpAddr, i64), u32>,
+    media: &MediaRebuild,
+    report: &mut WindowReport,
+) -> Result<(), IndexError> {
+    let Job { plan, run, .. } = job;
+    let db = &plan.db;
+    let Dialogs {
+        touched,
+        mut window_parts,
+        old,
+        context,
+        media_only,
+    } = dialogs;
     let mut summaries: Vec<DialogSummary> = Vec::new();
     let mut removed: HashSet<String> = HashSet::new();
-    for t in &touched {
+    for t in touched {
         match window_parts.remove(t) {
             Some(d) => summaries.push(d),
             None => {
@@ -600,7 +852,7 @@ fn rebuild(
     }
     let n_touched = summaries.len();
     summaries.extend(context);
-    let flooders = flooders(&summaries, &rate, plan.scan.flood_per_minute);
+    let flooders = flooders(&summaries, rate, plan.scan.flood_per_minute);
     let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
     // media columns: recomputed for calls whose streams the rebuild replaced, else as stored
     let with_media = |mut r: DialogRecord| {
@@ -645,34 +897,7 @@ fn rebuild(
         |a, b| (a.start_ns, &a.call_id).cmp(&(b.start_ns, &b.call_id)),
     )
     .map_err(|e| store_err(db, e))?;
-
-    // 6. the media state carries over unchanged under this run's number (the next run loads it)
-    let state_dir = db.join("state");
-    let media_from = state_dir.join(format!("media-{}.json.zst", catalog.last_run));
-    if media_from.exists() {
-        let to = state_dir.join(format!("media-{run}.json.zst"));
-        let bytes = std::fs::read(&media_from).map_err(|e| IndexError::io(&media_from, e))?;
-        catalog::write_atomic(&to.with_extension("zst.tmp"), &to, &bytes)?;
-    }
-
-    // 7. commit
-    progress.phase("committing");
-    for f in catalog.files.iter_mut() {
-        if let Some(u) = updated.remove(&f.id) {
-            *f = u;
-        }
-    }
-    catalog.last_run = run;
-    catalog.save(db)?;
-    let _ = std::fs::remove_file(db.join(PENDING));
-    if window.is_some() {
-        let _ = std::fs::remove_file(&job_path);
-    }
-    super::media::prune_states(db, run, false);
-    super::dialogs::prune_parts(db, run, false);
-    pq::recover(db).map_err(|e| store_err(db, e))?;
-    report.elapsed = started.elapsed();
-    Ok(report)
+    Ok(())
 }
 
 /// What the media rebuild did, and the calls whose dialog media columns it changed.
