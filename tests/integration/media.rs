@@ -4,9 +4,8 @@
 //! reports landing in their tables; `sipidx quality`.
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-mod common;
 
-use common::split;
+use crate::util::split;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -1,9 +1,8 @@
 //! Integration tests of `sipidx index`: idempotence, crash safety under SIGKILL, independence from
 //! file splitting and thread count, the lock, and the tables read by an independent reader.
 use std::collections::BTreeMap;
-mod common;
 
-use common::split;
+use crate::util::split;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};

@@ -1,4 +1,4 @@
-//! Helpers shared by the integration test binaries.
+//! Helpers shared by the integration tests (modules of the one `integration` binary).
 use std::path::{Path, PathBuf};
 
 use sipidx::source::{open_capture, PcapWriter};
