@@ -1,56 +1,21 @@
 //! Integration tests of `sipidx index`: idempotence, crash safety under SIGKILL, independence from
 //! file splitting and thread count, the lock, and the tables read by an independent reader.
 use std::collections::BTreeMap;
-
-use crate::util::split;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sipidx::source::{open_capture, PcapWriter};
 use sipidx::store::parquet::{read_dialogs, read_messages, DialogFilter};
 use sipidx::store::record::DialogRecord;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
-}
-
-fn index(db: &Path, paths: &[&Path], extra: &[&str]) -> Output {
-    let mut c = bin();
-    c.arg("index")
-        .arg("--db")
-        .arg(db)
-        .args(["--settle", "0s", "--quiet"]);
-    c.args(extra);
-    for p in paths {
-        c.arg(p);
-    }
-    let o = c.output().expect("run sipidx index");
-    assert!(
-        o.status.code() == Some(0),
-        "index failed: {:?} {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
+use crate::util::{index_cmd, index_with, sipidx, split, tempdir, testdata, tool, verify};
 
 /// `sipidx verify --json`: exit status and the (type, check) of every finding.
-fn verify(db: &Path) -> (Option<i32>, Vec<(String, String)>) {
-    let o = bin()
-        .args(["verify", "--json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    let found = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+fn findings(db: &Path) -> (Option<i32>, Vec<(String, String)>) {
+    let (code, rows) = verify(db);
+    let found = rows
+        .iter()
         .filter(|v| v["type"] != "summary")
         .map(|v| {
             (
@@ -59,13 +24,13 @@ fn verify(db: &Path) -> (Option<i32>, Vec<(String, String)>) {
             )
         })
         .collect();
-    (o.status.code(), found)
+    (code, found)
 }
 
 /// After a SIGKILL at `delay`: whatever the moment, `verify` may find only the traces of an
 /// interrupted run, which the next run completes or rolls back. True when it found any.
 fn verify_after_kill(db: &Path, delay: Duration) -> bool {
-    let (code, found) = verify(db);
+    let (code, found) = findings(db);
     assert!(code == Some(0) || code == Some(1), "{found:?}");
     let unexpected: Vec<_> = found
         .iter()
@@ -126,15 +91,13 @@ const CAPTURES: &[&str] = &[
 
 #[test]
 fn indexing_a_directory_twice_adds_nothing_the_second_time() {
-    let db = tempfile::tempdir().unwrap();
+    let db = tempdir();
     let corpus = testdata("corpus");
-    let o = index(db.path(), &[&corpus], &["--json"]);
-    let first: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = index_with(db.path(), &[&corpus], &["--json"]).json();
     assert!(first["files_indexed"].as_u64().unwrap() >= 39);
     let (m1, d1) = (messages(db.path()), dialogs(db.path()));
     assert!(m1.len() > 300);
-    let o = index(db.path(), &[&corpus], &["--json"]);
-    let second: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let second = index_with(db.path(), &[&corpus], &["--json"]).json();
     assert_eq!(second["files_indexed"], 0);
     assert_eq!(second["files_known"], first["files_indexed"]);
     assert_eq!(messages(db.path()), m1);
@@ -143,7 +106,7 @@ fn indexing_a_directory_twice_adds_nothing_the_second_time() {
 
 #[test]
 fn a_capture_split_into_ring_files_indexes_like_the_whole() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let whole_db = tmp.path().join("whole.db");
     let split_db = tmp.path().join("split.db");
     let runs_db = tmp.path().join("runs.db");
@@ -155,11 +118,11 @@ fn a_capture_split_into_ring_files_indexes_like_the_whole() {
     }
     let whole: Vec<PathBuf> = CAPTURES.iter().map(|c| testdata(c)).collect();
     let whole_refs: Vec<&Path> = whole.iter().map(|p| p.as_path()).collect();
-    index(&whole_db, &whole_refs, &["-j", "1"]);
-    index(&split_db, &[&ring], &["-j", "2"]);
+    index_with(&whole_db, &whole_refs, &["-j", "1"]);
+    index_with(&split_db, &[&ring], &["-j", "2"]);
     // one scan worker builds each file's pre-roll beside its predecessor's scan; two replay it
     let lone_db = tmp.path().join("lone.db");
-    index(&lone_db, &[&ring], &["-j", "1"]);
+    index_with(&lone_db, &[&ring], &["-j", "1"]);
     assert_eq!(file_counts(&lone_db), file_counts(&split_db));
     assert_eq!(messages(&lone_db), messages(&whole_db));
     assert_eq!(dialogs(&lone_db), dialogs(&whole_db));
@@ -174,14 +137,14 @@ fn a_capture_split_into_ring_files_indexes_like_the_whole() {
     // the same ring files indexed in three runs, newest first
     for chunk in files.chunks(files.len().div_ceil(3)).rev() {
         let refs: Vec<&Path> = chunk.iter().map(|p| p.as_path()).collect();
-        index(&runs_db, &refs, &[]);
+        index_with(&runs_db, &refs, &[]);
     }
     let want = dialogs(&whole_db);
     assert!(want.len() >= 13, "{} dialogs", want.len());
     assert_eq!(dialogs(&split_db), want, "split into ring files, 2 threads");
     // Newest-first runs: SIP dialogs still merge exactly, but RTP analysis is sequential, so the
-    // media summary columns need files in time order (tests/media.rs checks that case); compare
-    // without them here.
+    // media summary columns need files in time order (media.rs checks that case); compare without
+    // them here.
     let no_media = |m: BTreeMap<String, DialogRecord>| -> BTreeMap<String, DialogRecord> {
         m.into_iter()
             .map(|(k, mut d)| {
@@ -229,11 +192,11 @@ fn file_counts(db: &Path) -> Vec<(String, [u64; 5])> {
 
 #[test]
 fn the_thread_count_does_not_change_the_result() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let corpus = testdata("corpus");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    index(&a, &[&corpus], &["-j", "1"]);
-    index(&b, &[&corpus], &["-j", "2", "--batch-files", "3"]);
+    index_with(&a, &[&corpus], &["-j", "1"]);
+    index_with(&b, &[&corpus], &["-j", "2", "--batch-files", "3"]);
     assert_eq!(dialogs(&a), dialogs(&b));
     assert_eq!(messages(&a), messages(&b));
     assert_eq!(file_counts(&a), file_counts(&b));
@@ -241,7 +204,7 @@ fn the_thread_count_does_not_change_the_result() {
 
 #[test]
 fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     // enough days that every run has new work, whether or not the one before it was killed
     const DAYS: usize = 12;
     let archive = tmp.path().join("archive");
@@ -256,7 +219,7 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
         }
     }
     let clean = tmp.path().join("clean.db");
-    index(&clean, &[&archive], &[]);
+    index_with(&clean, &[&archive], &[]);
     let want_messages = messages(&clean);
     let want_dialogs = dialogs(&clean);
 
@@ -264,7 +227,7 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
     // the runs to be killed extend a DB that already holds committed rows and dialogs; how long
     // that took sets the first span of kill moments
     let started = Instant::now();
-    index(&db, &[&archive.join("day0")], &[]);
+    index_with(&db, &[&archive.join("day0")], &[]);
     let mut span_ms = (started.elapsed().as_millis() as u64 * 3 / 2).max(50);
     // deterministic pseudo-random kill moments
     let mut seed: u64 = 0x5eed;
@@ -286,14 +249,11 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis((seed >> 33) % span_ms);
         let started = Instant::now();
-        let mut child = bin()
-            .args(["index", "--settle", "0s", "--quiet", "--db"])
-            .arg(&db)
+        let mut child = index_cmd(&db)
             .args(&days)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .spawn();
         let finished = loop {
             if child.try_wait().unwrap().is_some() {
                 break true;
@@ -317,8 +277,8 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
         interrupted > 0,
         "no kill caught a run in the middle ({kills} kills): the test tested nothing"
     );
-    index(&db, &[&archive], &[]);
-    let (code, found) = verify(&db);
+    index_with(&db, &[&archive], &[]);
+    let (code, found) = findings(&db);
     assert_eq!(
         code,
         Some(0),
@@ -331,22 +291,18 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
     );
     assert_eq!(dialogs(&db), want_dialogs);
     // the text index holds exactly one document per message
-    let o = bin()
+    let o = sipidx()
         .args(["search", "--json", "--limit", "1000000", "--db"])
         .arg(&db)
-        .output()
-        .unwrap();
-    if o.status.code() != Some(2) {
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout).lines().count(),
-            want_messages.len()
-        );
+        .run();
+    if o.code() != Some(2) {
+        assert_eq!(o.stdout().lines().count(), want_messages.len());
     }
 }
 
 #[test]
 fn a_second_index_run_on_a_locked_db_refuses_clearly() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
     std::fs::create_dir_all(&db).unwrap();
     let lock = std::fs::File::options()
@@ -356,22 +312,20 @@ fn a_second_index_run_on_a_locked_db_refuses_clearly() {
         .open(db.join("LOCK"))
         .unwrap();
     lock.lock().unwrap();
-    let o = bin()
+    let err = sipidx()
         .args(["index", "--settle", "0s", "--db"])
         .arg(&db)
         .arg(testdata("corpus/sip-cancel-487.pcap"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
+        .code(2)
+        .stderr();
     assert!(err.contains("another sipidx index run"), "{err}");
     drop(lock);
-    index(&db, &[&testdata("corpus/sip-cancel-487.pcap")], &[]);
+    index_with(&db, &[&testdata("corpus/sip-cancel-487.pcap")], &[]);
 }
 
 #[test]
 fn files_still_being_written_wait_for_the_next_run() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let ring = tmp.path().join("ring");
     std::fs::create_dir(&ring).unwrap();
     std::fs::copy(testdata("corpus/sip-cancel-487.pcap"), ring.join("a.pcap")).unwrap();
@@ -381,28 +335,26 @@ fn files_still_being_written_wait_for_the_next_run() {
     )
     .unwrap();
     let db = tmp.path().join("db");
-    let o = bin()
+    let v = sipidx()
         .args(["index", "--json", "--quiet", "--settle", "1h", "--db"])
         .arg(&db)
         .arg(&ring)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        .run()
+        .json();
     assert_eq!(
         v["files_indexed"], 0,
         "a just-written file waits for --settle"
     );
     assert_eq!(v["files_waiting"], 2);
-    let o = index(&db, &[&ring], &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = index_with(&db, &[&ring], &["--json"]).json();
     assert_eq!(v["files_indexed"], 1, ".part files always wait");
 }
 
 #[test]
 fn the_tables_are_readable_by_duckdb_and_pyarrow() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
-    index(&db, &[&testdata("corpus")], &[]);
+    index_with(&db, &[&testdata("corpus")], &[]);
     let n_messages = messages(&db).len();
     let n_dialogs = dialogs(&db).len();
     let script = format!(
@@ -418,17 +370,7 @@ print(m, d, st[0], st[1], pm)
 "#,
         db = db.to_string_lossy()
     );
-    let o = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        o.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = tool("python3").arg("-c").arg(&script).ok().stdout();
     let f: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(f[0].parse::<usize>().unwrap(), n_messages);
     assert_eq!(f[1].parse::<usize>().unwrap(), n_dialogs);
@@ -460,7 +402,7 @@ fn filter_capture(src: &Path, dst: &Path, keep: impl Fn(&[u8]) -> bool) {
 
 #[test]
 fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let src = testdata("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
     // the raw call alone: drop every packet that carries HEP3
     let raw = tmp.path().join("raw-only.pcap");
@@ -470,9 +412,9 @@ fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
         tmp.path().join("b"),
         tmp.path().join("c"),
     );
-    index(&a, &[&src], &[]);
-    index(&b, &[&raw], &[]);
-    index(&c, &[&src], &["--keep-hep-mirrors"]);
+    index_with(&a, &[&src], &[]);
+    index_with(&b, &[&raw], &[]);
+    index_with(&c, &[&src], &["--keep-hep-mirrors"]);
     let with_mirrors = read_messages(&a, None, None).unwrap();
     assert_eq!(with_mirrors.len(), 7);
     assert!(with_mirrors
@@ -496,7 +438,7 @@ fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
     );
     // a HEP-only capture is indexed as messages in their own right
     let d = tmp.path().join("d");
-    index(&d, &[&testdata("crafted/hep3-udp9060-call.pcap")], &[]);
+    index_with(&d, &[&testdata("crafted/hep3-udp9060-call.pcap")], &[]);
     let hep = read_messages(&d, None, None).unwrap();
     assert_eq!(hep.len(), 7);
     assert!(hep.iter().all(|m| m.hep_capture_id == Some(2001)));
@@ -504,10 +446,10 @@ fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
 
 #[test]
 fn reindex_rebuilds_the_same_db_and_applies_new_correlation_rules() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
     let corpus = testdata("corpus");
-    index(&db, &[&corpus], &["--correlate-window", "0s"]);
+    index_with(&db, &[&corpus], &["--correlate-window", "0s"]);
     let (m, d) = (messages(&db), dialogs(&db));
     // the T.38 capture holds two legs of one call through an SBC (same numbers, ms apart)
     let legs = |d: &BTreeMap<String, DialogRecord>| {
@@ -522,17 +464,10 @@ fn reindex_rebuilds_the_same_db_and_applies_new_correlation_rules() {
         2,
         "without the time-window rule the legs stay apart"
     );
-    let o = bin()
+    sipidx()
         .args(["reindex", "--quiet", "--json", "--db"])
         .arg(&db)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+        .ok();
     let d2 = dialogs(&db);
     assert_eq!(messages(&db), m, "same messages after the rebuild");
     assert_eq!(d2.len(), d.len());
@@ -566,12 +501,13 @@ fn table_counts(db: &Path) -> [usize; 5] {
 
 /// Documents in the text index (every message, via `search`).
 fn text_docs(db: &Path) -> usize {
-    let o = bin()
+    sipidx()
         .args(["search", "--json", "--limit", "1000000", "--db"])
         .arg(db)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).lines().count()
+        .run()
+        .stdout()
+        .lines()
+        .count()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -606,7 +542,7 @@ fn first_last_ts(path: &Path) -> (i64, i64) {
 /// A ring of the four captures indexed without the number-window rule, and the window of the
 /// SIPp capture's 2nd and 3rd ring files (of 6): (tmp, ring, db, since, until).
 fn window_fixture() -> (tempfile::TempDir, PathBuf, PathBuf, String, String) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let ring = tmp.path().join("ring");
     std::fs::create_dir(&ring).unwrap();
     let mut sipp = Vec::new();
@@ -619,7 +555,7 @@ fn window_fixture() -> (tempfile::TempDir, PathBuf, PathBuf, String, String) {
         }
     }
     let db = tmp.path().join("db");
-    index(&db, &[&ring], &["--correlate-window", "0s"]);
+    index_with(&db, &[&ring], &["--correlate-window", "0s"]);
     let (since, _) = first_last_ts(&sipp[1]);
     let (_, until) = first_last_ts(&sipp[2]);
     (tmp, ring, db, rfc3339(since), rfc3339(until))
@@ -645,7 +581,7 @@ fn reindex_of_a_window_applies_new_rules_there_and_matches_a_full_reindex() {
     assert_eq!(v["sip_messages"], v["sip_messages_removed"]);
     // the same rules over everything, from scratch
     let full = tmp.path().join("full");
-    index(&full, &[&ring], NEW_RULES);
+    index_with(&full, &[&ring], NEW_RULES);
     let want = dialogs(&full);
     let got = dialogs(&db);
     assert_eq!(table_counts(&db), table_counts(&full), "every table");
@@ -728,7 +664,7 @@ fn sigkill_during_a_window_reindex_then_rerun_gives_the_clean_result() {
     eprintln!("{killed_mid_run} kills landed inside a window reindex");
     reindex_window(&db, &since, &until);
     assert!(!db.join("reindex.json").exists());
-    assert_eq!(verify(&db).0, Some(0), "{:?}", verify(&db).1);
+    assert_eq!(findings(&db).0, Some(0), "{:?}", findings(&db).1);
     assert_eq!(messages(&db), want_m);
     assert_eq!(dialogs(&db), want_d);
     assert_eq!(text_docs(&db), want_m.len());
@@ -838,7 +774,7 @@ fn media_fixture() -> (
     Vec<PathBuf>,
     PathBuf,
 ) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let dirs: Vec<PathBuf> = ["ring-a", "ring-b", "ring-c"]
         .iter()
         .map(|d| tmp.path().join(d))
@@ -867,7 +803,7 @@ fn media_fixture() -> (
         4,
     ));
     let db = tmp.path().join("db");
-    index(&db, &[&dirs[0], &dirs[1], &dirs[2]], &[]);
+    index_with(&db, &[&dirs[0], &dirs[1], &dirs[2]], &[]);
     (tmp, t38, single, rtcp, db)
 }
 
@@ -879,20 +815,13 @@ fn media_rings(tmp: &Path) -> Vec<PathBuf> {
 }
 
 fn reindex_window_with(db: &Path, since: &str, until: &str, extra: &[&str]) -> serde_json::Value {
-    let o = bin()
+    sipidx()
         .args(["reindex", "--quiet", "--json", "--db"])
         .arg(db)
         .args(["--since", since, "--until", until])
         .args(extra)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
+        .ok()
+        .json()
 }
 
 /// The T.38 ring file holding the second stream's first packet (the first began a file before).
@@ -927,7 +856,7 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
         "{counts:?}"
     );
     let full = tmp.path().join("full");
-    index(&full, &rings, &[]);
+    index_with(&full, &rings, &[]);
     assert_eq!(
         stream_rows(&full),
         streams_before,
@@ -992,7 +921,7 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
     // new metrics in the window: the streams starting there are the RFC 3550 full index's, the
     // stream that began before keeps its Wireshark row
     let rfc = tmp.path().join("rfc");
-    index(&rfc, &rings, &["--metrics", "rfc3550"]);
+    index_with(&rfc, &rings, &["--metrics", "rfc3550"]);
     let want = stream_rows(&rfc);
     reindex_window_with(&db, &since, &until, &["--metrics", "rfc3550"]);
     let got = stream_rows(&db);
@@ -1062,7 +991,7 @@ fn sigkill_during_a_media_window_reindex_then_rerun_gives_the_clean_result() {
     }
     reindex_window_with(&db, &since, &until, &extra);
     assert!(!db.join("reindex.json").exists());
-    assert_eq!(verify(&db).0, Some(0), "{:?}", verify(&db).1);
+    assert_eq!(findings(&db).0, Some(0), "{:?}", findings(&db).1);
     assert_eq!(stream_rows(&db), want.0);
     assert_eq!(report_rows(&db), want.1);
     assert_eq!(dialogs(&db), want.2);
@@ -1079,15 +1008,14 @@ fn kill_window_reindex(
     extra: &[&str],
     delay: Duration,
 ) -> bool {
-    let mut child = bin()
+    let mut child = sipidx()
         .args(["reindex", "--quiet", "--db"])
         .arg(db)
         .args(["--since", since, "--until", until])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
     std::thread::sleep(delay);
     let mut mid_run = false;
     if child.try_wait().unwrap().is_none() {
