@@ -93,20 +93,22 @@ fn signal(c: &Cap, sig: &str) {
     assert!(ok, "kill -{sig}");
 }
 
+/// Waits up to 10 s for `child` to exit; panics with `what` if it does not.
+fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Sends `sig`, waits (bounded) for the exit; returns status, stderr and the final stats line.
 fn stop(mut c: Cap, sig: &str) -> (ExitStatus, String, serde_json::Value) {
     signal(&c, sig);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = c.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "capture did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut c.child, "capture did not stop");
     std::thread::sleep(Duration::from_millis(50));
     let err = c.stderr.lock().unwrap().clone();
     let out = c.stdout.lock().unwrap().clone();
@@ -553,18 +555,8 @@ fn full_disk_deletes_oldest_ring_files_or_stops_cleanly() {
     };
     send_sip(port, "full@test", 600, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(1500));
-    let t0 = Instant::now();
     let mut c = c;
-    let status = loop {
-        if let Some(s) = c.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "no stop on a full disk"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut c.child, "no stop on a full disk");
     std::thread::sleep(Duration::from_millis(50));
     let err = c.stderr.lock().unwrap().clone();
     assert_eq!(status.code(), Some(2), "{err}");
@@ -852,17 +844,7 @@ fn follow_mode_makes_a_captured_call_searchable_within_one_rotation() {
         .args(["-TERM", &follower.id().to_string()])
         .status()
         .unwrap();
-    let t0 = Instant::now();
-    let st = loop {
-        if let Some(st) = follower.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "follower did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let st = wait_exit(&mut follower, "follower did not stop");
     assert_eq!(st.code(), Some(0));
     // many incremental rounds, stopped by a signal: the DB is sound
     assert_sound(&db);

@@ -12,6 +12,24 @@ use crate::util::{
 /// Offsets (s) of the seven messages of a crafted call from its start (scripts/craft_testdata.py).
 const CALL_TIMES: [f64; 7] = [0.0, 0.012, 0.480, 3.250, 3.262, 12.500, 12.514];
 
+/// Two crafted calls: one plain on 5060, one on ports 5080/7070 in compact header form.
+const TWO_CALLS: [&str; 2] = [
+    "sip-udp-call-plain.pcap",
+    "sip-udp-port5080-7070-compact.pcap",
+];
+
+/// The seven messages of a crafted call, as `message_keys` gives them: INVITE, 100, 180, 200,
+/// ACK, BYE, 200.
+const CALL_KEYS: [&str; 7] = [
+    "1 INVITE INVITE",
+    "1 INVITE 100",
+    "1 INVITE 180",
+    "1 INVITE 200",
+    "1 ACK ACK",
+    "2 BYE BYE",
+    "2 BYE 200",
+];
+
 /// `grep --json` rows of the given files plus extra options; exit 0 (matches) or 1 (none) required.
 fn rows_with(opts: &[&str], names: &[&str]) -> Vec<Value> {
     let paths: Vec<String> = names
@@ -89,6 +107,23 @@ fn distinct(rows: &[Value], key: &str) -> BTreeSet<String> {
             v => v.to_string(),
         })
         .collect()
+}
+
+/// Asserts that the messages of a crafted call go from caller `a` to callee `b`, and back for
+/// the responses: INVITE a->b, 100/180/200 b->a, ACK/BYE a->b, 200 b->a.
+fn assert_call_addresses(rows: &[Value], a: &str, b: &str, what: &str) {
+    for (i, r) in rows.iter().enumerate() {
+        let (src, dst) = if matches!(i, 1..=3 | 6) {
+            (b, a)
+        } else {
+            (a, b)
+        };
+        assert_eq!(
+            (r["src_ip"].as_str(), r["dst_ip"].as_str()),
+            (Some(src), Some(dst)),
+            "{what} #{i}"
+        );
+    }
 }
 
 /// The (CSeq, method-or-status) of each message: unique within a crafted call without copies.
@@ -257,16 +292,8 @@ fn ip_in_ip_and_6in4_tunnels_report_ipip_encap_and_inner_addresses() {
         assert_eq!(rows.len(), 7, "{name}");
         for (i, r) in rows.iter().enumerate() {
             assert_eq!(r["encap"], "ipip", "{name} #{i}");
-            let (src, dst) = if matches!(i, 1..=3 | 6) {
-                (b, a)
-            } else {
-                (a, b)
-            };
-            assert_eq!(
-                (r["src_ip"].as_str(), r["dst_ip"].as_str()),
-                (Some(src), Some(dst))
-            );
         }
+        assert_call_addresses(&rows, a, b, name);
         // the tunnel endpoints are not the message's addresses
         assert_eq!(count(&["--ip", "192.0.2.0/24"], &[name]), 0, "{name}");
     }
@@ -391,18 +418,7 @@ fn ipv6_captures_show_ipv6_addresses() {
     let rows = rows("sip-udp-ipv6-hopbyhop-destopts.pcap");
     assert_eq!(rows.len(), 7);
     let (a, b) = ("2001:db8:1::10", "2001:db8:2::20");
-    for (i, r) in rows.iter().enumerate() {
-        let (src, dst) = if matches!(i, 1..=3 | 6) {
-            (b, a)
-        } else {
-            (a, b)
-        };
-        assert_eq!(
-            (r["src_ip"].as_str(), r["dst_ip"].as_str()),
-            (Some(src), Some(dst)),
-            "#{i}"
-        );
-    }
+    assert_call_addresses(&rows, a, b, "ipv6");
     let rows = rows_with(&[], &["sip-udp-ipv6-fragmented-invite.pcap"]);
     assert_eq!(rows[0]["method"], "INVITE");
     assert_eq!(rows[0]["src_ip"], "2001:db8:10::1");
@@ -464,18 +480,7 @@ fn pcapng_with_three_interfaces_yields_the_call_with_each_interfaces_resolution(
     assert_eq!(e["interfaces"].as_array().unwrap().len(), 3);
     let rows = rows(name);
     assert_eq!(rows.len(), 7);
-    assert_eq!(
-        message_keys(&rows),
-        [
-            "1 INVITE INVITE",
-            "1 INVITE 100",
-            "1 INVITE 180",
-            "1 INVITE 200",
-            "1 ACK ACK",
-            "2 BYE BYE",
-            "2 BYE 200"
-        ]
-    );
+    assert_eq!(message_keys(&rows), CALL_KEYS);
     // Messages 1-3 came on the raw interface with if_tsresol=9 (their times end in 321 ns), the
     // others on microsecond interfaces, which hold the time floored to the microsecond.
     let t0 = ts_ns(&rows[1]) - (CALL_TIMES[1] * 1e9).round() as i64;
@@ -586,36 +591,14 @@ fn junk_on_port_5060_does_not_break_the_call() {
     assert!(rows
         .iter()
         .all(|r| r["src_ip"] != "10.0.6.66" && r["src_ip"] != "10.0.6.77"));
-    assert_eq!(
-        message_keys(&rows),
-        [
-            "1 INVITE INVITE",
-            "1 INVITE 100",
-            "1 INVITE 180",
-            "1 INVITE 200",
-            "1 ACK ACK",
-            "2 BYE BYE",
-            "2 BYE 200"
-        ]
-    );
+    assert_eq!(message_keys(&rows), CALL_KEYS);
 }
 
 #[test]
 fn tcp_segment_with_three_messages_yields_each_once() {
     let name = "sip-tcp-three-messages-one-segment.pcap";
     let rows = rows(name);
-    assert_eq!(
-        message_keys(&rows),
-        [
-            "1 INVITE INVITE",
-            "1 INVITE 100",
-            "1 INVITE 180",
-            "1 INVITE 200",
-            "1 ACK ACK",
-            "2 BYE BYE",
-            "2 BYE 200"
-        ]
-    );
+    assert_eq!(message_keys(&rows), CALL_KEYS);
     assert!(rows.iter().all(|r| r["transport"] == "tcp"));
     // The three coalesced messages share one segment, hence one record offset.
     assert_eq!(rows[1]["offset"], rows[2]["offset"]);
@@ -628,18 +611,7 @@ fn tcp_split_out_of_order_and_retransmitted_invite_yields_each_message_once() {
     let name = "sip-tcp-split-ooo-retransmit.pcap";
     let e = manifest_entry(name);
     let rows = rows(name);
-    assert_eq!(
-        message_keys(&rows),
-        [
-            "1 INVITE INVITE",
-            "1 INVITE 100",
-            "1 INVITE 180",
-            "1 INVITE 200",
-            "1 ACK ACK",
-            "2 BYE BYE",
-            "2 BYE 200"
-        ]
-    );
+    assert_eq!(message_keys(&rows), CALL_KEYS);
     assert!(rows.iter().all(|r| r["transport"] == "tcp"));
     assert_eq!(
         rows[0]["size"], e["tcp_invite"]["bytes"],
@@ -692,10 +664,7 @@ fn ip_filter_accepts_a_cidr_prefix() {
 
 #[test]
 fn port_filter_matches_source_or_destination_port() {
-    let files = [
-        "sip-udp-call-plain.pcap",
-        "sip-udp-port5080-7070-compact.pcap",
-    ];
+    let files = TWO_CALLS;
     assert_eq!(count(&["--port", "7070"], &files), 7);
     assert_eq!(count(&["--port", "5080"], &files), 7);
     assert_eq!(count(&["--port", "5060"], &files), 7);
@@ -724,10 +693,7 @@ fn ua_filter_matches_user_agent_or_server_case_insensitively() {
 
 #[test]
 fn ruri_filter_matches_request_uri_user_of_requests_only() {
-    let f = [
-        "sip-udp-call-plain.pcap",
-        "sip-udp-port5080-7070-compact.pcap",
-    ];
+    let f = TWO_CALLS;
     let rows = rows_with(&["--ruri", "4930555"], &f);
     assert_eq!(rows.len(), 6, "INVITE, ACK, BYE of each call");
     assert!(rows.iter().all(|r| r["ruri_user"] == "+4930555777"));
@@ -740,10 +706,7 @@ fn ruri_filter_matches_request_uri_user_of_requests_only() {
 
 #[test]
 fn to_filter_matches_the_to_user_of_every_message_compact_form_too() {
-    let f = [
-        "sip-udp-call-plain.pcap",
-        "sip-udp-port5080-7070-compact.pcap",
-    ];
+    let f = TWO_CALLS;
     let rows = rows_with(&["--to", "0555"], &f);
     assert_eq!(rows.len(), 14);
     assert!(rows.iter().all(|r| r["to_user"] == "+4930555777"));

@@ -26,6 +26,14 @@ fn shared_db() -> &'static Path {
     .1
 }
 
+/// A DB of one testdata capture, in a temporary directory that lives as long as the first value.
+fn db_of(rel: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempdir();
+    let db = tmp.path().join("db");
+    index(&db, &[&testdata(rel)]);
+    (tmp, db)
+}
+
 fn db_arg(db: &Path) -> String {
     db.to_str().unwrap().to_string()
 }
@@ -203,14 +211,7 @@ fn calls_has_one_dialog_per_tshark_call_id_on_every_corpus_sip_capture() {
 
 #[test]
 fn calls_json_rows_carry_the_documented_fields_and_filters_narrow_them() {
-    let tmp = tempdir();
-    let db = tmp.path().join("db");
-    index(
-        &db,
-        &[&testdata(
-            "corpus/sip-udp-register-invite-cancel-auth-mixed.pcap",
-        )],
-    );
+    let (_tmp, db) = db_of("corpus/sip-udp-register-invite-cancel-auth-mixed.pcap");
     let all = calls_json(&db, &[]);
     assert_eq!(all.len(), 6);
     for key in [
@@ -428,14 +429,7 @@ fn search_limits_sorts_and_exits_one_when_nothing_matches() {
 
 #[test]
 fn search_table_has_one_line_per_message_and_escapes_control_bytes() {
-    let tmp = tempdir();
-    let db = tmp.path().join("db");
-    index(
-        &db,
-        &[&testdata(
-            "corpus/sip-udp-register-invite-cancel-auth-mixed.pcap",
-        )],
-    );
+    let (_tmp, db) = db_of("corpus/sip-udp-register-invite-cancel-auth-mixed.pcap");
     let dbs = db_arg(&db);
     let filter = ["--call-id", "105090259-446faf7a@192.168.1.2"];
     let o = run(&[
@@ -521,9 +515,7 @@ fn oracle_sip_stat(name: &str) -> (u64, BTreeMap<String, u64>, BTreeMap<String, 
 #[test]
 fn stats_counts_agree_with_tshark_sip_stat() {
     let name = "sip-udp-register-invite-cancel-auth-mixed.pcap";
-    let tmp = tempdir();
-    let db = tmp.path().join("db");
-    index(&db, &[&testdata(&format!("corpus/{name}"))]);
+    let (_tmp, db) = db_of(&format!("corpus/{name}"));
     let dbs = db_arg(&db);
     let lines = run(&["stats", "--db", &dbs, "--json"]).json_rows();
     assert_eq!(lines.len(), 1);
@@ -574,10 +566,7 @@ fn stats_counts_agree_with_tshark_sip_stat() {
 
 #[test]
 fn stats_reports_hep_mirrors_dropped_at_index_time() {
-    let tmp = tempdir();
-    let db = tmp.path().join("db");
-    let f = testdata("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
-    index(&db, &[&f]);
+    let (_tmp, db) = db_of("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
     let catalog: Value =
         serde_json::from_slice(&std::fs::read(db.join("catalog.json")).unwrap()).unwrap();
     let mirrors = catalog["files"][0]["hep_mirrors"].as_u64().unwrap();
