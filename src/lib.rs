@@ -18,3 +18,4 @@ pub mod sip;
 pub mod source;
 #[cfg(feature = "full")]
 pub mod store;
+pub mod vocab;

@@ -15,7 +15,7 @@ use crate::sip::correlate::CorrelateConfig;
 use crate::sip::dialog::{DialogSummary, Seen};
 use crate::sip::{self, scanner};
 use crate::source::{open_capture, Packet};
-use crate::store::record::{MessageRecord, Transport};
+use crate::store::record::MessageRecord;
 
 #[derive(Clone, Debug)]
 pub struct ScanConfig {
@@ -551,11 +551,7 @@ pub fn message_record(dg: &Datagram<'_>, msg: &sip::Message<'_>, call_id: String
         dst_ip: dg.dst.to_string(),
         src_port: dg.src_port,
         dst_port: dg.dst_port,
-        transport: match dg.transport {
-            crate::decode::Transport::Udp => Transport::Udp,
-            crate::decode::Transport::Tcp => Transport::Tcp,
-            crate::decode::Transport::Sctp => Transport::Sctp,
-        },
+        transport: dg.transport,
         encap: dg.encap.name(),
         vlan: dg.vlan,
         method: text(msg.method()),
