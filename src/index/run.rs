@@ -29,6 +29,7 @@ use super::spill::{self, RunWriter};
 use super::IndexError;
 use crate::sip::correlate::correlate_groups;
 use crate::sip::dialog::DialogSummary;
+use crate::sip::scanner::{flooders, SourceOutcomes};
 use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};
 use crate::store::record::{DialogRecord, MessageRecord};
 use crate::store::text_index::TextIndex;
@@ -635,7 +636,7 @@ fn dialog_stage(
     // 4c. merge-join; keep the correlation keys and per-source outcomes; spill in table order
     let mut old = old_rows.finish()?.peekable();
     let mut legs = LegKeys::default();
-    let mut outcome: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
+    let mut outcome = SourceOutcomes::default();
     let mut previous_days = BTreeSet::new();
     let mut replaced: HashSet<String> = HashSet::new();
     let mut media_only: Vec<DialogRecord> = Vec::new();
@@ -688,17 +689,7 @@ fn dialog_stage(
             replaced.insert(o.call_id);
         }
         legs.push(&d);
-        if let Some(f) = &d.first {
-            let e = outcome.entry(f.src_ip).or_default();
-            e.0 += 1;
-            let ok = matches!(
-                d.state(),
-                crate::sip::dialog::DialogState::Answered
-                    | crate::sip::dialog::DialogState::Registered
-                    | crate::sip::dialog::DialogState::Unregistered
-            );
-            e.1 += ok as u64;
-        }
+        outcome.add(&d);
         finals.push(FinalDialog {
             leg: i as u32,
             old_media,
@@ -711,14 +702,7 @@ fn dialog_stage(
     let _ = std::fs::remove_file(&new_path);
 
     // 4d. floods, legs; then the rows in table order
-    // A flood is a high request rate from a source whose calls and registrations almost all fail:
-    // a busy SBC sends as many INVITEs per minute as a scanner, but its calls get answered.
-    let flooders: BTreeSet<std::net::IpAddr> = rate
-        .iter()
-        .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
-        .map(|((ip, _), _)| *ip)
-        .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
-        .collect();
+    let flooders = flooders(&outcome, rate, plan.scan.flood_per_minute);
     drop(outcome);
     let groups = correlate_groups(&legs, &plan.scan.correlate);
     let with_media = |mut r: DialogRecord, old: Option<[Option<f64>; 3]>| {

@@ -12,6 +12,8 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
+use super::dialog::{DialogState, DialogSummary};
+
 /// (needle, whole word): short needles must stand alone so `iwar` does not fire inside a word.
 const SCANNER_AGENTS: &[(&[u8], bool)] = &[
     (b"friendly-scanner", false),
@@ -204,6 +206,41 @@ impl FloodDetector {
     pub fn tracked(&self) -> usize {
         self.sources.len()
     }
+}
+
+/// Per source address: dialogs it started, and how many of those were answered or registered.
+/// Fed one summary at a time, so a run can stream its dialogs instead of holding them.
+#[derive(Debug, Default)]
+pub struct SourceOutcomes(HashMap<IpAddr, (u64, u64)>);
+
+impl SourceOutcomes {
+    pub fn add(&mut self, d: &DialogSummary) {
+        if let Some(f) = &d.first {
+            let e = self.0.entry(f.src_ip).or_default();
+            e.0 += 1;
+            let ok = matches!(
+                d.state(),
+                DialogState::Answered | DialogState::Registered | DialogState::Unregistered
+            );
+            e.1 += ok as u64;
+        }
+    }
+}
+
+/// The flood rule, the one place it is written: a source whose request rate reached
+/// `per_minute` in some minute (`rate` is keyed by source and minute) and whose dialogs almost
+/// all fail (fewer than one in ten succeed). A busy SBC sends as many INVITEs per minute as a
+/// scanner, but its calls get answered.
+pub fn flooders(
+    outcomes: &SourceOutcomes,
+    rate: &HashMap<(IpAddr, i64), u32>,
+    per_minute: u32,
+) -> BTreeSet<IpAddr> {
+    rate.iter()
+        .filter(|(_, n)| **n >= per_minute)
+        .map(|((ip, _), _)| *ip)
+        .filter(|ip| outcomes.0.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
+        .collect()
 }
 
 #[cfg(test)]
