@@ -1,5 +1,5 @@
-//! The words every layer shares: transport, dialog kind and state, who ended a call. A leaf module
-//! (no imports of ours), so decode, sip and store use one type each and never convert by string.
+//! The words every layer shares: transport, dialog kind and state, who ended a call, whether a stream
+//! starts a message. A leaf (no imports of ours): decode, sip and store use one type each, no strings.
 //!
 //! The `as_str`/`Display` spellings are the on-disk column values (schemas/): changing one is a
 //! schema change.
@@ -161,6 +161,16 @@ impl FromStr for EndedBy {
             _ => Err(UnknownValue),
         }
     }
+}
+
+/// Whether a byte stream opens with a message here: the verdict the upper layer's rule (SIP's,
+/// `sip::stream_start`) hands the TCP reassembler in `decode`, which frames without knowing SIP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Start {
+    Yes,
+    No,
+    /// Consistent so far, but the first line has not ended yet.
+    Incomplete,
 }
 
 #[cfg(test)]

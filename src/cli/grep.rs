@@ -34,7 +34,7 @@ pub fn run(a: GrepArgs) -> Result<u8> {
         color: color(a.color).use_color(),
         decode: DecodeConfig {
             hep: !a.no_hep,
-            ..DecodeConfig::default()
+            ..DecodeConfig::new(crate::sip::stream_start)
         },
         // Without HEP decoding there are no copies to pair.
         dedup: dedup_config(&a.dedup, !a.no_hep)?,

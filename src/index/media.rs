@@ -59,7 +59,7 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             metrics: Metrics::Wireshark,
-            decode: DecodeConfig::default(),
+            decode: DecodeConfig::new(crate::sip::stream_start),
             dedup: DedupConfig::default(),
             analyse: true,
         }

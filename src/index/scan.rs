@@ -32,7 +32,7 @@ pub struct ScanConfig {
 impl Default for ScanConfig {
     fn default() -> Self {
         ScanConfig {
-            decode: DecodeConfig::default(),
+            decode: DecodeConfig::new(crate::sip::stream_start),
             correlate: CorrelateConfig::default(),
             dedup: DedupConfig::default(),
             delay: DelayLimits::default(),

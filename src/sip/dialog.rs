@@ -11,7 +11,7 @@ use std::net::IpAddr;
 use serde::{Deserialize, Serialize};
 
 use super::correlate::CorrelateConfig;
-use super::scan::parse_u32;
+use super::lex::parse_u32;
 use super::{Message, NameAddr, StartLine};
 
 pub use crate::vocab::{DialogKind, DialogState, EndedBy};
