@@ -84,7 +84,7 @@ pub fn dialog_record(
 }
 
 /// Where the per-file dialog parts live, under the database directory.
-pub const PARTS_DIR: &str = "state/dialogs";
+pub use super::layout::DIALOG_PARTS_DIR as PARTS_DIR;
 
 /// What one file contributed to every dialog it holds messages of.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -54,22 +54,23 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{dialog_record, list_parts, load_parts, save_parts, summary_of};
+use super::layout::{DbPaths, REINDEX};
 use super::media::{self, CallMedia, MediaPass, MediaState};
-use super::run::{lock_db, recover, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING};
-use super::run::{reindex, REINDEX};
+use super::run::{reindex, IndexPlan, IndexReport, Progress, DAY_NS};
 use super::scan::{scan_file, FileScan, PREROLL_NS};
+use super::txn::{lock_db, recover, store_err, Pending};
 use super::IndexError;
 use crate::decode::Decoder;
 use crate::sip::correlate::correlate_dialogs;
 use crate::sip::dialog::{DialogKind, DialogSummary};
 use crate::sip::scanner::{flooders, SourceOutcomes};
 use crate::source::open_capture;
+use crate::store;
 use crate::store::parquet::{self as pq, DayRange, DialogFilter, TableWriter, WriterOptions};
 use crate::store::record::{
     DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord, RtpStreamRecord,
 };
 use crate::store::text_index::TextIndex;
-use crate::store::{self, StoreError};
 
 /// Stored dialogs starting this close to the window's files join the correlation of its dialogs.
 const CONTEXT_NS: i64 = 3_600_000_000_000;
@@ -134,16 +135,9 @@ pub struct WindowReport {
     pub elapsed: std::time::Duration,
 }
 
-fn store_err(db: &Path, e: StoreError) -> IndexError {
-    IndexError::Store {
-        path: db.to_path_buf(),
-        source: e,
-    }
-}
-
 /// Whether `reindex.json` holds an interrupted full rebuild (a list of paths).
 fn pending_full(db: &Path) -> bool {
-    std::fs::read(db.join(REINDEX))
+    std::fs::read(DbPaths(db).reindex())
         .ok()
         .is_some_and(|b| serde_json::from_slice::<Vec<PathBuf>>(&b).is_ok())
 }
@@ -202,7 +196,7 @@ pub fn reindex_window(
     let mut catalog = Catalog::load(db)?;
     recover(db, &catalog)?;
     let mut report = WindowReport::default();
-    let job_path = db.join(REINDEX);
+    let job_path = DbPaths(db).reindex();
     report.resumed = std::fs::read(&job_path)
         .ok()
         .and_then(|b| serde_json::from_slice::<WindowJob>(&b).ok())
@@ -230,22 +224,18 @@ pub fn reindex_window(
         return Ok(report);
     }
     catalog::write_atomic(
-        &db.join(format!("{REINDEX}.tmp")),
+        &DbPaths(db).tmp(REINDEX),
         &job_path,
         &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
     )?;
     let run = catalog.last_run + 1;
     report.run = run;
-    catalog::write_atomic(
-        &db.join(format!("{PENDING}.tmp")),
-        &db.join(PENDING),
-        &serde_json::to_vec(&Pending {
-            run,
-            first_file_id: catalog.next_file_id,
-            end_file_id: catalog.next_file_id,
-        })
-        .expect("pending serialises"),
-    )?;
+    Pending {
+        run,
+        first_file_id: catalog.next_file_id,
+        end_file_id: catalog.next_file_id,
+    }
+    .announce(db)?;
     progress.start(files.len(), files.iter().map(|f| f.size).sum());
     let in_f: HashSet<u32> = files.iter().map(|f| f.id).collect();
     let lo = files
@@ -507,10 +497,9 @@ pub fn reindex_window(
     .map_err(|e| store_err(db, e))?;
 
     // 6. the media state carries over unchanged under this run's number (the next run loads it)
-    let state_dir = db.join("state");
-    let media_from = state_dir.join(format!("media-{}.json.zst", catalog.last_run));
+    let media_from = DbPaths(db).media_state(catalog.last_run);
     if media_from.exists() {
-        let to = state_dir.join(format!("media-{run}.json.zst"));
+        let to = DbPaths(db).media_state(run);
         let bytes = std::fs::read(&media_from).map_err(|e| IndexError::io(&media_from, e))?;
         catalog::write_atomic(&to.with_extension("zst.tmp"), &to, &bytes)?;
     }
@@ -524,7 +513,7 @@ pub fn reindex_window(
     }
     catalog.last_run = run;
     catalog.save(db)?;
-    let _ = std::fs::remove_file(db.join(PENDING));
+    let _ = std::fs::remove_file(DbPaths(db).pending());
     let _ = std::fs::remove_file(&job_path);
     super::media::prune_states(db, run, false);
     super::dialogs::prune_parts(db, run, false);
