@@ -221,12 +221,12 @@ impl Fold {
         match self.dialogs.get_mut(&rec.call_id) {
             Some(d) => {
                 let before = approx_bytes(d);
-                d.observe_with(seen, &msg, &cfg.correlate);
+                d.observe_with(seen, &msg, &cfg.correlate.headers);
                 self.bytes = (self.bytes + approx_bytes(d)).saturating_sub(before);
             }
             None => {
                 let mut d = DialogSummary::new(&rec.call_id);
-                d.observe_with(seen, &msg, &cfg.correlate);
+                d.observe_with(seen, &msg, &cfg.correlate.headers);
                 self.bytes +=
                     approx_bytes(&d) + ENTRY_BYTES + rec.call_id.len().next_multiple_of(16) + 16;
                 self.dialogs.insert(rec.call_id.clone(), d);

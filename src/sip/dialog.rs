@@ -10,7 +10,6 @@ use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::correlate::CorrelateConfig;
 use super::lex::parse_u32;
 use super::{Message, NameAddr, StartLine};
 
@@ -184,7 +183,7 @@ pub struct DialogSummary {
     pub user_agents: Vec<String>,
     /// Values of X-Call-ID / X-CID / X-Orig-Call-ID seen on any message.
     pub x_call_ids: Vec<String>,
-    /// Values of the headers named in [`CorrelateConfig::headers`], on any message.
+    /// Values of the extra correlation headers (`CorrelateConfig::headers`), on any message.
     pub correlation_values: Vec<String>,
 }
 
@@ -292,17 +291,18 @@ impl DialogSummary {
 
     /// Fold one message of this Call-ID into the summary.
     pub fn observe(&mut self, seen: Seen, msg: &Message<'_>) {
-        self.observe_with(seen, msg, &CorrelateConfig::default());
+        self.observe_with(seen, msg, &[]);
     }
 
-    /// As [`observe`](Self::observe), also keeping the values of `cfg.headers` for leg correlation.
-    pub fn observe_with(&mut self, seen: Seen, msg: &Message<'_>, cfg: &CorrelateConfig) {
+    /// As [`observe`](Self::observe), also keeping the values of the headers named in
+    /// `extra_headers` (`CorrelateConfig::headers`) for leg correlation.
+    pub fn observe_with(&mut self, seen: Seen, msg: &Message<'_>, extra_headers: &[String]) {
         let mut one = DialogSummary::default();
-        one.observe_alone(seen, msg, cfg);
+        one.observe_alone(seen, msg, extra_headers);
         self.merge(one);
     }
 
-    fn observe_alone(&mut self, seen: Seen, msg: &Message<'_>, cfg: &CorrelateConfig) {
+    fn observe_alone(&mut self, seen: Seen, msg: &Message<'_>, extra_headers: &[String]) {
         let ts = seen.ts_ns;
         self.messages = 1;
         self.start_ns = Some(ts);
@@ -319,7 +319,7 @@ impl DialogSummary {
             self.x_call_ids
                 .push(String::from_utf8_lossy(x).into_owned());
         }
-        for name in &cfg.headers {
+        for name in extra_headers {
             for v in msg.headers_named(name) {
                 set_insert(
                     &mut self.correlation_values,
