@@ -2,6 +2,7 @@
 //! folding, and the iterators over a header block. Total over any input, like the rest of the parser.
 use super::lex::{is_token, is_ws, split_unquoted, trim, SplitUnquoted};
 
+/// Header names this parser knows, for compact-form equivalence and field filling.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum Hdr {
     CallId,
@@ -158,6 +159,7 @@ fn split_header(line: &[u8]) -> Line<'_> {
     }
 }
 
+/// Iterator over (name, value) of the header block; see [`Message::headers`](super::Message::headers).
 #[derive(Clone, Debug)]
 pub struct HeaderIter<'a> {
     rest: &'a [u8],

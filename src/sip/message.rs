@@ -106,6 +106,7 @@ pub struct Message<'a> {
     pub consumed: usize,
 }
 
+/// Parse one SIP message from `buf` (exactly one message; trailing bytes beyond Content-Length are
 /// excluded from `body`, a short body is accepted as is and flagged `body_truncated`).
 /// Leading CR/LF are skipped (RFC 3261 §7.5); `raw` starts at the start line.
 pub fn parse(buf: &[u8]) -> Result<Message<'_>, ParseError> {
@@ -299,8 +300,6 @@ impl<'a> Message<'a> {
         RtpStatIter::new(self.headers())
     }
 }
-
-/// Iterator over (name, value) of the header block; see [`Message::headers`].
 
 #[cfg(test)]
 pub(crate) mod tests {

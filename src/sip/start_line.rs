@@ -130,8 +130,6 @@ pub fn looks_like_sip(payload: &[u8]) -> bool {
     !line.is_empty() && parse_start_line(line).is_ok()
 }
 
-/// Parse one SIP message from `buf` (exactly one message; trailing bytes beyond Content-Length are
-
 /// How the first token of a line ends. A start line opens with a token (the method, or the "SIP"
 /// of "SIP/2.0") ended by SP/HT or by that "/": anything else fails `parse_start_line`, so the
 /// line end need not be sought.
