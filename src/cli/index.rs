@@ -80,7 +80,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         scan: ScanConfig {
             decode: DecodeConfig {
                 hep: !a.no_hep,
-                ..DecodeConfig::default()
+                ..DecodeConfig::new(crate::sip::stream_start)
             },
             correlate: CorrelateConfig {
                 headers: a.correlate_headers.clone(),
@@ -99,7 +99,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             },
             decode: DecodeConfig {
                 hep: !a.no_hep,
-                ..DecodeConfig::default()
+                ..DecodeConfig::new(crate::sip::stream_start)
             },
             dedup: dedup_config(&a.dedup, !a.no_hep)?,
             analyse: !a.no_media,

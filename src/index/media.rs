@@ -37,7 +37,7 @@ use crate::store::StoreError;
 pub const IDLE_NS: i64 = 600 * 1_000_000_000;
 /// How often (capture time) idle streams are looked for.
 pub(super) const EVICT_EVERY_NS: i64 = 60 * 1_000_000_000;
-const STATE_DIR: &str = "state";
+use super::layout::{DbPaths, STATE_DIR};
 
 mod feed;
 use crate::rtp::stream::{prefetch, Timeline};
@@ -59,7 +59,7 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             metrics: Metrics::Wireshark,
-            decode: DecodeConfig::default(),
+            decode: DecodeConfig::new(crate::sip::stream_start),
             dedup: DedupConfig::default(),
             analyse: true,
         }
@@ -437,7 +437,7 @@ impl MediaState {
     }
 
     fn path(db: &Path, run: u64) -> PathBuf {
-        db.join(STATE_DIR).join(format!("media-{run}.json.zst"))
+        DbPaths(db).media_state(run)
     }
 
     /// The state the catalog's last run left (empty for a new DB).

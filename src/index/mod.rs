@@ -3,10 +3,12 @@
 
 pub mod catalog;
 pub mod dialogs;
+pub mod layout;
 pub mod media;
 pub mod run;
 pub mod scan;
 pub mod spill;
+pub mod txn;
 pub mod verify;
 pub mod window;
 

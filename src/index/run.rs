@@ -12,7 +12,6 @@
 //! A run that dies before 5 is rolled back by the next run: its parts, documents and media state
 //! are removed, and the superseded dialog and stream parts become live again.
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -20,19 +19,22 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{approx_bytes, dialog_record, merge_by_call_id, read_parts, LegKeys};
+use super::layout::{DbPaths, CATALOG_FILE, PENDING, REINDEX, STATE_DIR, TABLES_DIR, TEXT_DIR};
 use super::media::{self, MediaConfig, MediaOutcome, MediaPass, MediaState, Refold};
 use super::scan::{
     by_call_id, first_packet_ns, preroll_start, scan_file_streaming, FileScan, Predecessor,
     Preroll, RingLinks, ScanConfig, StreamTo,
 };
 use super::spill::{self, RunWriter};
+use super::txn::{lock_db, recover, store_err, Pending};
 use super::IndexError;
 use crate::sip::correlate::correlate_groups;
 use crate::sip::dialog::DialogSummary;
+use crate::sip::scanner::{flooders, SourceOutcomes};
+use crate::store;
 use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};
 use crate::store::record::{DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord};
 use crate::store::text_index::TextIndex;
-use crate::store::{self, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct IndexPlan {
@@ -103,81 +105,8 @@ pub trait Progress {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-#[derive(Serialize, Deserialize)]
-pub(super) struct Pending {
-    pub(super) run: u64,
-    pub(super) first_file_id: u32,
-    pub(super) end_file_id: u32,
-}
-
 /// A dialog extended by a run is looked up among dialogs that started within a day of it.
 pub(super) const DAY_NS: i64 = 86_400_000_000_000;
-pub(super) const PENDING: &str = "pending.json";
-const LOCK: &str = "LOCK";
-
-/// The database lock: one writer at a time; released when dropped.
-pub struct DbLock {
-    _file: File,
-}
-
-pub fn lock_db(db: &Path) -> Result<DbLock, IndexError> {
-    std::fs::create_dir_all(db).map_err(|e| IndexError::io(db, e))?;
-    let path = db.join(LOCK);
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| IndexError::io(&path, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(DbLock { _file: f }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(IndexError::Locked {
-            path: db.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(IndexError::io(&path, e)),
-    }
-}
-
-fn store_err(db: &Path, e: StoreError) -> IndexError {
-    IndexError::Store {
-        path: db.to_path_buf(),
-        source: e,
-    }
-}
-
-/// Undo an uncommitted run (see the module doc); called with the lock held.
-pub fn recover(db: &Path, catalog: &Catalog) -> Result<(), IndexError> {
-    let pending_path = db.join(PENDING);
-    if let Ok(bytes) = std::fs::read(&pending_path) {
-        if let Ok(p) = serde_json::from_slice::<Pending>(&bytes) {
-            if p.run > catalog.last_run {
-                for table in [
-                    "messages",
-                    "dialogs",
-                    "rtp_streams",
-                    "rtcp_reports",
-                    "qos_reports",
-                ] {
-                    pq::remove_parts(db, table, p.run).map_err(|e| store_err(db, e))?;
-                }
-                let text = TextIndex::open_or_create(&store::text_dir(db))
-                    .map_err(|e| store_err(db, e))?;
-                let mut w = text.writer(1, 50_000_000).map_err(|e| store_err(db, e))?;
-                for id in p.first_file_id.min(catalog.next_file_id)..p.end_file_id {
-                    w.delete_file(id);
-                }
-                w.commit().map_err(|e| store_err(db, e))?;
-                w.finish().map_err(|e| store_err(db, e))?;
-            }
-        }
-        std::fs::remove_file(&pending_path).map_err(|e| IndexError::io(&pending_path, e))?;
-    }
-    media::prune_states(db, catalog.last_run, true);
-    super::dialogs::prune_parts(db, catalog.last_run, true);
-    spill::remove_all(db)?;
-    pq::recover(db).map_err(|e| store_err(db, e))?;
-    Ok(())
-}
 
 struct Candidate {
     path: PathBuf,
@@ -316,16 +245,12 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
     report.run = run;
     let first_id = catalog.next_file_id;
     let end_id = first_id + new_files.len() as u32;
-    catalog::write_atomic(
-        &db.join(format!("{PENDING}.tmp")),
-        &db.join(PENDING),
-        &serde_json::to_vec(&Pending {
-            run,
-            first_file_id: first_id,
-            end_file_id: end_id,
-        })
-        .expect("pending serialises"),
-    )?;
+    Pending {
+        run,
+        first_file_id: first_id,
+        end_file_id: end_id,
+    }
+    .announce(db)?;
     progress.start(new_files.len(), new_files.iter().map(|c| c.size).sum());
 
     // 3. scan in parallel, batch by batch; write rows in file order so output is deterministic
@@ -626,7 +551,7 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
     catalog.next_file_id = end_id;
     catalog.last_run = run;
     catalog.save(db)?;
-    let _ = std::fs::remove_file(db.join(PENDING));
+    let _ = std::fs::remove_file(DbPaths(db).pending());
     spill::remove_all(db)?;
     media::prune_states(db, run, false);
     super::dialogs::prune_parts(db, run, false);
@@ -810,7 +735,7 @@ fn dialog_stage(
     // 4c. merge-join; keep the correlation keys and per-source outcomes; spill in table order
     let mut old = old_rows.finish()?.peekable();
     let mut legs = LegKeys::default();
-    let mut outcome: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
+    let mut outcome = SourceOutcomes::default();
     let mut previous_days = BTreeSet::new();
     let mut replaced: HashSet<String> = HashSet::new();
     let mut media_only: Vec<DialogRecord> = Vec::new();
@@ -863,17 +788,7 @@ fn dialog_stage(
             replaced.insert(o.call_id);
         }
         legs.push(&d);
-        if let Some(f) = &d.first {
-            let e = outcome.entry(f.src_ip).or_default();
-            e.0 += 1;
-            let ok = matches!(
-                d.state(),
-                crate::sip::dialog::DialogState::Answered
-                    | crate::sip::dialog::DialogState::Registered
-                    | crate::sip::dialog::DialogState::Unregistered
-            );
-            e.1 += ok as u64;
-        }
+        outcome.add(&d);
         finals.push(FinalDialog {
             leg: i as u32,
             old_media,
@@ -886,14 +801,7 @@ fn dialog_stage(
     let _ = std::fs::remove_file(&new_path);
 
     // 4d. floods, legs; then the rows in table order
-    // A flood is a high request rate from a source whose calls and registrations almost all fail:
-    // a busy SBC sends as many INVITEs per minute as a scanner, but its calls get answered.
-    let flooders: BTreeSet<std::net::IpAddr> = rate
-        .iter()
-        .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
-        .map(|((ip, _), _)| *ip)
-        .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
-        .collect();
+    let flooders = flooders(&outcome, rate, plan.scan.flood_per_minute);
     drop(outcome);
     let groups = correlate_groups(&legs, &plan.scan.correlate);
     let with_media = |mut r: DialogRecord, old: Option<[Option<f64>; 3]>| {
@@ -956,13 +864,11 @@ fn dialog_stage(
     Ok(count)
 }
 
-pub(super) const REINDEX: &str = "reindex.json";
-
 /// Rebuild the tables and the text index from the captures in the catalog (e.g. after new leg
 /// correlation rules): the file list is saved first, so a rebuild killed half-way resumes from it.
 pub fn reindex(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport, IndexError> {
     let db = &plan.db;
-    let list_path = db.join(REINDEX);
+    let list_path = DbPaths(db).reindex();
     let paths: Vec<PathBuf> = {
         let _lock = lock_db(db)?;
         // a window job's marker (window.rs) is not a path list: a full rebuild replaces it
@@ -980,17 +886,17 @@ pub fn reindex(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRep
                     .map(|f| PathBuf::from(&f.path))
                     .collect();
                 catalog::write_atomic(
-                    &db.join(format!("{REINDEX}.tmp")),
+                    &DbPaths(db).tmp(REINDEX),
                     &list_path,
                     &serde_json::to_vec(&paths).expect("paths serialise"),
                 )?;
-                for dir in ["text", "tables", "state"] {
+                for dir in [TEXT_DIR, TABLES_DIR, STATE_DIR] {
                     let p = db.join(dir);
                     if p.exists() {
                         std::fs::remove_dir_all(&p).map_err(|e| IndexError::io(&p, e))?;
                     }
                 }
-                for f in [catalog::CATALOG_FILE, PENDING] {
+                for f in [CATALOG_FILE, PENDING] {
                     let _ = std::fs::remove_file(db.join(f));
                 }
                 paths

@@ -59,23 +59,23 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::{dialog_record, list_parts, load_parts, save_parts, summary_of};
+use super::layout::{DbPaths, REINDEX};
 use super::media::{self, CallMedia, MediaPass, MediaState};
-use super::run::{
-    lock_db, recover, time_order, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING,
-};
-use super::run::{reindex, REINDEX};
+use super::run::{reindex, time_order, IndexPlan, IndexReport, Progress, DAY_NS};
 use super::scan::{scan_file, FileScan, PREROLL_NS};
+use super::txn::{lock_db, recover, store_err, Pending};
 use super::IndexError;
 use crate::decode::Decoder;
 use crate::sip::correlate::correlate_dialogs;
-use crate::sip::dialog::{DialogKind, DialogState, DialogSummary};
+use crate::sip::dialog::{DialogKind, DialogSummary};
+use crate::sip::scanner::{flooders, SourceOutcomes};
 use crate::source::open_capture;
+use crate::store;
 use crate::store::parquet::{self as pq, DayRange, DialogFilter, TableWriter, WriterOptions};
 use crate::store::record::{
     DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord, RtpStreamRecord,
 };
 use crate::store::text_index::TextIndex;
-use crate::store::{self, StoreError};
 
 /// Stored dialogs starting this close to the window's files join the correlation of its dialogs.
 const CONTEXT_NS: i64 = 3_600_000_000_000;
@@ -140,16 +140,9 @@ pub struct WindowReport {
     pub elapsed: std::time::Duration,
 }
 
-fn store_err(db: &Path, e: StoreError) -> IndexError {
-    IndexError::Store {
-        path: db.to_path_buf(),
-        source: e,
-    }
-}
-
 /// Whether `reindex.json` holds an interrupted full rebuild (a list of paths).
 fn pending_full(db: &Path) -> bool {
-    std::fs::read(db.join(REINDEX))
+    std::fs::read(DbPaths(db).reindex())
         .ok()
         .is_some_and(|b| serde_json::from_slice::<Vec<PathBuf>>(&b).is_ok())
 }
@@ -266,7 +259,7 @@ fn rebuild(
     let mut catalog = Catalog::load(db)?;
     recover(db, &catalog)?;
     let mut report = WindowReport::default();
-    let job_path = db.join(REINDEX);
+    let job_path = DbPaths(db).reindex();
     let window = match what {
         Rebuild::Window(w) => Some(w),
         Rebuild::Sip(_) => None,
@@ -303,23 +296,19 @@ fn rebuild(
     // an owed rescan has its own marker (`RESCAN`), which a user's window job must not replace
     if let Some(window) = window {
         catalog::write_atomic(
-            &db.join(format!("{REINDEX}.tmp")),
+            &DbPaths(db).tmp(REINDEX),
             &job_path,
             &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
         )?;
     }
     let run = catalog.last_run + 1;
     report.run = run;
-    catalog::write_atomic(
-        &db.join(format!("{PENDING}.tmp")),
-        &db.join(PENDING),
-        &serde_json::to_vec(&Pending {
-            run,
-            first_file_id: catalog.next_file_id,
-            end_file_id: catalog.next_file_id,
-        })
-        .expect("pending serialises"),
-    )?;
+    Pending {
+        run,
+        first_file_id: catalog.next_file_id,
+        end_file_id: catalog.next_file_id,
+    }
+    .announce(db)?;
     progress.start(files.len(), files.iter().map(|f| f.size).sum());
     let in_f: HashSet<u32> = files.iter().map(|f| f.id).collect();
     let lo = files
@@ -600,7 +589,9 @@ fn rebuild(
     }
     let n_touched = summaries.len();
     summaries.extend(context);
-    let flooders = flooders(&summaries, &rate, plan.scan.flood_per_minute);
+    let mut outcomes = SourceOutcomes::default();
+    summaries.iter().for_each(|d| outcomes.add(d));
+    let flooders = flooders(&outcomes, &rate, plan.scan.flood_per_minute);
     let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
     // media columns: recomputed for calls whose streams the rebuild replaced, else as stored
     let with_media = |mut r: DialogRecord| {
@@ -647,10 +638,9 @@ fn rebuild(
     .map_err(|e| store_err(db, e))?;
 
     // 6. the media state carries over unchanged under this run's number (the next run loads it)
-    let state_dir = db.join("state");
-    let media_from = state_dir.join(format!("media-{}.json.zst", catalog.last_run));
+    let media_from = DbPaths(db).media_state(catalog.last_run);
     if media_from.exists() {
-        let to = state_dir.join(format!("media-{run}.json.zst"));
+        let to = DbPaths(db).media_state(run);
         let bytes = std::fs::read(&media_from).map_err(|e| IndexError::io(&media_from, e))?;
         catalog::write_atomic(&to.with_extension("zst.tmp"), &to, &bytes)?;
     }
@@ -664,7 +654,7 @@ fn rebuild(
     }
     catalog.last_run = run;
     catalog.save(db)?;
-    let _ = std::fs::remove_file(db.join(PENDING));
+    let _ = std::fs::remove_file(DbPaths(db).pending());
     if window.is_some() {
         let _ = std::fs::remove_file(&job_path);
     }
@@ -954,31 +944,6 @@ pub(super) fn stored_streams_around(
     )
     .map_err(|e| store_err(db, e))?;
     Ok((from, earlier))
-}
-
-/// The flood rule of `run`: a source over the request rate whose dialogs almost all fail.
-fn flooders(
-    summaries: &[DialogSummary],
-    rate: &HashMap<(std::net::IpAddr, i64), u32>,
-    per_minute: u32,
-) -> BTreeSet<std::net::IpAddr> {
-    let mut outcome: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
-    for d in summaries {
-        if let Some(f) = &d.first {
-            let e = outcome.entry(f.src_ip).or_default();
-            e.0 += 1;
-            let ok = matches!(
-                d.state(),
-                DialogState::Answered | DialogState::Registered | DialogState::Unregistered
-            );
-            e.1 += ok as u64;
-        }
-    }
-    rate.iter()
-        .filter(|(_, n)| **n >= per_minute)
-        .map(|((ip, _), _)| *ip)
-        .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
-        .collect()
 }
 
 #[cfg(test)]

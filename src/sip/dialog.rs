@@ -6,62 +6,14 @@
 //! largest) entries of the union, which does not depend on the order of insertion; per-CSeq maps
 //! keep the earliest time per CSeq. Everything that needs the whole picture (which final response
 //! decided the call, whether a CSeq was a re-INVITE) is derived when asked, never while folding.
-use std::fmt;
 use std::net::IpAddr;
 
 use serde::{Deserialize, Serialize};
 
-use super::correlate::CorrelateConfig;
-use super::scan::parse_u32;
+use super::lex::parse_u32;
 use super::{Message, NameAddr, StartLine};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DialogKind {
-    Call,
-    Registration,
-    Other,
-}
-
-impl DialogKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DialogKind::Call => "call",
-            DialogKind::Registration => "registration",
-            DialogKind::Other => "other",
-        }
-    }
-}
-
-/// Outcome of a dialog. Displays as the store writes it: `answered`, `canceled`, `failed`,
-/// `registered`, `unregistered`, `in_progress`, or for kind `other` the final status code ("404").
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DialogState {
-    Answered,
-    Canceled,
-    Failed,
-    Registered,
-    Unregistered,
-    InProgress,
-    /// Kind `other`: the status code of the final response to the dialog's request.
-    Final(u16),
-}
-
-impl fmt::Display for DialogState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let s = match self {
-            DialogState::Answered => "answered",
-            DialogState::Canceled => "canceled",
-            DialogState::Failed => "failed",
-            DialogState::Registered => "registered",
-            DialogState::Unregistered => "unregistered",
-            DialogState::InProgress => "in_progress",
-            DialogState::Final(code) => return write!(f, "{code}"),
-        };
-        f.write_str(s)
-    }
-}
+pub use crate::vocab::{DialogKind, DialogState, EndedBy};
 
 /// A point on the time line with a tie-break that does not depend on file order: when two events
 /// share a timestamp, the smaller CSeq and then requests before responses come first.
@@ -231,7 +183,7 @@ pub struct DialogSummary {
     pub user_agents: Vec<String>,
     /// Values of X-Call-ID / X-CID / X-Orig-Call-ID seen on any message.
     pub x_call_ids: Vec<String>,
-    /// Values of the headers named in [`CorrelateConfig::headers`], on any message.
+    /// Values of the extra correlation headers (`CorrelateConfig::headers`), on any message.
     pub correlation_values: Vec<String>,
 }
 
@@ -339,17 +291,18 @@ impl DialogSummary {
 
     /// Fold one message of this Call-ID into the summary.
     pub fn observe(&mut self, seen: Seen, msg: &Message<'_>) {
-        self.observe_with(seen, msg, &CorrelateConfig::default());
+        self.observe_with(seen, msg, &[]);
     }
 
-    /// As [`observe`](Self::observe), also keeping the values of `cfg.headers` for leg correlation.
-    pub fn observe_with(&mut self, seen: Seen, msg: &Message<'_>, cfg: &CorrelateConfig) {
+    /// As [`observe`](Self::observe), also keeping the values of the headers named in
+    /// `extra_headers` (`CorrelateConfig::headers`) for leg correlation.
+    pub fn observe_with(&mut self, seen: Seen, msg: &Message<'_>, extra_headers: &[String]) {
         let mut one = DialogSummary::default();
-        one.observe_alone(seen, msg, cfg);
+        one.observe_alone(seen, msg, extra_headers);
         self.merge(one);
     }
 
-    fn observe_alone(&mut self, seen: Seen, msg: &Message<'_>, cfg: &CorrelateConfig) {
+    fn observe_alone(&mut self, seen: Seen, msg: &Message<'_>, extra_headers: &[String]) {
         let ts = seen.ts_ns;
         self.messages = 1;
         self.start_ns = Some(ts);
@@ -366,7 +319,7 @@ impl DialogSummary {
             self.x_call_ids
                 .push(String::from_utf8_lossy(x).into_owned());
         }
-        for name in &cfg.headers {
+        for name in extra_headers {
             for v in msg.headers_named(name) {
                 set_insert(
                     &mut self.correlation_values,
@@ -825,13 +778,13 @@ impl DialogSummary {
     }
 
     /// `caller` when the BYE's From tag is the caller's, else `callee`.
-    pub fn ended_by(&self) -> Option<&'static str> {
+    pub fn ended_by(&self) -> Option<EndedBy> {
         let bye = self.bye.as_ref()?;
         let caller = self.caller_tag()?;
         Some(if bye.from_tag.as_deref() == Some(caller) {
-            "caller"
+            EndedBy::Caller
         } else {
-            "callee"
+            EndedBy::Callee
         })
     }
 
@@ -1111,7 +1064,7 @@ mod tests {
         assert_eq!(ms(d.setup_ms()), Some(2240));
         assert_eq!(d.ack_ns(), Some(2_310_000_000));
         assert_eq!(d.duration_s(), Some(60.01));
-        assert_eq!(d.ended_by(), Some("caller"));
+        assert_eq!(d.ended_by(), Some(EndedBy::Caller));
         assert_eq!(d.reinvites(), 0);
         let first = d.first.as_ref().unwrap();
         assert_eq!((first.method.as_str(), first.key.cseq), ("INVITE", 1));
@@ -1455,7 +1408,7 @@ mod tests {
                 sip("SIP/2.0 200 OK", "1 BYE", "ft", Some("tt"), true, &[]),
             );
         let d = f.fold();
-        assert_eq!(d.ended_by(), Some("callee"));
+        assert_eq!(d.ended_by(), Some(EndedBy::Callee));
         assert_eq!(d.duration_s(), Some(30.0));
         assert_eq!(
             d.first.as_ref().unwrap().from_user.as_deref(),
@@ -1501,7 +1454,7 @@ mod tests {
         assert_eq!(d.invite_ns(), None);
         assert_eq!((d.setup_ms(), d.pdd_ms()), (None, None));
         assert_eq!(d.duration_s(), Some(20.01));
-        assert_eq!(d.ended_by(), Some("callee"));
+        assert_eq!(d.ended_by(), Some(EndedBy::Callee));
         // the ACK speaks for the caller side, not the callee's BYE
         let first = d.first.as_ref().unwrap();
         assert_eq!(
@@ -1856,7 +1809,7 @@ mod tests {
         assert!((setup - 4107.0).abs() < 1.0);
         // 200 683.078535 → BYE 695.081386, sent by the caller (SIPp's From tag)
         assert!((d.duration_s().unwrap() - 12.002851).abs() < 1e-9);
-        assert_eq!(d.ended_by(), Some("caller"));
+        assert_eq!(d.ended_by(), Some(EndedBy::Caller));
         assert_eq!(d.ack_ns(), Some(1_362_868_683_079_184_000));
         assert_eq!(d.caller_tag(), Some("6847SIPpTag001"));
     }
@@ -1871,7 +1824,7 @@ mod tests {
                 (DialogKind::Call, "answered".into(), Some(200), 0)
             );
             assert_eq!(d.messages, 6);
-            assert_eq!(d.ended_by(), Some("caller"));
+            assert_eq!(d.ended_by(), Some(EndedBy::Caller));
             assert!(d.duration_s().unwrap() > 1.0);
         }
     }
@@ -1966,7 +1919,7 @@ mod tests {
             (DialogKind::Call, "answered".into(), Some(200), 0)
         );
         assert_eq!((d.invite_ns(), d.setup_ms()), (None, None));
-        assert_eq!(d.ended_by(), Some("caller"));
+        assert_eq!(d.ended_by(), Some(EndedBy::Caller));
         let d = corpus_dialogs("sip-udp-invite-register-cloudshark.pcap");
         assert_eq!(d["12015624@200.57.7.195"].state(), DialogState::InProgress);
         assert_eq!(d["12013223@200.57.7.195"].state(), DialogState::Answered);

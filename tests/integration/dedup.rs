@@ -238,7 +238,7 @@ fn a_dedup_window_reaching_t1_is_refused() {
 fn engine_drops_rtp_span_duplicates_per_flow() {
     let m = manifest_entry(SPAN);
     let mut reader = open_capture(&crafted(SPAN), 0).unwrap();
-    let mut decoder = Decoder::new(DecodeConfig::default());
+    let mut decoder = Decoder::new(DecodeConfig::new(sipidx::sip::stream_start));
     let mut dedup = Deduplicator::new(DedupConfig {
         span: true,
         ..DedupConfig::default()
@@ -291,7 +291,7 @@ fn engine_drops_rtp_span_duplicates_per_flow() {
 fn engine_pairs_every_hep_copy_with_its_raw_message() {
     let m = manifest_entry(MIRROR);
     let mut reader = open_capture(&crafted(MIRROR), 0).unwrap();
-    let mut decoder = Decoder::new(DecodeConfig::default());
+    let mut decoder = Decoder::new(DecodeConfig::new(sipidx::sip::stream_start));
     let mut dedup = Deduplicator::new(DedupConfig::default());
     let mut mirrored_seqs = Vec::new();
     while let Some(packet) = reader.next_packet().unwrap() {
