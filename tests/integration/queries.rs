@@ -114,7 +114,7 @@ fn hand_outcomes(name: &str) -> Option<Vec<(&'static str, &'static str, &'static
         "sip-register-401-udp.pcap" => vec![("*", "registration", "failed", 401)],
         // OPTIONS → 200: an `other` dialog keeps its final code as its state
         "sip-options-200.pcap" => vec![("*", "other", "200", 200)],
-        // See src/sip/dialog.rs corpus_mixed_register_invite_cancel_auth for each transaction.
+        // See src/sip/dialog/tests/corpus.rs corpus_mixed_register_invite_cancel_auth for each transaction.
         "sip-udp-register-invite-cancel-auth-mixed.pcap" => vec![
             ("105090259-446faf7a@192.168.1.2", "call", "canceled", 408),
             ("11894297-4432a9f8@192.168.1.2", "call", "failed", 480),
