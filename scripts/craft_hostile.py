@@ -232,7 +232,7 @@ def main():
     manifest[write(stem + ".pcap", d, zst=True)] = "100k half-open TCP streams with an unfinished request each, TCP OPTIONS, sentinel"
 
     # 9. 100k distinct Call-IDs in tiny OPTIONS (1M would not fit the size budget even compressed:
-    # tests/hostile.rs makes its 1M case at test time with --call-ids).
+    # tests/integration/hostile.rs makes its 1M case at test time with --call-ids).
     stem = "many-call-ids"
     d = bytearray(pcap_header(link=LINK_RAW))
     for i in range(100_000):

@@ -485,7 +485,8 @@ class Crafter:
                    self.f14_hep3_tcp, self.f15_hep2, self.f16_nsec, self.f17_bigendian,
                    self.f18_pcapng3, self.f19_truncated, self.f20_compressed,
                    self.f21_not_capture, self.f22_port_compact, self.f23_junk,
-                   self.f24_hep_mirror, self.f25_span_dups, self.f26_ipip, self.f27_6in4):
+                   self.f24_hep_mirror, self.f25_span_dups, self.f26_ipip, self.f27_6in4,
+                   self.f28_odd_start_lines):
             fn()
 
     def f01_qinq(self):
@@ -1037,6 +1038,75 @@ class Crafter:
                  rtp_streams=[{"ssrc": "0x11223344", "packets": 50}, {"ssrc": "0x55667788", "packets": 50}])
 
 
+    def f28_odd_start_lines(self):
+        """Start lines RFC 3261 allows that an older TCP framer refused (while UDP found them): an
+        emergency OPTIONS to urn:service:sos, a MESSAGE to an im: URI, a status line written
+        sip/2.0 or SIP/2.1, a tab after the method; and messages after such a line in one segment.
+        The same messages go once over TCP (four connections) and once over UDP."""
+        rng = self.rng("odd-start-lines")
+        a, b = "10.0.7.1", "10.0.7.2"
+
+        def msg(start, call_id, cseq, method, to_tag=None, tp="TCP"):
+            via = f"SIP/2.0/{tp} {a}:5060;branch=z9hG4bK{rng.getrandbits(48):012x}"
+            to = "<sip:bob@example.com>" + (f";tag={to_tag}" if to_tag else "")
+            h = [("Via", via), ("From", "<sip:alice@example.com>;tag=a1"), ("To", to),
+                 ("Call-ID", call_id), ("CSeq", f"{cseq} {method}"), ("User-Agent", "crafted-odd/1.0")]
+            return render(start, h)
+
+        def conversation(tp):
+            """[(connection, direction, [messages in one segment])] in wire order."""
+            sos, im, tab = (f"{k}-odd-{tp.lower()}@{a}" for k in ("sos", "im", "tab"))
+            seg = [f"seg{k}-odd-{tp.lower()}@{a}" for k in (1, 2, 3)]
+            return [
+                (1, "ab", [msg("OPTIONS urn:service:sos SIP/2.0", sos, 1, "OPTIONS", tp=tp)]),
+                (1, "ba", [msg("sip/2.0 200 OK", sos, 1, "OPTIONS", "b1", tp)]),
+                (2, "ab", [msg("MESSAGE im:bob@example.com SIP/2.0", im, 1, "MESSAGE", tp=tp)]),
+                (2, "ba", [msg("SIP/2.1 200 OK", im, 1, "MESSAGE", "b2", tp)]),
+                (3, "ab", [msg(f"INVITE\tsip:bob@{b}:5060 SIP/2.0", tab, 1, "INVITE", tp=tp)]),
+                (3, "ba", [msg("SIP/2.0 486 Busy Here", tab, 1, "INVITE", "b3", tp)]),
+                (3, "ab", [msg(f"ACK sip:bob@{b}:5060 SIP/2.0", tab, 1, "ACK", "b3", tp)]),
+                (4, "ab", [msg(f"OPTIONS sip:bob@{b}:5060 SIP/2.0", seg[0], 1, "OPTIONS", tp=tp),
+                           msg("MESSAGE im:bob@example.com SIP/2.0", seg[1], 1, "MESSAGE", tp=tp),
+                           msg(f"OPTIONS sip:bob@{b}:5060 SIP/2.0", seg[2], 1, "OPTIONS", tp=tp)]),
+                (4, "ba", [msg("SIP/2.0 200 OK", c, 1, m, "b4", tp)
+                           for c, m in zip(seg, ("OPTIONS", "MESSAGE", "OPTIONS"))]),
+            ]
+
+        covers = ("SIP/{tp}: OPTIONS urn:service:sos, MESSAGE im:, status lines 'sip/2.0 200 OK' and "
+                  "'SIP/2.1 200 OK', a tab after INVITE, and two messages after a MESSAGE im: in one segment")
+        name = "sip-tcp-odd-start-lines.pcap"
+        f = Facts()
+        t = self.t0()
+        flows, frames = {}, []
+        for conn, d, msgs in conversation("TCP"):
+            if conn not in flows:
+                flows[conn] = TcpFlow(a, 41000 + conn, b, 5060, ip_id=100 * conn)
+                for p in flows[conn].handshake():
+                    frames.append((t, eth(p)))
+                    t += 100_000
+            for m in msgs:
+                f.sip(m, "tcp")
+            frames.append((t, eth(flows[conn].send(d, b"".join(msgs)))))
+            t += 10_000_000
+        self.write(name, pcap_bytes(LINKTYPE_ETHERNET, frames))
+        self.add(name, covers.format(tp="TCP"), "pcap", "ETHERNET", f, len(frames), tcp_connections=len(flows))
+
+        name = "sip-udp-odd-start-lines.pcap"
+        f = Facts()
+        t = self.t0()
+        frames = []
+        for k, (conn, d, msgs) in enumerate(conversation("UDP")):
+            for j, m in enumerate(msgs):
+                src, dst, sp = (a, b, 41000 + conn) if d == "ab" else (b, a, 5060)
+                dp = 5060 if d == "ab" else 41000 + conn
+                frames.append((t, eth(ipv4_udp(src, dst, sp, dp, m, ip_id=100 + 10 * k + j))))
+                f.sip(m, "udp")
+                t += 1_000_000
+            t += 10_000_000
+        self.write(name, pcap_bytes(LINKTYPE_ETHERNET, frames))
+        self.add(name, covers.format(tp="UDP"), "pcap", "ETHERNET", f, len(frames))
+
+
 # --------------------------------------------------------------------------
 # tshark oracle
 # --------------------------------------------------------------------------
@@ -1056,6 +1126,14 @@ TSHARK_NOTES = {
     "sip-udp-call-truncated.pcap":
         "tshark prints the 6 whole records, then exits 2: 'appears to have been cut short in the middle of a packet'",
     "not-a-capture.pcap": "tshark refuses it: 'isn't a capture file in a format TShark understands'",
+    "sip-tcp-odd-start-lines.pcap":
+        "tshark 4.0 wants 'SIP/2.0' in capitals in a status line and a space after the method: it misses "
+        "'sip/2.0 200 OK', 'SIP/2.1 200 OK' and 'INVITE<TAB>sip:...' (RFC 3261 allows all three), so 10 of 13; "
+        "the other 10 it finds per Call-ID as built",
+    "sip-udp-odd-start-lines.pcap":
+        "tshark 4.0 wants 'SIP/2.0' in capitals in a status line and a space after the method: it misses "
+        "'sip/2.0 200 OK', 'SIP/2.1 200 OK' and 'INVITE<TAB>sip:...' (RFC 3261 allows all three), so 10 of 13; "
+        "the other 10 it finds per Call-ID as built",
 }
 
 

@@ -22,3 +22,4 @@ pub mod source;
 #[cfg(feature = "full")]
 pub mod store;
 pub mod text;
+pub mod vocab;

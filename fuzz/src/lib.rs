@@ -94,7 +94,7 @@ fn small_decoder() -> (Decoder, Deduplicator) {
         max_fragment_bytes: 4096,
         max_tcp_streams: 4,
         max_tcp_buffer: 4096,
-        ..DecodeConfig::default()
+        ..DecodeConfig::new(sipidx::sip::stream_start)
     });
     let dedup = Deduplicator::new(DedupConfig {
         span: true,

@@ -456,7 +456,7 @@ mod tests {
     fn decode(pkt: &[u8]) -> Vec<(IpAddr, u16, IpAddr, u16, Transport, Vec<u8>)> {
         let mut d = Decoder::new(DecodeConfig {
             hep: false,
-            ..DecodeConfig::default()
+            ..DecodeConfig::new(crate::sip::stream_start)
         });
         let p = Packet {
             ts_ns: 1,
@@ -523,7 +523,7 @@ mod tests {
         let mut got = Vec::new();
         let mut d = Decoder::new(DecodeConfig {
             hep: false,
-            ..DecodeConfig::default()
+            ..DecodeConfig::new(crate::sip::stream_start)
         });
         for part in [a, b] {
             let p = hep::build_v3(

@@ -79,10 +79,11 @@ pub struct StreamsArgs {
     /// Codec name or payload text contains this (case-insensitive): pcma, g729, opus
     #[arg(long, value_name = "NAME")]
     pub codec: Option<String>,
-    /// Streams still active at or after this time (RFC 3339, or `2024-03-27 10:40`, UTC)
+    /// Streams still active at or after this time (RFC 3339, or `2024-03-27 10:40`, UTC unless an
+    /// offset is given)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Streams started before this time
+    /// Streams started before this time (same forms as --since)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// Streams that lost at least PCT percent of the expected packets
@@ -268,7 +269,7 @@ pub struct StatsArgs {
     /// is given)
     #[arg(long, value_name = "TIME")]
     pub since: Option<String>,
-    /// Only traffic at or before this time
+    /// Only traffic at or before this time (same forms as --since)
     #[arg(long, value_name = "TIME")]
     pub until: Option<String>,
     /// The same figures per UTC hour or day, then the total

@@ -28,7 +28,7 @@ pub fn run(a: GrepArgs) -> Result<u8> {
         dialog: a.dialog,
         decode: DecodeConfig {
             hep: !a.no_hep,
-            ..DecodeConfig::default()
+            ..DecodeConfig::new(crate::sip::stream_start)
         },
         // Without HEP decoding there are no copies to pair.
         dedup: dedup_config(&a.dedup, !a.no_hep)?,

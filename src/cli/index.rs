@@ -13,7 +13,7 @@ use crate::decode::DecodeConfig;
 use crate::index::media::MediaConfig;
 use crate::index::scan::ScanConfig;
 use crate::index::window::{reindex_window, TimeWindow, WindowReport};
-use crate::index::{self, IndexPlan, Progress};
+use crate::index::{self, IndexPlan, IndexReport, Progress};
 use crate::query::params::{parse_duration, parse_size, parse_time};
 use crate::rtp::Metrics;
 use crate::sip::correlate::{CorrelateConfig, NumberMatch};
@@ -47,7 +47,36 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
     if rebuild && !a.paths.is_empty() {
         anyhow::bail!("reindex takes no PATH: it rebuilds from the captures in the catalog");
     }
-    let time_window = if a.since.is_some() || a.until.is_some() {
+    let time_window = time_window(&a, rebuild)?;
+    let plan = plan(&a)?;
+    if a.follow {
+        if rebuild {
+            anyhow::bail!("--follow belongs to index");
+        }
+        return follow(&plan, &a);
+    }
+    if let Some(w) = time_window {
+        return run_window(&plan, w, &a);
+    }
+    let report = index_with_bar(&plan, &a, rebuild)?;
+    warn_problem_files(&report);
+    let secs = report.elapsed.as_secs_f64().max(1e-9);
+    if a.json {
+        print_json(&report, secs);
+    }
+    if !a.quiet {
+        print_notes(&report, &a, secs);
+    }
+    Ok(if report.files_failed.is_empty() {
+        EXIT_MATCH
+    } else {
+        EXIT_ERROR
+    })
+}
+
+/// `--since`/`--until` as the window `reindex` rebuilds (`None`: the whole catalog).
+fn time_window(a: &IndexArgs, rebuild: bool) -> Result<Option<TimeWindow>> {
+    if a.since.is_some() || a.until.is_some() {
         if !rebuild {
             anyhow::bail!("--since/--until belong to reindex (rebuild a time window)");
         }
@@ -60,12 +89,16 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
                 anyhow::bail!("--since is after --until");
             }
         }
-        Some(w)
+        Ok(Some(w))
     } else {
-        None
-    };
+        Ok(None)
+    }
+}
+
+/// The arguments as the plan `index::run` takes.
+fn plan(a: &IndexArgs) -> Result<IndexPlan> {
     let window = parse_duration(&a.correlate_window)?;
-    let plan = IndexPlan {
+    Ok(IndexPlan {
         db: a.db.db.clone(),
         inputs: a.paths.clone(),
         settle: Duration::from_nanos(parse_duration(&a.settle)?.max(0) as u64),
@@ -80,7 +113,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         scan: ScanConfig {
             decode: DecodeConfig {
                 hep: !a.no_hep,
-                ..DecodeConfig::default()
+                ..DecodeConfig::new(crate::sip::stream_start)
             },
             correlate: CorrelateConfig {
                 headers: a.correlate_headers.clone(),
@@ -99,23 +132,18 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             },
             decode: DecodeConfig {
                 hep: !a.no_hep,
-                ..DecodeConfig::default()
+                ..DecodeConfig::new(crate::sip::stream_start)
             },
             dedup: dedup_config(&a.dedup, !a.no_hep)?,
             analyse: !a.no_media,
         },
-    };
-    if a.follow {
-        if rebuild {
-            anyhow::bail!("--follow belongs to index");
-        }
-        return follow(&plan, &a);
-    }
-    if let Some(w) = time_window {
-        return run_window(&plan, w, &a);
-    }
+    })
+}
+
+/// A whole run or a rebuild, with the progress bar on a terminal.
+fn index_with_bar(plan: &IndexPlan, a: &IndexArgs, rebuild: bool) -> Result<IndexReport> {
     let show_bar = !a.quiet && std::io::stderr().is_terminal();
-    let report = if show_bar {
+    Ok(if show_bar {
         let bar = ProgressBar::new(0);
         bar.set_style(
             ProgressStyle::with_template(
@@ -125,20 +153,24 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
         );
         let mut p = Bar { bar, packets: 0 };
         let r = if rebuild {
-            index::run::reindex(&plan, &mut p)
+            index::run::reindex(plan, &mut p)
         } else {
-            index::run(&plan, &mut p)
+            index::run(plan, &mut p)
         };
         p.bar.finish_and_clear();
         r?
     } else {
         let mut quiet = index::run::NoProgress;
         if rebuild {
-            index::run::reindex(&plan, &mut quiet)?
+            index::run::reindex(plan, &mut quiet)?
         } else {
-            index::run(&plan, &mut quiet)?
+            index::run(plan, &mut quiet)?
         }
-    };
+    })
+}
+
+/// One line on stderr per file that failed, was truncated or holds a corrupt record.
+fn warn_problem_files(report: &IndexReport) {
     for (path, err) in &report.files_failed {
         // source errors already name the file
         if err.contains(&*path.to_string_lossy()) {
@@ -159,36 +191,41 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             path.display()
         );
     }
-    let secs = report.elapsed.as_secs_f64().max(1e-9);
-    if a.json {
-        let v = serde_json::json!({
-            "type": "index_run",
-            "run": report.run,
-            "files_indexed": report.files_indexed,
-            "files_known": report.files_known,
-            "files_waiting": report.files_waiting.len(),
-            "settle_wait_seconds": report.settle_wait.as_secs_f64(),
-            "files_failed": report.files_failed.len(),
-            "files_truncated": report.files_truncated.len(),
-            "files_corrupt": report.files_corrupt.len(),
-            "packets": report.packets,
-            "bytes": report.bytes,
-            "sip_messages": report.messages,
-            "malformed_sip": report.malformed_sip,
-            "dialogs": report.dialogs,
-            "rtp_streams": report.rtp_streams,
-            "rtp_packets": report.rtp_packets,
-            "rtcp_reports": report.rtcp_reports,
-            "qos_reports": report.qos_reports,
-            "media_files_out_of_order": report.media_files_out_of_order,
-            "media_files_reanalysed": report.media_files_reanalysed,
-            "media_refold_missing": report.media_refold_missing.len(),
-            "files_rescanned": report.files_rescanned,
-            "seconds": secs,
-        });
-        println!("{v}");
-    }
-    if !a.quiet && !report.media_refold_missing.is_empty() {
+}
+
+/// The `index_run` JSON line of `--json`.
+fn print_json(report: &IndexReport, secs: f64) {
+    let v = serde_json::json!({
+        "type": "index_run",
+        "run": report.run,
+        "files_indexed": report.files_indexed,
+        "files_known": report.files_known,
+        "files_waiting": report.files_waiting.len(),
+        "settle_wait_seconds": report.settle_wait.as_secs_f64(),
+        "files_failed": report.files_failed.len(),
+        "files_truncated": report.files_truncated.len(),
+        "files_corrupt": report.files_corrupt.len(),
+        "packets": report.packets,
+        "bytes": report.bytes,
+        "sip_messages": report.messages,
+        "malformed_sip": report.malformed_sip,
+        "dialogs": report.dialogs,
+        "rtp_streams": report.rtp_streams,
+        "rtp_packets": report.rtp_packets,
+        "rtcp_reports": report.rtcp_reports,
+        "qos_reports": report.qos_reports,
+        "media_files_out_of_order": report.media_files_out_of_order,
+        "media_files_reanalysed": report.media_files_reanalysed,
+        "media_refold_missing": report.media_refold_missing.len(),
+        "files_rescanned": report.files_rescanned,
+        "seconds": secs,
+    });
+    println!("{v}");
+}
+
+/// The notes and the summary line on stderr (not with `--quiet`).
+fn print_notes(report: &IndexReport, a: &IndexArgs, secs: f64) {
+    if !report.media_refold_missing.is_empty() {
         eprintln!(
             "sipidx: warning: some new files are older than media already analysed, which would \
              be analysed again with them, but {} of those indexed files are gone or rewritten \
@@ -197,7 +234,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             report.media_refold_missing.len(),
             report.media_refold_missing[0].display()
         );
-    } else if !a.quiet && report.media_files_out_of_order > 0 {
+    } else if report.media_files_out_of_order > 0 {
         eprintln!(
             "sipidx: {} files start before the end of the files before them in capture time \
              (overlapping captures, e.g. two capture points), so each was analysed on its own \
@@ -205,7 +242,7 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             report.media_files_out_of_order
         );
     }
-    if !a.quiet && !report.settle_wait.is_zero() {
+    if !report.settle_wait.is_zero() {
         let settling = report
             .files_waiting
             .iter()
@@ -219,28 +256,21 @@ pub fn run(a: IndexArgs, rebuild: bool) -> Result<u8> {
             report.settle_wait.as_secs_f64().ceil()
         );
     }
-    if !a.quiet {
-        eprintln!(
-            "sipidx: indexed {} new files ({} already indexed, {} still being written, {} failed): \
-             {} packets, {:.1} MB, {} SIP messages, {} dialogs, {} RTP streams in {:.2}s ({:.0} MB/s)",
-            report.files_indexed,
-            report.files_known,
-            report.files_waiting.len(),
-            report.files_failed.len(),
-            report.packets,
-            report.bytes as f64 / 1e6,
-            report.messages,
-            report.dialogs,
-            report.rtp_streams,
-            secs,
-            report.bytes as f64 / 1e6 / secs
-        );
-    }
-    Ok(if report.files_failed.is_empty() {
-        EXIT_MATCH
-    } else {
-        EXIT_ERROR
-    })
+    eprintln!(
+        "sipidx: indexed {} new files ({} already indexed, {} still being written, {} failed): \
+         {} packets, {:.1} MB, {} SIP messages, {} dialogs, {} RTP streams in {:.2}s ({:.0} MB/s)",
+        report.files_indexed,
+        report.files_known,
+        report.files_waiting.len(),
+        report.files_failed.len(),
+        report.packets,
+        report.bytes as f64 / 1e6,
+        report.messages,
+        report.dialogs,
+        report.rtp_streams,
+        secs,
+        report.bytes as f64 / 1e6 / secs
+    );
 }
 
 fn with_bar<T>(quiet: bool, f: impl FnOnce(&mut dyn Progress) -> T) -> T {

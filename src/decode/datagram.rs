@@ -4,22 +4,7 @@ use std::net::IpAddr;
 
 use crate::source::PacketLocation;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Transport {
-    Udp,
-    Tcp,
-    Sctp,
-}
-
-impl Transport {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Transport::Udp => "udp",
-            Transport::Tcp => "tcp",
-            Transport::Sctp => "sctp",
-        }
-    }
-}
+pub use crate::vocab::Transport;
 
 /// Encapsulations met on the way to the payload, as a bit set.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

@@ -5,7 +5,7 @@ use std::net::IpAddr;
 
 use super::defrag::{Defrag, FragKey, Fragment};
 use super::link::{self, LinkError, Network};
-use super::tcp::{FlowKey, Reassembler, Segment};
+use super::tcp::{FlowKey, Reassembler, Segment, StartRule};
 use super::{gre, hep, ipv4, ipv6, tcp, udp};
 use super::{Datagram, Encap, Transport};
 use crate::source::{Packet, PacketLocation};
@@ -24,11 +24,16 @@ pub struct DecodeConfig {
     pub max_tcp_buffer: usize,
     /// Idle TCP connections are forgotten after this long (capture time).
     pub tcp_timeout_ns: i64,
+    /// Where a SIP message starts in a TCP stream: pass `sip::stream_start`, the parser's own rule
+    /// (decode sits below `sip` and does not name it, so the caller hands it down).
+    pub stream_start: StartRule,
 }
 
-impl Default for DecodeConfig {
-    fn default() -> Self {
+impl DecodeConfig {
+    /// The usual limits, framing TCP streams with `stream_start`.
+    pub fn new(stream_start: StartRule) -> Self {
         DecodeConfig {
+            stream_start,
             hep: true,
             max_fragment_bytes: 64 << 20,
             fragment_timeout_ns: 30_000_000_000,
@@ -137,6 +142,7 @@ impl Decoder {
         Decoder {
             defrag: Defrag::new(config.max_fragment_bytes, config.fragment_timeout_ns),
             tcp: Reassembler::new(
+                config.stream_start,
                 config.max_tcp_streams,
                 config.max_tcp_buffer,
                 config.tcp_timeout_ns,

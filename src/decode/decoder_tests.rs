@@ -2,9 +2,9 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 
-use super::super::sipframe::{start_line, Start};
 use super::super::{gre, hep, ipv4, ipv6, tcp, udp};
 use super::*;
+use crate::sip::{stream_start, Start};
 use crate::source::{linktype, open_capture, LinkType, Packet, PacketLocation};
 
 /// HEP version, capture id, node name, payload type.
@@ -70,7 +70,7 @@ fn run_with(config: DecodeConfig, link: LinkType, frames: &[Vec<u8>]) -> (Vec<Ou
 }
 
 fn run(link: LinkType, frames: &[Vec<u8>]) -> (Vec<Out>, DecodeStats) {
-    run_with(DecodeConfig::default(), link, frames)
+    run_with(DecodeConfig::new(crate::sip::stream_start), link, frames)
 }
 
 fn eth(ethertype: u16, payload: &[u8]) -> Vec<u8> {
@@ -356,7 +356,7 @@ fn ipv6_fragments_over_sll_and_timeout() {
     // the second half arrives after the timeout: nothing, and both pieces counted as dropped
     let cfg = DecodeConfig {
         fragment_timeout_ns: 0,
-        ..DecodeConfig::default()
+        ..DecodeConfig::new(crate::sip::stream_start)
     };
     let (out, st) = run_with(
         cfg,
@@ -371,7 +371,7 @@ fn ipv6_fragments_over_sll_and_timeout() {
 fn fragment_flood_stays_bounded() {
     let cfg = DecodeConfig {
         max_fragment_bytes: 256 * 1024,
-        ..DecodeConfig::default()
+        ..DecodeConfig::new(crate::sip::stream_start)
     };
     let frames: Vec<Vec<u8>> = (0..5000u16)
         .map(|id| ipv4::build(A, B, 17, id, 0x2000, &[0u8; 1400]))
@@ -435,7 +435,7 @@ fn same_tcp_capture_given_twice_yields_its_messages_twice() {
         tcp4(1001, 0, &bye[..10]),
         tcp4(1011, 0, &bye[10..]),
     ];
-    let mut d = Decoder::new(DecodeConfig::default());
+    let mut d = Decoder::new(DecodeConfig::new(crate::sip::stream_start));
     let mut out = Vec::new();
     for file_id in 0..2 {
         for (i, f) in frames.iter().enumerate() {
@@ -509,7 +509,7 @@ fn hep3_over_udp_and_several_in_one_tcp_segment() {
     // with HEP decoding off the datagram is plain UDP
     let cfg = DecodeConfig {
         hep: false,
-        ..DecodeConfig::default()
+        ..DecodeConfig::new(crate::sip::stream_start)
     };
     let (out, _) = run_with(
         cfg,
@@ -607,7 +607,7 @@ fn arbitrary_bytes_never_panic() {
             &ipv4::build(A, B, 17, 1, 0, &udp::build(1, 9060, &hep_sip())),
         ),
     ];
-    let mut d = Decoder::new(DecodeConfig::default());
+    let mut d = Decoder::new(DecodeConfig::new(crate::sip::stream_start));
     for round in 0..20_000u32 {
         let mut f = seeds[round as usize % seeds.len()].clone();
         for _ in 0..(next() % 6) {
@@ -649,14 +649,14 @@ fn corpus(name: &str) -> Corpus {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("testdata/corpus")
         .join(name);
-    let mut d = Decoder::new(DecodeConfig::default());
+    let mut d = Decoder::new(DecodeConfig::new(crate::sip::stream_start));
     let mut datagrams = Vec::new();
     let mut reader = open_capture(&path, 0).unwrap();
     while let Some(p) = reader.next_packet().unwrap() {
         d.decode(&p, |dg| datagrams.push(own(dg)));
     }
     d.finish(|dg| datagrams.push(own(dg)));
-    let is_sip = |o: &&Out| start_line(&o.payload) == Start::Yes;
+    let is_sip = |o: &&Out| stream_start(&o.payload) == Start::Yes;
     Corpus {
         sip: datagrams
             .iter()

@@ -52,7 +52,8 @@ fn by_ethertype(ethertype: u16, rest: &[u8]) -> Result<L3<'_>, LinkError> {
             vlan: None,
         });
     }
-    let (ethertype, bytes, vlan) = vlan::strip(ethertype, rest)?;
+    let (ethertype, bytes, vlan) =
+        vlan::strip(ethertype, rest).map_err(|vlan::Malformed| LinkError::Malformed)?;
     let net = match ethertype {
         ETHERTYPE_IPV4 => Network::Ipv4,
         ETHERTYPE_IPV6 => Network::Ipv6,

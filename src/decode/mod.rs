@@ -27,3 +27,4 @@ pub use dedup::{
     DedupConfig, DedupError, DedupStats, Deduplicator, DelayBuffer, DelayLimits, DelayStats, Flow,
     Mirror, Released, Verdict, SIP_T1_NS,
 };
+pub use tcp::StartRule;

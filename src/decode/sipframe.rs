@@ -1,78 +1,8 @@
-//! Just enough SIP to frame messages in a TCP byte stream (RFC 3261 §7.5, §18.3): a start-line
-//! check and the header-block end plus Content-Length. Kept here because decode sits below `sip`.
+//! Message lengths in a TCP byte stream (RFC 3261 §18.3): the header-block end plus Content-Length.
+//! Whether a message starts at all is not decided here but by the rule the caller passes the
+//! reassembler (`sip::stream_start`), so that the stream and the datagram paths share one definition.
 //!
 //! Hand-written: no crate frames SIP over a stream, and the check must cost a few byte compares.
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Start {
-    Yes,
-    No,
-    /// Consistent so far, but the first line has not ended yet.
-    Incomplete,
-}
-
-const SIP_VERSION: &[u8] = b"SIP/2.0";
-/// Longer "request lines" than this are not worth waiting for.
-const MAX_LINE: usize = 8 * 1024;
-const MAX_METHOD: usize = 32;
-
-fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
-}
-
-/// Does `buf` begin with a SIP status line ("SIP/2.0 ") or a request line
-/// ("METHOD sip:|sips:|tel:... SIP/2.0")?
-pub(crate) fn start_line(buf: &[u8]) -> Start {
-    let status = b"SIP/2.0 ";
-    if buf.len() < status.len() && status.starts_with(buf) && !buf.is_empty() {
-        return Start::Incomplete;
-    }
-    if buf.starts_with(status) {
-        return Start::Yes;
-    }
-    let method = buf
-        .iter()
-        .take(MAX_METHOD + 1)
-        .take_while(|&&b| is_token(b))
-        .count();
-    if method == 0 || method > MAX_METHOD {
-        return Start::No;
-    }
-    let rest = &buf[method..];
-    let Some((&sp, uri)) = rest.split_first() else {
-        return Start::Incomplete;
-    };
-    if sp != b' ' {
-        return Start::No;
-    }
-    let mut scheme_ok = false;
-    for scheme in [&b"sip:"[..], b"sips:", b"tel:"] {
-        let n = scheme.len().min(uri.len());
-        if uri[..n].eq_ignore_ascii_case(&scheme[..n]) {
-            if n < scheme.len() {
-                return Start::Incomplete;
-            }
-            scheme_ok = true;
-            break;
-        }
-    }
-    if !scheme_ok {
-        return Start::No;
-    }
-    let window = &uri[..uri.len().min(MAX_LINE)];
-    match window.iter().position(|&b| b == b'\n') {
-        Some(nl) => {
-            let line = &window[..nl];
-            let line = line.strip_suffix(b"\r").unwrap_or(line);
-            match line.strip_suffix(SIP_VERSION) {
-                Some(head) if head.ends_with(b" ") => Start::Yes,
-                _ => Start::No,
-            }
-        }
-        None if window.len() < MAX_LINE => Start::Incomplete,
-        None => Start::No,
-    }
-}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Frame {
@@ -159,26 +89,6 @@ pub(crate) fn content_length(headers: &[u8]) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn start_lines() {
-        assert_eq!(start_line(b"SIP/2.0 200 OK\r\n"), Start::Yes);
-        assert_eq!(
-            start_line(b"INVITE sip:bob@b.example SIP/2.0\r\nVia"),
-            Start::Yes
-        );
-        assert_eq!(start_line(b"MESSAGE sips:x SIP/2.0\n"), Start::Yes);
-        assert_eq!(start_line(b"OPTIONS tel:+123 SIP/2.0\r\n"), Start::Yes);
-        assert_eq!(start_line(b"INVITE sip:bob@b.exa"), Start::Incomplete);
-        assert_eq!(start_line(b"SIP/2"), Start::Incomplete);
-        assert_eq!(start_line(b"INV"), Start::Incomplete);
-        assert_eq!(start_line(b"GET / HTTP/1.1\r\n"), Start::No);
-        assert_eq!(start_line(b"GET sip:x HTTP/1.1\r\n"), Start::No);
-        assert_eq!(start_line(b"HTTP/1.1 200 OK\r\n"), Start::No);
-        assert_eq!(start_line(b"\r\n\r\n"), Start::No);
-        assert_eq!(start_line(b"\x80\x08rtp"), Start::No);
-        assert_eq!(start_line(b""), Start::No);
-    }
 
     #[test]
     fn framing_with_content_length_compact_and_absent() {

@@ -8,10 +8,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
-use super::sipframe::{self, Frame, Start};
+use super::sipframe::{self, Frame};
 use super::wire::{be16, be32};
 use super::DecodeStats;
 use crate::source::PacketLocation;
+use crate::vocab::Start;
 
 const FIN: u8 = 0x01;
 const SYN: u8 = 0x02;
@@ -148,8 +149,19 @@ pub(crate) struct Reassembler {
     lru: BTreeMap<u64, FlowKey>,
     tick: u64,
     max_streams: usize,
-    max_buffer: usize,
+    framing: Framing,
     timeout_ns: i64,
+}
+
+/// Says whether a stream opens with a message at the given bytes. The rule is the protocol's, not
+/// decode's: the caller passes SIP's (`sip::stream_start`), so TCP finds what UDP finds.
+pub type StartRule = fn(&[u8]) -> Start;
+
+/// What framing needs besides the bytes: the start rule and the per-direction buffer cap.
+#[derive(Clone, Copy)]
+struct Framing {
+    start: StartRule,
+    max_buffer: usize,
 }
 
 enum After {
@@ -158,13 +170,13 @@ enum After {
 }
 
 impl Reassembler {
-    pub fn new(max_streams: usize, max_buffer: usize, timeout_ns: i64) -> Self {
+    pub fn new(start: StartRule, max_streams: usize, max_buffer: usize, timeout_ns: i64) -> Self {
         Reassembler {
             dirs: HashMap::new(),
             lru: BTreeMap::new(),
             tick: 0,
             max_streams: max_streams.max(1),
-            max_buffer,
+            framing: Framing { start, max_buffer },
             timeout_ns,
         }
     }
@@ -200,7 +212,7 @@ impl Reassembler {
                 .iter()
                 .take_while(|&&b| b == b'\r' || b == b'\n')
                 .count();
-            if sipframe::start_line(&seg.payload[lead..]) == Start::No || seg.payload.len() == lead
+            if (self.framing.start)(&seg.payload[lead..]) == Start::No || seg.payload.len() == lead
             {
                 return;
             }
@@ -216,7 +228,7 @@ impl Reassembler {
         self.lru.insert(tick, seg.key);
         d.last_ts = seg.ts_ns;
 
-        let after = feed(d, seq, seg, self.max_buffer, stats, &mut emit);
+        let after = feed(d, seq, seg, self.framing, stats, &mut emit);
         let closed =
             seg.flags & FIN != 0 && seq.wrapping_add(seg.payload.len() as u32) == d.next_seq;
         if matches!(after, After::Drop) || closed {
@@ -283,14 +295,14 @@ fn feed<F: FnMut(&[u8], &[PacketLocation])>(
     d: &mut Direction,
     seq: u32,
     seg: Segment<'_>,
-    max_buffer: usize,
+    framing: Framing,
     stats: &mut DecodeStats,
     emit: &mut F,
 ) -> After {
     let (payload, locations) = (seg.payload, seg.locations);
     if !d.pending.is_empty() && seg.ts_ns.saturating_sub(d.gap_since) > GAP_TIMEOUT_NS {
         skip_gap(d, stats);
-        if let After::Drop = drain_and_frame(d, max_buffer, stats, emit) {
+        if let After::Drop = drain_and_frame(d, framing, stats, emit) {
             return After::Drop;
         }
     }
@@ -307,7 +319,8 @@ fn feed<F: FnMut(&[u8], &[PacketLocation])>(
             stats.tcp_retransmissions += 1;
             return After::Keep;
         }
-        if d.pending.len() >= MAX_PENDING || d.held() as usize + payload.len() > max_buffer {
+        if d.pending.len() >= MAX_PENDING || d.held() as usize + payload.len() > framing.max_buffer
+        {
             stats.tcp_bytes_dropped += payload.len() as u64;
             return After::Drop;
         }
@@ -329,10 +342,10 @@ fn feed<F: FnMut(&[u8], &[PacketLocation])>(
             return After::Keep;
         }
     }
-    if append_checked(d, &payload[overlap..], locations, max_buffer, stats).is_err() {
+    if append_checked(d, &payload[overlap..], locations, framing.max_buffer, stats).is_err() {
         return After::Drop;
     }
-    drain_and_frame(d, max_buffer, stats, emit)
+    drain_and_frame(d, framing, stats, emit)
 }
 
 /// Gives up on the bytes of the oldest gap: drops the partial message before it and moves
@@ -354,7 +367,7 @@ fn skip_gap(d: &mut Direction, stats: &mut DecodeStats) {
 
 fn drain_and_frame<F: FnMut(&[u8], &[PacketLocation])>(
     d: &mut Direction,
-    max_buffer: usize,
+    framing: Framing,
     stats: &mut DecodeStats,
     emit: &mut F,
 ) -> After {
@@ -371,11 +384,11 @@ fn drain_and_frame<F: FnMut(&[u8], &[PacketLocation])>(
             stats.tcp_retransmissions += 1;
             continue;
         }
-        if append_checked(d, &p.data[skip..], &p.locations, max_buffer, stats).is_err() {
+        if append_checked(d, &p.data[skip..], &p.locations, framing.max_buffer, stats).is_err() {
             return After::Drop;
         }
     }
-    frame_messages(d, max_buffer, stats, emit)
+    frame_messages(d, framing, stats, emit)
 }
 
 fn append_checked(
@@ -395,7 +408,7 @@ fn append_checked(
 
 fn frame_messages<F: FnMut(&[u8], &[PacketLocation])>(
     d: &mut Direction,
-    max_buffer: usize,
+    framing: Framing,
     stats: &mut DecodeStats,
     emit: &mut F,
 ) -> After {
@@ -412,14 +425,14 @@ fn frame_messages<F: FnMut(&[u8], &[PacketLocation])>(
             if d.buf.is_empty() {
                 return After::Keep;
             }
-            match sipframe::start_line(&d.buf) {
+            match (framing.start)(&d.buf) {
                 Start::Yes => {}
                 Start::Incomplete => return After::Keep,
                 // Lost framing (garbage, or a message we only saw the middle of): stop until a
                 // segment starts with a SIP line again.
                 Start::No => return After::Drop,
             }
-            match sipframe::frame(&d.buf, d.scanned, max_buffer) {
+            match sipframe::frame(&d.buf, d.scanned, framing.max_buffer) {
                 Frame::Length(n) => d.msg_len = Some(n),
                 Frame::NeedMore { scanned } => {
                     d.scanned = scanned;
@@ -513,7 +526,7 @@ mod tests {
 
     #[test]
     fn several_messages_in_one_segment_with_keepalives() {
-        let mut r = Reassembler::new(8, 1 << 16, 1_000_000);
+        let mut r = Reassembler::new(crate::sip::stream_start, 8, 1 << 16, 1_000_000);
         let mut st = DecodeStats::default();
         let mut seg = INVITE.to_vec();
         seg.extend_from_slice(b"\r\n\r\n");
@@ -528,7 +541,7 @@ mod tests {
 
     #[test]
     fn one_message_over_three_segments_then_retransmissions() {
-        let mut r = Reassembler::new(8, 1 << 16, 1_000_000);
+        let mut r = Reassembler::new(crate::sip::stream_start, 8, 1 << 16, 1_000_000);
         let mut st = DecodeStats::default();
         let (a, b) = INVITE.split_at(10);
         let (b, c) = b.split_at(30);
@@ -556,7 +569,7 @@ mod tests {
 
     #[test]
     fn out_of_order_segment_waits_for_the_gap() {
-        let mut r = Reassembler::new(8, 1 << 16, 1_000_000);
+        let mut r = Reassembler::new(crate::sip::stream_start, 8, 1 << 16, 1_000_000);
         let mut st = DecodeStats::default();
         let (a, b) = INVITE.split_at(20);
         let (b, c) = b.split_at(20);
@@ -569,7 +582,7 @@ mod tests {
 
     #[test]
     fn a_gap_never_filled_is_skipped_after_a_while() {
-        let mut r = Reassembler::new(8, 1 << 16, i64::MAX / 2);
+        let mut r = Reassembler::new(crate::sip::stream_start, 8, 1 << 16, i64::MAX / 2);
         let mut st = DecodeStats::default();
         let lost = 40u32;
         let s_ok = 1 + 20 + lost;
@@ -597,7 +610,7 @@ mod tests {
 
     #[test]
     fn gigantic_content_length_is_not_buffered() {
-        let mut r = Reassembler::new(8, 4096, 1_000_000);
+        let mut r = Reassembler::new(crate::sip::stream_start, 8, 4096, 1_000_000);
         let mut st = DecodeStats::default();
         let big = b"MESSAGE sip:b@x SIP/2.0\r\nContent-Length: 5000000000\r\n\r\nxxxx";
         let out = feed_all(
@@ -609,7 +622,7 @@ mod tests {
         assert_eq!(r.tracked(), 0);
         assert!(st.tcp_bytes_dropped >= big.len() as u64);
         // a header block that never ends is bounded too
-        let mut r = Reassembler::new(8, 4096, 1_000_000);
+        let mut r = Reassembler::new(crate::sip::stream_start, 8, 4096, 1_000_000);
         let head = b"INVITE sip:b@x SIP/2.0\r\nX: ";
         let segs: Vec<(u32, u8, &[u8])> = (0..10)
             .map(|i| {
@@ -630,7 +643,7 @@ mod tests {
 
     #[test]
     fn non_sip_ignored_and_fin_rst_close() {
-        let mut r = Reassembler::new(8, 1 << 16, 1_000_000);
+        let mut r = Reassembler::new(crate::sip::stream_start, 8, 1 << 16, 1_000_000);
         let mut st = DecodeStats::default();
         let out = feed_all(
             &mut r,
@@ -652,7 +665,7 @@ mod tests {
 
     #[test]
     fn streams_bounded_lru_and_idle_timeout() {
-        let mut r = Reassembler::new(2, 1 << 16, 100);
+        let mut r = Reassembler::new(crate::sip::stream_start, 2, 1 << 16, 100);
         let mut st = DecodeStats::default();
         let (a, _) = INVITE.split_at(30);
         for port in 0..3u16 {

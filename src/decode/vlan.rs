@@ -1,7 +1,10 @@
 //! IEEE 802.1Q / 802.1ad (QinQ) tags: strips a stack of them, keeping the innermost VLAN id.
 //! Bounded to `MAX_TAGS`; a tag is 4 bytes (TCI, then the next ethertype).
-use super::link::LinkError;
 use super::wire::be16;
+
+/// A tag header cut short, or more tags than a frame can carry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Malformed;
 
 /// 802.1Q, 802.1ad, and the pre-standard QinQ TPID still sent by older switches.
 pub(crate) const TPIDS: [u16; 3] = [0x8100, 0x88a8, 0x9100];
@@ -18,12 +21,12 @@ pub(crate) fn is_tpid(ethertype: u16) -> bool {
 pub(crate) fn strip(
     mut ethertype: u16,
     mut rest: &[u8],
-) -> Result<(u16, &[u8], Option<u16>), LinkError> {
+) -> Result<(u16, &[u8], Option<u16>), Malformed> {
     let mut vlan = None;
     let mut tags = 0;
     while is_tpid(ethertype) {
         if tags == MAX_TAGS {
-            return Err(LinkError::Malformed);
+            return Err(Malformed);
         }
         match rest {
             [t0, t1, e0, e1, tail @ ..] => {
@@ -31,7 +34,7 @@ pub(crate) fn strip(
                 ethertype = be16([*e0, *e1]);
                 rest = tail;
             }
-            _ => return Err(LinkError::Malformed),
+            _ => return Err(Malformed),
         }
         tags += 1;
     }
@@ -54,11 +57,11 @@ mod tests {
 
     #[test]
     fn truncated_tag_and_endless_stack_are_malformed() {
-        assert_eq!(strip(0x8100, &[0, 1, 8]), Err(LinkError::Malformed));
+        assert_eq!(strip(0x8100, &[0, 1, 8]), Err(Malformed));
         let endless: Vec<u8> = std::iter::repeat_n([0u8, 1, 0x81, 0x00], 20)
             .flatten()
             .collect();
-        assert_eq!(strip(0x8100, &endless), Err(LinkError::Malformed));
+        assert_eq!(strip(0x8100, &endless), Err(Malformed));
     }
 
     #[test]

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::IndexError;
 
-pub const CATALOG_FILE: &str = "catalog.json";
+pub use super::layout::CATALOG_FILE;
 pub const CATALOG_VERSION: u32 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

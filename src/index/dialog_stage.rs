@@ -9,12 +9,14 @@ use serde::{Deserialize, Serialize};
 
 use super::dialogs::{approx_bytes, dialog_record, merge_by_call_id, read_parts, LegKeys};
 use super::media::MediaOutcome;
-use super::run::{store_err, IndexPlan, DAY_NS};
+use super::run::{IndexPlan, DAY_NS};
 use super::scan::by_call_id;
 use super::spill::{self, RunWriter};
+use super::txn::store_err;
 use super::IndexError;
 use crate::sip::correlate::correlate_groups;
 use crate::sip::dialog::DialogSummary;
+use crate::sip::scanner::{flooders, SourceOutcomes};
 use crate::store::parquet::{self as pq, DayRange};
 use crate::store::record::DialogRecord;
 
@@ -196,7 +198,7 @@ fn stored_dialogs(
 struct Joined {
     legs: LegKeys,
     /// Per source of a dialog's first request: dialogs, and those answered or registered.
-    outcome: HashMap<IpAddr, (u64, u64)>,
+    outcome: SourceOutcomes,
     previous_days: BTreeSet<NaiveDate>,
     /// Call-IDs whose stored rows this run's rows replace.
     replaced: HashSet<String>,
@@ -215,7 +217,7 @@ fn merge_join(
 ) -> Result<Joined, IndexError> {
     let mut old = old_rows.finish()?.peekable();
     let mut legs = LegKeys::default();
-    let mut outcome: HashMap<IpAddr, (u64, u64)> = HashMap::new();
+    let mut outcome = SourceOutcomes::default();
     let mut previous_days = BTreeSet::new();
     let mut replaced: HashSet<String> = HashSet::new();
     let mut media_only: Vec<DialogRecord> = Vec::new();
@@ -268,17 +270,7 @@ fn merge_join(
             replaced.insert(o.call_id);
         }
         legs.push(&d);
-        if let Some(f) = &d.first {
-            let e = outcome.entry(f.src_ip).or_default();
-            e.0 += 1;
-            let ok = matches!(
-                d.state(),
-                crate::sip::dialog::DialogState::Answered
-                    | crate::sip::dialog::DialogState::Registered
-                    | crate::sip::dialog::DialogState::Unregistered
-            );
-            e.1 += ok as u64;
-        }
+        outcome.add(&d);
         finals.push(FinalDialog {
             leg: i as u32,
             old_media,
@@ -316,14 +308,7 @@ fn write_dialogs(
         mut media_only,
         finals,
     } = joined;
-    // A flood is a high request rate from a source whose calls and registrations almost all fail:
-    // a busy SBC sends as many INVITEs per minute as a scanner, but its calls get answered.
-    let flooders: BTreeSet<IpAddr> = rate
-        .iter()
-        .filter(|(_, n)| **n >= plan.scan.flood_per_minute)
-        .map(|((ip, _), _)| *ip)
-        .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
-        .collect();
+    let flooders = flooders(&outcome, rate, plan.scan.flood_per_minute);
     drop(outcome);
     let groups = correlate_groups(&legs, &plan.scan.correlate);
     let with_media = |mut r: DialogRecord, old: Option<[Option<f64>; 3]>| {

@@ -19,9 +19,9 @@ use super::spill::{RunReader, RunWriter};
 use super::IndexError;
 
 use crate::sip::correlate::{Leg, Legs};
-use crate::sip::dialog::{DialogKind as SipKind, DialogSummary};
+use crate::sip::dialog::DialogSummary;
 use crate::sip::scanner::is_scanner_user_agent;
-use crate::store::record::{DialogKind, DialogRecord, DialogState, EndedBy};
+use crate::store::record::DialogRecord;
 
 /// Build the table row. `flooders` are sources over the request-rate threshold in this run.
 pub fn dialog_record(
@@ -38,16 +38,8 @@ pub fn dialog_record(
         || first.is_some_and(|f| flooders.contains(&f.src_ip));
     DialogRecord {
         call_id: d.call_id.clone(),
-        kind: match d.kind() {
-            SipKind::Call => DialogKind::Call,
-            SipKind::Registration => DialogKind::Registration,
-            SipKind::Other => DialogKind::Other,
-        },
-        state: d
-            .state()
-            .to_string()
-            .parse::<DialogState>()
-            .unwrap_or(DialogState::InProgress),
+        kind: d.kind(),
+        state: d.state(),
         final_status: fin.map(|f| f.code),
         final_reason: fin.map(|f| f.reason.clone()),
         start_ns: d.start_ns.unwrap_or(0),
@@ -61,13 +53,7 @@ pub fn dialog_record(
         pdd_ms: d.pdd_ms(),
         setup_ms: d.setup_ms(),
         duration_s: d.duration_s(),
-        ended_by: d.ended_by().map(|e| {
-            if e == "caller" {
-                EndedBy::Caller
-            } else {
-                EndedBy::Callee
-            }
-        }),
+        ended_by: d.ended_by(),
         reinvites: d.reinvites(),
         auth_challenges: d.auth_challenges(),
         from_user: first.and_then(|f| f.from_user.clone()),
@@ -98,7 +84,7 @@ pub fn dialog_record(
 }
 
 /// Where the per-file dialog parts live, under the database directory.
-pub const PARTS_DIR: &str = "state/dialogs";
+pub use super::layout::DIALOG_PARTS_DIR as PARTS_DIR;
 
 /// What one file contributed to every dialog it holds messages of.
 #[derive(Debug, Default, Serialize, Deserialize)]

@@ -4,11 +4,13 @@
 pub mod catalog;
 pub mod dialog_stage;
 pub mod dialogs;
+pub mod layout;
 pub mod media;
 pub mod run;
 pub mod scan;
 pub mod scan_stage;
 pub mod spill;
+pub mod txn;
 pub mod verify;
 pub mod window;
 

@@ -12,21 +12,18 @@
 //! A run that dies before 5 is rolled back by the next run: its parts, documents and media state
 //! are removed, and the superseded dialog and stream parts become live again.
 use std::collections::{HashMap, HashSet};
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant, SystemTime};
 
-use serde::{Deserialize, Serialize};
-
 use super::catalog::{self, Catalog, CatalogFile};
+use super::layout::{DbPaths, CATALOG_FILE, PENDING, REINDEX, STATE_DIR, TABLES_DIR, TEXT_DIR};
 use super::media::{self, MediaConfig};
 use super::scan::{first_packet_ns, Predecessor, ScanConfig};
 use super::scan_stage::scan_stage;
 use super::spill::{self};
+use super::txn::{lock_db, recover, store_err, Pending};
 use super::IndexError;
 use crate::store::parquet::{self as pq};
-use crate::store::text_index::TextIndex;
-use crate::store::{self, StoreError};
 
 #[derive(Clone, Debug)]
 pub struct IndexPlan {
@@ -97,81 +94,8 @@ pub trait Progress {
 pub struct NoProgress;
 impl Progress for NoProgress {}
 
-#[derive(Serialize, Deserialize)]
-pub(super) struct Pending {
-    pub(super) run: u64,
-    pub(super) first_file_id: u32,
-    pub(super) end_file_id: u32,
-}
-
 /// A dialog extended by a run is looked up among dialogs that started within a day of it.
 pub(super) const DAY_NS: i64 = 86_400_000_000_000;
-pub(super) const PENDING: &str = "pending.json";
-const LOCK: &str = "LOCK";
-
-/// The database lock: one writer at a time; released when dropped.
-pub struct DbLock {
-    _file: File,
-}
-
-pub fn lock_db(db: &Path) -> Result<DbLock, IndexError> {
-    std::fs::create_dir_all(db).map_err(|e| IndexError::io(db, e))?;
-    let path = db.join(LOCK);
-    let f = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .map_err(|e| IndexError::io(&path, e))?;
-    match f.try_lock() {
-        Ok(()) => Ok(DbLock { _file: f }),
-        Err(std::fs::TryLockError::WouldBlock) => Err(IndexError::Locked {
-            path: db.to_path_buf(),
-        }),
-        Err(std::fs::TryLockError::Error(e)) => Err(IndexError::io(&path, e)),
-    }
-}
-
-pub(super) fn store_err(db: &Path, e: StoreError) -> IndexError {
-    IndexError::Store {
-        path: db.to_path_buf(),
-        source: e,
-    }
-}
-
-/// Undo an uncommitted run (see the module doc); called with the lock held.
-pub fn recover(db: &Path, catalog: &Catalog) -> Result<(), IndexError> {
-    let pending_path = db.join(PENDING);
-    if let Ok(bytes) = std::fs::read(&pending_path) {
-        if let Ok(p) = serde_json::from_slice::<Pending>(&bytes) {
-            if p.run > catalog.last_run {
-                for table in [
-                    "messages",
-                    "dialogs",
-                    "rtp_streams",
-                    "rtcp_reports",
-                    "qos_reports",
-                ] {
-                    pq::remove_parts(db, table, p.run).map_err(|e| store_err(db, e))?;
-                }
-                let text = TextIndex::open_or_create(&store::text_dir(db))
-                    .map_err(|e| store_err(db, e))?;
-                let mut w = text.writer(1, 50_000_000).map_err(|e| store_err(db, e))?;
-                for id in p.first_file_id.min(catalog.next_file_id)..p.end_file_id {
-                    w.delete_file(id);
-                }
-                w.commit().map_err(|e| store_err(db, e))?;
-                w.finish().map_err(|e| store_err(db, e))?;
-            }
-        }
-        std::fs::remove_file(&pending_path).map_err(|e| IndexError::io(&pending_path, e))?;
-    }
-    media::prune_states(db, catalog.last_run, true);
-    super::dialogs::prune_parts(db, catalog.last_run, true);
-    spill::remove_all(db)?;
-    pq::recover(db).map_err(|e| store_err(db, e))?;
-    Ok(())
-}
 
 pub(super) struct Candidate {
     pub(super) path: PathBuf,
@@ -246,16 +170,12 @@ fn run_locked(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRepo
     report.run = run;
     let first_id = catalog.next_file_id;
     let end_id = first_id + new_files.len() as u32;
-    catalog::write_atomic(
-        &db.join(format!("{PENDING}.tmp")),
-        &db.join(PENDING),
-        &serde_json::to_vec(&Pending {
-            run,
-            first_file_id: first_id,
-            end_file_id: end_id,
-        })
-        .expect("pending serialises"),
-    )?;
+    Pending {
+        run,
+        first_file_id: first_id,
+        end_file_id: end_id,
+    }
+    .announce(db)?;
     progress.start(new_files.len(), new_files.iter().map(|c| c.size).sum());
 
     // 3. scan in parallel, batch by batch; write rows in file order so output is deterministic
@@ -412,7 +332,7 @@ fn commit(
     catalog.next_file_id = end_id;
     catalog.last_run = run;
     catalog.save(db)?;
-    let _ = std::fs::remove_file(db.join(PENDING));
+    let _ = std::fs::remove_file(DbPaths(db).pending());
     spill::remove_all(db)?;
     media::prune_states(db, run, false);
     super::dialogs::prune_parts(db, run, false);
@@ -422,13 +342,11 @@ fn commit(
 
 /// Tantivy refuses a writer heap below 15 MB per thread.
 pub const MIN_TEXT_MEMORY: usize = 15 << 20;
-pub(super) const REINDEX: &str = "reindex.json";
-
 /// Rebuild the tables and the text index from the captures in the catalog (e.g. after new leg
 /// correlation rules): the file list is saved first, so a rebuild killed half-way resumes from it.
 pub fn reindex(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexReport, IndexError> {
     let db = &plan.db;
-    let list_path = db.join(REINDEX);
+    let list_path = DbPaths(db).reindex();
     let paths: Vec<PathBuf> = {
         let _lock = lock_db(db)?;
         // a window job's marker (window.rs) is not a path list: a full rebuild replaces it
@@ -446,17 +364,17 @@ pub fn reindex(plan: &IndexPlan, progress: &mut dyn Progress) -> Result<IndexRep
                     .map(|f| PathBuf::from(&f.path))
                     .collect();
                 catalog::write_atomic(
-                    &db.join(format!("{REINDEX}.tmp")),
+                    &DbPaths(db).tmp(REINDEX),
                     &list_path,
                     &serde_json::to_vec(&paths).expect("paths serialise"),
                 )?;
-                for dir in ["text", "tables", "state"] {
+                for dir in [TEXT_DIR, TABLES_DIR, STATE_DIR] {
                     let p = db.join(dir);
                     if p.exists() {
                         std::fs::remove_dir_all(&p).map_err(|e| IndexError::io(&p, e))?;
                     }
                 }
-                for f in [catalog::CATALOG_FILE, PENDING] {
+                for f in [CATALOG_FILE, PENDING] {
                     let _ = std::fs::remove_file(db.join(f));
                 }
                 paths

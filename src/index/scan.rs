@@ -15,7 +15,7 @@ use crate::sip::correlate::CorrelateConfig;
 use crate::sip::dialog::{DialogSummary, Seen};
 use crate::sip::{self, scanner};
 use crate::source::{open_capture, Packet};
-use crate::store::record::{MessageRecord, Transport};
+use crate::store::record::MessageRecord;
 
 #[derive(Clone, Debug)]
 pub struct ScanConfig {
@@ -32,7 +32,7 @@ pub struct ScanConfig {
 impl Default for ScanConfig {
     fn default() -> Self {
         ScanConfig {
-            decode: DecodeConfig::default(),
+            decode: DecodeConfig::new(crate::sip::stream_start),
             correlate: CorrelateConfig::default(),
             dedup: DedupConfig::default(),
             delay: DelayLimits::default(),
@@ -227,12 +227,12 @@ impl Fold {
         match self.dialogs.get_mut(&rec.call_id) {
             Some(d) => {
                 let before = approx_bytes(d);
-                d.observe_with(seen, &msg, &cfg.correlate);
+                d.observe_with(seen, &msg, &cfg.correlate.headers);
                 self.bytes = (self.bytes + approx_bytes(d)).saturating_sub(before);
             }
             None => {
                 let mut d = DialogSummary::new(&rec.call_id);
-                d.observe_with(seen, &msg, &cfg.correlate);
+                d.observe_with(seen, &msg, &cfg.correlate.headers);
                 self.bytes +=
                     approx_bytes(&d) + ENTRY_BYTES + rec.call_id.len().next_multiple_of(16) + 16;
                 self.dialogs.insert(rec.call_id.clone(), d);
@@ -557,11 +557,7 @@ pub fn message_record(dg: &Datagram<'_>, msg: &sip::Message<'_>, call_id: String
         dst_ip: dg.dst.to_string(),
         src_port: dg.src_port,
         dst_port: dg.dst_port,
-        transport: match dg.transport {
-            crate::decode::Transport::Udp => Transport::Udp,
-            crate::decode::Transport::Tcp => Transport::Tcp,
-            crate::decode::Transport::Sctp => Transport::Sctp,
-        },
+        transport: dg.transport,
         encap: dg.encap.name(),
         vlan: dg.vlan,
         method: text(msg.method()),

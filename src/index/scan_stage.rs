@@ -7,11 +7,12 @@ use super::catalog::CatalogFile;
 use super::dialog_stage::{dialog_stage, merge_new_dialogs};
 use super::media::{MediaOutcome, MediaPass, MediaState, Refold};
 use super::run::{
-    lower_thread_priority, predecessors, store_err, time_order, Candidate, IndexPlan, IndexReport,
-    Progress, RefoldPlan, RingFile, RunCtx, DAY_NS, MIN_TEXT_MEMORY,
+    lower_thread_priority, predecessors, time_order, Candidate, IndexPlan, IndexReport, Progress,
+    RefoldPlan, RingFile, RunCtx, DAY_NS, MIN_TEXT_MEMORY,
 };
 use super::scan::Preroll;
 use super::scan::{preroll_start, scan_file_streaming, FileScan, Predecessor, RingLinks, StreamTo};
+use super::txn::store_err;
 use super::IndexError;
 use crate::store;
 use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};

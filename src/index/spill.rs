@@ -17,8 +17,7 @@ use serde::Serialize;
 
 use super::IndexError;
 
-/// Directory of the spill files under the database directory.
-pub const SPILL_DIR: &str = "spill";
+pub use super::layout::SPILL_DIR;
 /// Runs read at once by a merge; more are first merged in groups of this many. Each open run costs
 /// its zstd window (128 KiB, see [`WINDOW_LOG`]) and a read buffer.
 pub const FAN_IN: usize = 32;

@@ -9,23 +9,19 @@
 //! each) and of Call-IDs (one count each); the rows themselves are streamed part by part.
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 
-use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde::Serialize;
 
-use super::catalog::{self, Catalog, CATALOG_FILE};
+use super::catalog::{self, Catalog};
+use super::layout::{CATALOG_FILE, PENDING, REINDEX};
 use super::IndexError;
-use crate::store::parquet::{self as pq, SUPERSEDES_KEY, TABLE_KEY};
+use crate::store::parquet::{self as pq, PartFile};
 use crate::store::record::{
     DialogRecord, MessageRecord, QosReportRecord, RtcpReportRecord, RtpStreamRecord,
 };
-use crate::store::{self, schema_of, StoreError, TableRow, TextIndex};
+use crate::store::{self, StoreError, TableRow, TextIndex};
 
-const PENDING: &str = "pending.json";
-const REINDEX: &str = "reindex.json";
-const SCHEMA_VERSION_KEY: &str = "sipidx.schema_version";
 /// Examples named per finding: enough to find the rows, short enough to read.
 const EXAMPLES: usize = 3;
 
@@ -181,7 +177,7 @@ pub fn verify(db: &Path) -> Result<VerifyReport, IndexError> {
     let mut report = VerifyReport::default();
     // The lock keeps an `index` run from changing the directory while we read it. A DB we may not
     // write (a read-only mount) cannot have a writer either, so it is checked without.
-    let _lock = match super::run::lock_db(db) {
+    let _lock = match super::txn::lock_db(db) {
         Ok(l) => Some(l),
         Err(e @ IndexError::Locked { .. }) => return Err(e),
         Err(_) => None,
@@ -309,120 +305,60 @@ struct Tables {
     dialogs: HashMap<String, u64>,
 }
 
-struct PartFile {
-    path: PathBuf,
-    name: String,
-    run: u64,
-}
-
-/// The part files of a table, by day directory, in (run, n) order; other names are leftovers.
+/// The part files of a table, by day directory, in (run, n) order; `.tmp` leftovers are warned of.
 fn list_parts(table: &Path, report: &mut VerifyReport) -> Result<Vec<Vec<PartFile>>, IndexError> {
-    let mut days = Vec::new();
-    let entries = match std::fs::read_dir(table) {
-        Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(days),
-        Err(e) => return Err(IndexError::io(table, e)),
-    };
-    let mut dirs: Vec<PathBuf> = entries
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.is_dir())
-        .collect();
-    dirs.sort();
-    for dir in dirs {
-        let mut parts = Vec::new();
-        let mut names: Vec<_> = std::fs::read_dir(&dir)
-            .map_err(|e| IndexError::io(&dir, e))?
-            .flatten()
-            .map(|e| e.path())
-            .collect();
-        names.sort();
-        for path in names {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            if let Some((run, n)) = pq::parse_part_name(&name) {
-                parts.push((run, n, PartFile { path, name, run }));
-            } else if name.ends_with(".tmp") {
+    let days = pq::list_parts(table).map_err(|e| IndexError::Store {
+        path: table.to_path_buf(),
+        source: e,
+    })?;
+    Ok(days
+        .into_iter()
+        .map(|day| {
+            for path in &day.leftovers {
                 report.warning(
                     Check::Leftover,
-                    &path,
+                    path,
                     "left by an interrupted write; ignored, and removed by the next `sipidx index`",
                 );
             }
-        }
-        parts.sort_by_key(|(run, n, _)| (*run, *n));
-        days.push(parts.into_iter().map(|(_, _, p)| p).collect());
-    }
-    Ok(days)
+            day.parts
+        })
+        .collect())
 }
 
 /// The footer of a part: whether its schema is the writer's, and the parts it supersedes.
 fn read_footer<R: TableRow>(path: &Path) -> Result<Vec<String>, String> {
-    let file = File::open(path).map_err(|e| e.to_string())?;
-    let builder = ParquetRecordBatchReaderBuilder::try_new(file)
-        .map_err(|e| format!("unreadable Parquet: {e}"))?;
-    let want = schema_of::<R>();
-    let have = builder.schema();
-    if have.fields() != want.fields() {
-        let names = |s: &arrow::datatypes::Schema| {
-            s.fields()
-                .iter()
-                .map(|f| format!("{}:{}", f.name(), f.data_type()))
-                .collect::<Vec<_>>()
-        };
-        let (h, w) = (names(have), names(&want));
-        let differ: Vec<String> = w
-            .iter()
-            .filter(|c| !h.contains(c))
-            .chain(h.iter().filter(|c| !w.contains(c)))
-            .take(EXAMPLES)
-            .cloned()
-            .collect();
+    let footer = pq::read_footer::<R>(path).map_err(|e| match e {
+        StoreError::Io { source, .. } => source.to_string(),
+        StoreError::Parquet { msg, .. } => format!("unreadable Parquet: {msg}"),
+        other => other.to_string(),
+    })?;
+    if let Some(differ) = footer.schema_differs {
         return Err(format!(
             "schema differs from schemas/{}.md (e.g. {})",
             R::TABLE,
             if differ.is_empty() {
                 "nullability or order".to_owned()
             } else {
-                differ.join(", ")
+                differ[..differ.len().min(EXAMPLES)].join(", ")
             }
         ));
     }
-    let mut supersedes = Vec::new();
-    let (mut table, mut version) = (None, None);
-    let meta = builder.metadata().file_metadata();
-    for kv in meta.key_value_metadata().into_iter().flatten() {
-        match kv.key.as_str() {
-            SUPERSEDES_KEY => supersedes.extend(
-                kv.value
-                    .as_deref()
-                    .unwrap_or("")
-                    .split(',')
-                    .filter(|s| !s.is_empty())
-                    .map(String::from),
-            ),
-            TABLE_KEY => table = kv.value.clone(),
-            SCHEMA_VERSION_KEY => version = kv.value.clone(),
-            _ => {}
-        }
-    }
-    if table.as_deref() != Some(R::TABLE) {
+    if footer.table.as_deref() != Some(R::TABLE) {
         return Err(format!(
             "footer says table {:?}, it lies in tables/{}",
-            table.unwrap_or_default(),
+            footer.table.unwrap_or_default(),
             R::TABLE
         ));
     }
-    if version.as_deref() != Some(pq::SCHEMA_VERSION) {
+    if footer.schema_version.as_deref() != Some(pq::SCHEMA_VERSION) {
         return Err(format!(
             "footer schema version {:?}, expected {}",
-            version.unwrap_or_default(),
+            footer.schema_version.unwrap_or_default(),
             pq::SCHEMA_VERSION
         ));
     }
-    Ok(supersedes)
+    Ok(footer.supersedes)
 }
 
 /// A message row's identity: its packet location and the message's own fields, so that two

@@ -3,9 +3,9 @@
 use std::io::{self, Write};
 
 use super::{opt, rfc3339, sanitize};
-use crate::query::quality::{mos_inputs, reports_for, timeline, CallQuality};
+use crate::query::quality::{mos_inputs, reports_for, timeline, CallQuality, Reported};
 use crate::rtp::mos::{self, MosExplanation};
-use crate::store::record::QosReportRecord;
+use crate::store::record::{QosReportRecord, RtpStreamRecord};
 
 const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
 
@@ -52,160 +52,183 @@ pub fn print_quality(out: &mut dyn Write, q: &CallQuality, explain: bool) -> io:
         q.qos.len()
     )?;
     for s in &q.streams {
-        let dur = (s.end_ns - s.start_ns) as f64 / 1e9;
-        writeln!(out)?;
-        writeln!(
-            out,
-            "{}:{} -> {}:{}  SSRC 0x{:08X}  {} (PT {})  {}  {:.1} s{}",
-            s.src_ip,
-            s.src_port,
-            s.dst_ip,
-            s.dst_port,
-            s.ssrc,
-            sanitize(s.codec.as_deref().unwrap_or("?").as_bytes(), false),
-            s.payload_type.map_or_else(|| "-".into(), |p| p.to_string()),
-            rfc3339(s.start_ns),
-            dur,
-            match (s.possible_capture_loss, s.possible_capture_lost) {
-                (true, Some(n)) => format!(
-                    "  [{n} of the {} lost fell while the capturer dropped packets ({} drops): \
-                     possibly capture loss]",
-                    s.lost, s.capture_drops
-                ),
-                (true, None) =>
-                    "  [capturer dropped packets meanwhile: loss may be capture loss]".to_owned(),
-                _ => String::new(),
-            }
-        )?;
-        let reps = reports_for(q, s);
-        let mut header = format!("  {:<16} {:>20}", "", "measured");
-        for r in &reps {
-            header.push_str(&format!(" {:>20}", sanitize(r.source.as_bytes(), false)));
+        write_stream(out, q, s, explain)?;
+    }
+    write_unmatched(out, q)
+}
+
+/// One stream: its title line, the measured-against-reported table, then the extras (worst
+/// delta, DTMF, sparklines, the E-model with `--explain`).
+fn write_stream(
+    out: &mut dyn Write,
+    q: &CallQuality,
+    s: &RtpStreamRecord,
+    explain: bool,
+) -> io::Result<()> {
+    let dur = (s.end_ns - s.start_ns) as f64 / 1e9;
+    writeln!(out)?;
+    writeln!(
+        out,
+        "{}:{} -> {}:{}  SSRC 0x{:08X}  {} (PT {})  {}  {:.1} s{}",
+        s.src_ip,
+        s.src_port,
+        s.dst_ip,
+        s.dst_port,
+        s.ssrc,
+        sanitize(s.codec.as_deref().unwrap_or("?").as_bytes(), false),
+        s.payload_type.map_or_else(|| "-".into(), |p| p.to_string()),
+        rfc3339(s.start_ns),
+        dur,
+        match (s.possible_capture_loss, s.possible_capture_lost) {
+            (true, Some(n)) => format!(
+                "  [{n} of the {} lost fell while the capturer dropped packets ({} drops): \
+                 possibly capture loss]",
+                s.lost, s.capture_drops
+            ),
+            (true, None) =>
+                "  [capturer dropped packets meanwhile: loss may be capture loss]".to_owned(),
+            _ => String::new(),
         }
-        writeln!(out, "{header}")?;
-        let row = |name: &str, meas: String, cells: Vec<String>| {
-            let mut l = format!("  {name:<16} {meas:>20}");
-            for c in cells {
-                l.push_str(&format!(" {c:>20}"));
-            }
-            l
-        };
-        let measured_loss = s.lost_pct.max(0.0);
+    )?;
+    let reps = reports_for(q, s);
+    write_measures(out, s, &reps)?;
+    if let Some(at) = s.max_delta_at_ns {
+        writeln!(out, "  max delta at     {}", rfc3339(at))?;
+    }
+    if let Some(d) = &s.dtmf {
+        writeln!(out, "  DTMF             {}", sanitize(d.as_bytes(), false))?;
+    }
+    let (loss, jit, w) = timeline(s);
+    if !loss.is_empty() {
         writeln!(
             out,
-            "{}",
-            row(
-                "packets",
-                s.packets.to_string(),
-                reps.iter()
-                    .map(|r| r.packets.map_or("-".into(), |p| format!(
-                        "{p} ({:+})",
-                        p as i64 - s.packets as i64
-                    )))
-                    .collect()
-            )
+            "  loss/{w}s  (max {:>5.1}%) {}",
+            loss.iter().copied().fold(0.0, f64::max),
+            sparkline(&loss, 60)
         )?;
         writeln!(
             out,
-            "{}",
-            row(
-                "lost",
-                s.lost.to_string(),
-                reps.iter()
-                    .map(|r| r
-                        .lost
-                        .map_or("-".into(), |l| format!("{l} ({:+})", l - s.lost)))
-                    .collect()
-            )
+            "  jitter/{w}s (max {:>5.1}ms) {}",
+            jit.iter().copied().fold(0.0, f64::max),
+            sparkline(&jit, 60)
         )?;
-        writeln!(
-            out,
-            "{}",
-            row(
-                "loss %",
-                format!("{measured_loss:.2}"),
-                reps.iter()
-                    .map(|r| diff(r.loss_pct, Some(measured_loss), 2))
-                    .collect()
-            )
-        )?;
-        writeln!(
-            out,
-            "{}",
-            row(
-                "jitter avg ms",
-                format!("{:.3}", s.mean_jitter_ms),
-                reps.iter()
-                    .map(|r| diff(r.jitter_ms, Some(s.mean_jitter_ms), 3))
-                    .collect()
-            )
-        )?;
-        writeln!(
-            out,
-            "{}",
-            row(
-                "jitter max ms",
-                format!("{:.3}", s.max_jitter_ms),
-                reps.iter()
-                    .map(|r| diff(r.max_jitter_ms, Some(s.max_jitter_ms), 3))
-                    .collect()
-            )
-        )?;
-        writeln!(
-            out,
-            "{}",
-            row(
-                "max delta ms",
-                format!("{:.3}", s.max_delta_ms),
-                reps.iter().map(|_| "-".into()).collect()
-            )
-        )?;
-        writeln!(
-            out,
-            "{}",
-            row(
-                "MOS",
-                opt(s.mos, 2),
-                reps.iter().map(|r| diff(r.mos, s.mos, 2)).collect()
-            )
-        )?;
-        writeln!(
-            out,
-            "{}",
-            row(
-                "RTT ms",
-                "-".into(),
-                reps.iter().map(|r| opt(r.rtt_ms, 1)).collect()
-            )
-        )?;
-        if let Some(at) = s.max_delta_at_ns {
-            writeln!(out, "  max delta at     {}", rfc3339(at))?;
-        }
-        if let Some(d) = &s.dtmf {
-            writeln!(out, "  DTMF             {}", sanitize(d.as_bytes(), false))?;
-        }
-        let (loss, jit, w) = timeline(s);
-        if !loss.is_empty() {
-            writeln!(
-                out,
-                "  loss/{w}s  (max {:>5.1}%) {}",
-                loss.iter().copied().fold(0.0, f64::max),
-                sparkline(&loss, 60)
-            )?;
-            writeln!(
-                out,
-                "  jitter/{w}s (max {:>5.1}ms) {}",
-                jit.iter().copied().fold(0.0, f64::max),
-                sparkline(&jit, 60)
-            )?;
-        }
-        if explain {
-            match mos_inputs(s) {
-                Some(i) => write_explain(out, &mos::explain(i))?,
-                None => writeln!(out, "  MOS: not computed (no voice clock rate)")?,
-            }
+    }
+    if explain {
+        match mos_inputs(s) {
+            Some(i) => write_explain(out, &mos::explain(i))?,
+            None => writeln!(out, "  MOS: not computed (no voice clock rate)")?,
         }
     }
+    Ok(())
+}
+
+/// The table: one line per measure, the measurement then each source's report with the difference.
+fn write_measures(out: &mut dyn Write, s: &RtpStreamRecord, reps: &[Reported]) -> io::Result<()> {
+    let mut header = format!("  {:<16} {:>20}", "", "measured");
+    for r in reps {
+        header.push_str(&format!(" {:>20}", sanitize(r.source.as_bytes(), false)));
+    }
+    writeln!(out, "{header}")?;
+    let row = |name: &str, meas: String, cells: Vec<String>| {
+        let mut l = format!("  {name:<16} {meas:>20}");
+        for c in cells {
+            l.push_str(&format!(" {c:>20}"));
+        }
+        l
+    };
+    let measured_loss = s.lost_pct.max(0.0);
+    writeln!(
+        out,
+        "{}",
+        row(
+            "packets",
+            s.packets.to_string(),
+            reps.iter()
+                .map(|r| r.packets.map_or("-".into(), |p| format!(
+                    "{p} ({:+})",
+                    p as i64 - s.packets as i64
+                )))
+                .collect()
+        )
+    )?;
+    writeln!(
+        out,
+        "{}",
+        row(
+            "lost",
+            s.lost.to_string(),
+            reps.iter()
+                .map(|r| r
+                    .lost
+                    .map_or("-".into(), |l| format!("{l} ({:+})", l - s.lost)))
+                .collect()
+        )
+    )?;
+    writeln!(
+        out,
+        "{}",
+        row(
+            "loss %",
+            format!("{measured_loss:.2}"),
+            reps.iter()
+                .map(|r| diff(r.loss_pct, Some(measured_loss), 2))
+                .collect()
+        )
+    )?;
+    writeln!(
+        out,
+        "{}",
+        row(
+            "jitter avg ms",
+            format!("{:.3}", s.mean_jitter_ms),
+            reps.iter()
+                .map(|r| diff(r.jitter_ms, Some(s.mean_jitter_ms), 3))
+                .collect()
+        )
+    )?;
+    writeln!(
+        out,
+        "{}",
+        row(
+            "jitter max ms",
+            format!("{:.3}", s.max_jitter_ms),
+            reps.iter()
+                .map(|r| diff(r.max_jitter_ms, Some(s.max_jitter_ms), 3))
+                .collect()
+        )
+    )?;
+    writeln!(
+        out,
+        "{}",
+        row(
+            "max delta ms",
+            format!("{:.3}", s.max_delta_ms),
+            reps.iter().map(|_| "-".into()).collect()
+        )
+    )?;
+    writeln!(
+        out,
+        "{}",
+        row(
+            "MOS",
+            opt(s.mos, 2),
+            reps.iter().map(|r| diff(r.mos, s.mos, 2)).collect()
+        )
+    )?;
+    writeln!(
+        out,
+        "{}",
+        row(
+            "RTT ms",
+            "-".into(),
+            reps.iter().map(|r| opt(r.rtt_ms, 1)).collect()
+        )
+    )?;
+    Ok(())
+}
+
+/// The reports (other than RTCP XR) that no measured stream claims, listed after the streams.
+fn write_unmatched(out: &mut dyn Write, q: &CallQuality) -> io::Result<()> {
     let unmatched: Vec<&QosReportRecord> = q
         .qos
         .iter()

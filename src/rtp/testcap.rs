@@ -21,7 +21,7 @@ pub fn read_udp(path: &str) -> (i64, Vec<Udp>) {
     // tshark would not look inside HEP for RTP streams either.
     let mut decoder = Decoder::new(DecodeConfig {
         hep: false,
-        ..DecodeConfig::default()
+        ..DecodeConfig::new(crate::sip::stream_start)
     });
     let mut origin = None;
     let mut out = Vec::new();

@@ -369,7 +369,11 @@ mod tests {
             msgs.iter()
                 .map(|(id, m, t)| {
                     let mut d = DialogSummary::new(id);
-                    d.observe_with(seen(*t), &crate::sip::parse(m.as_bytes()).unwrap(), cfg);
+                    d.observe_with(
+                        seen(*t),
+                        &crate::sip::parse(m.as_bytes()).unwrap(),
+                        &cfg.headers,
+                    );
                     d
                 })
                 .collect()

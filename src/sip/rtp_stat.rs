@@ -6,8 +6,8 @@
 //! put comma pairs inside values (`PL=rx,tx`, `IP=local,remote`), Cisco and Poly use `,`. So the separator
 //! is `;` when the value has one outside quotes, else `,`. Values are as the sender wrote them: jitter is
 //! in ms for AudioCodes/CUBE/Poly but in RTP timestamp units for baresip/AVM and Cisco phones' AvgJit.
-use super::message::HeaderIter;
-use super::scan::{find_unquoted, parse_u64, split_unquoted, trim, SplitUnquoted};
+use super::headers::HeaderIter;
+use super::lex::{find_unquoted, parse_u64, split_unquoted, trim, SplitUnquoted};
 
 /// Which statistics header a value came from; it decides what `Pkt`/`Oct` mean.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

@@ -12,6 +12,8 @@
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 
+use super::dialog::{DialogState, DialogSummary};
+
 /// (needle, whole word): short needles must stand alone so `iwar` does not fire inside a word.
 const SCANNER_AGENTS: &[(&[u8], bool)] = &[
     (b"friendly-scanner", false),
@@ -206,9 +208,87 @@ impl FloodDetector {
     }
 }
 
+/// Per source address: dialogs it started, and how many of those were answered or registered.
+/// Fed one summary at a time, so a run can stream its dialogs instead of holding them.
+#[derive(Debug, Default)]
+pub struct SourceOutcomes(HashMap<IpAddr, (u64, u64)>);
+
+impl SourceOutcomes {
+    pub fn add(&mut self, d: &DialogSummary) {
+        if let Some(f) = &d.first {
+            let e = self.0.entry(f.src_ip).or_default();
+            e.0 += 1;
+            let ok = matches!(
+                d.state(),
+                DialogState::Answered | DialogState::Registered | DialogState::Unregistered
+            );
+            e.1 += ok as u64;
+        }
+    }
+}
+
+/// The flood rule, the one place it is written: a source whose request rate reached
+/// `per_minute` in some minute (`rate` is keyed by source and minute) and whose dialogs almost
+/// all fail (fewer than one in ten succeed). A busy SBC sends as many INVITEs per minute as a
+/// scanner, but its calls get answered.
+pub fn flooders(
+    outcomes: &SourceOutcomes,
+    rate: &HashMap<(IpAddr, i64), u32>,
+    per_minute: u32,
+) -> BTreeSet<IpAddr> {
+    rate.iter()
+        .filter(|(_, n)| **n >= per_minute)
+        .map(|((ip, _), _)| *ip)
+        .filter(|ip| outcomes.0.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// One INVITE from `src` answered with `code`, as a folded summary.
+    fn call_from(src: &str, n: u32, code: u16) -> DialogSummary {
+        let seen = |ts_ns| crate::sip::dialog::Seen {
+            ts_ns,
+            src_ip: src.parse().unwrap(),
+            src_port: 5060,
+            dst_ip: "10.0.0.2".parse().unwrap(),
+            dst_port: 5060,
+        };
+        let id = format!("{n}@{src}");
+        let invite = format!(
+            "INVITE sip:100@10.0.0.2 SIP/2.0\r\nCall-ID: {id}\r\nFrom: <sip:a@x>;tag=f\r\n\
+             To: <sip:100@10.0.0.2>\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let answer = format!(
+            "SIP/2.0 {code} X\r\nCall-ID: {id}\r\nFrom: <sip:a@x>;tag=f\r\n\
+             To: <sip:100@10.0.0.2>;tag=t\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let mut d = DialogSummary::new(&id);
+        d.observe(seen(1), &crate::sip::parse(invite.as_bytes()).unwrap());
+        d.observe(seen(2), &crate::sip::parse(answer.as_bytes()).unwrap());
+        d
+    }
+
+    #[test]
+    fn a_fast_source_is_a_flooder_only_when_its_calls_fail() {
+        let (scanner, sbc, slow): (IpAddr, IpAddr, IpAddr) = (
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.3".parse().unwrap(),
+            "10.0.0.4".parse().unwrap(),
+        );
+        let mut outcomes = SourceOutcomes::default();
+        for n in 0..20 {
+            outcomes.add(&call_from("10.0.0.1", n, 404));
+            // as fast as the scanner, but 18 of its 20 calls are answered
+            outcomes.add(&call_from("10.0.0.3", n, if n < 2 { 404 } else { 200 }));
+            outcomes.add(&call_from("10.0.0.4", n, 404));
+        }
+        let rate = HashMap::from([((scanner, 7), 100), ((sbc, 7), 100), ((slow, 7), 99)]);
+        assert_eq!(flooders(&outcomes, &rate, 100), BTreeSet::from([scanner]));
+        assert!(flooders(&outcomes, &rate, 101).is_empty());
+    }
 
     #[test]
     fn known_scanners_match_case_insensitively() {

@@ -3,7 +3,7 @@
 //! are re-read lazily from each section's own lines, so values stay slices of the body. No accessor panics.
 use std::net::IpAddr;
 
-use super::scan::{is_ws, parse_u16, parse_u32, trim};
+use super::lex::{is_ws, parse_u16, parse_u32, trim};
 
 /// Why a body is not SDP; unknown or malformed lines inside an SDP are counted, not errors.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, thiserror::Error)]

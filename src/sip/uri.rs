@@ -1,6 +1,6 @@
 //! SIP/SIPS/TEL URIs (RFC 3261 §19.1, RFC 3966) and name-addr (display name, URI, header parameters).
 //! Values are slices of the input with escapes kept raw; malformed input gives `None`, never a panic.
-use super::scan::{find_unquoted, param, parse_u16, trim};
+use super::lex::{find_unquoted, param, parse_u16, trim};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Uri<'a> {

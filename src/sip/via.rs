@@ -1,6 +1,6 @@
 //! One Via value (RFC 3261 §20.42): sent-protocol, sent-by and parameters such as branch and received.
-//! Parses a single value; splitting a header into values is the caller's job (`scan::split_unquoted`).
-use super::scan::{is_ws, param, split_at_first, trim};
+//! Parses a single value; splitting a header into values is the caller's job (`lex::split_unquoted`).
+use super::lex::{is_ws, param, split_at_first, trim};
 use super::uri::split_hostport;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

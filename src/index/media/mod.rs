@@ -33,7 +33,6 @@ use crate::store::StoreError;
 pub const IDLE_NS: i64 = 600 * 1_000_000_000;
 /// How often (capture time) idle streams are looked for.
 pub(super) const EVICT_EVERY_NS: i64 = 60 * 1_000_000_000;
-pub(super) const STATE_DIR: &str = "state";
 
 mod announce;
 mod feed;
@@ -70,7 +69,7 @@ impl Default for MediaConfig {
     fn default() -> Self {
         MediaConfig {
             metrics: Metrics::Wireshark,
-            decode: DecodeConfig::default(),
+            decode: DecodeConfig::new(crate::sip::stream_start),
             dedup: DedupConfig::default(),
             analyse: true,
         }

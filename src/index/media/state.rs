@@ -8,8 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use super::announce::Announcement;
 use super::flows::Maps;
-use super::STATE_DIR;
 use super::{FastMap, Flow5};
+use crate::index::layout::{DbPaths, STATE_DIR};
 use crate::index::IndexError;
 use crate::rtp::{StreamKey, StreamTable};
 
@@ -98,7 +98,7 @@ impl MediaState {
     }
 
     pub(super) fn path(db: &Path, run: u64) -> PathBuf {
-        db.join(STATE_DIR).join(format!("media-{run}.json.zst"))
+        DbPaths(db).media_state(run)
     }
 
     /// The state the catalog's last run left (empty for a new DB).

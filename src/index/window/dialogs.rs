@@ -9,7 +9,8 @@ use crate::index::media::CallMedia;
 use crate::index::run::{Progress, DAY_NS};
 use crate::index::IndexError;
 use crate::sip::correlate::correlate_dialogs;
-use crate::sip::dialog::{DialogKind, DialogState, DialogSummary};
+use crate::sip::dialog::{DialogKind, DialogSummary};
+use crate::sip::scanner::{flooders, SourceOutcomes};
 use crate::store::parquet::{self as pq, DialogFilter};
 use crate::store::record::DialogRecord;
 
@@ -194,7 +195,9 @@ pub(super) fn rewrite_dialogs(
     }
     let n_touched = summaries.len();
     summaries.extend(context);
-    let flooders = flooders(&summaries, rate, plan.scan.flood_per_minute);
+    let mut outcomes = SourceOutcomes::default();
+    summaries.iter().for_each(|d| outcomes.add(d));
+    let flooders = flooders(&outcomes, rate, plan.scan.flood_per_minute);
     let correlation = correlate_dialogs(&summaries, &plan.scan.correlate);
     // media columns: recomputed for calls whose streams the rebuild replaced, else as stored
     let with_media = |mut r: DialogRecord| {
@@ -240,29 +243,4 @@ pub(super) fn rewrite_dialogs(
     )
     .map_err(|e| store_err(db, e))?;
     Ok(())
-}
-
-/// The flood rule of `run`: a source over the request rate whose dialogs almost all fail.
-fn flooders(
-    summaries: &[DialogSummary],
-    rate: &HashMap<(std::net::IpAddr, i64), u32>,
-    per_minute: u32,
-) -> BTreeSet<std::net::IpAddr> {
-    let mut outcome: HashMap<std::net::IpAddr, (u64, u64)> = HashMap::new();
-    for d in summaries {
-        if let Some(f) = &d.first {
-            let e = outcome.entry(f.src_ip).or_default();
-            e.0 += 1;
-            let ok = matches!(
-                d.state(),
-                DialogState::Answered | DialogState::Registered | DialogState::Unregistered
-            );
-            e.1 += ok as u64;
-        }
-    }
-    rate.iter()
-        .filter(|(_, n)| **n >= per_minute)
-        .map(|((ip, _), _)| *ip)
-        .filter(|ip| outcome.get(ip).is_some_and(|(n, ok)| *ok * 10 < *n))
-        .collect()
 }

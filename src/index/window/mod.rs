@@ -59,15 +59,16 @@ use serde::{Deserialize, Serialize};
 
 use super::catalog::{self, Catalog, CatalogFile};
 use super::dialogs::save_parts;
-use super::run::{lock_db, recover, IndexPlan, IndexReport, Pending, Progress, DAY_NS, PENDING};
-use super::run::{reindex, REINDEX};
+use super::layout::{DbPaths, REINDEX};
+use super::run::{reindex, IndexPlan, IndexReport, Progress, DAY_NS};
 use super::scan::{scan_file, FileScan, PREROLL_NS};
+use super::txn::{lock_db, recover, store_err, Pending};
 use super::IndexError;
 use crate::sip::dialog::DialogSummary;
+use crate::store;
 use crate::store::parquet::{self as pq, DayRange, TableWriter, WriterOptions};
 use crate::store::record::MessageRecord;
 use crate::store::text_index::{TextIndex, TextIndexWriter};
-use crate::store::{self, StoreError};
 
 mod dialogs;
 mod media;
@@ -139,16 +140,9 @@ pub struct WindowReport {
     pub elapsed: std::time::Duration,
 }
 
-fn store_err(db: &Path, e: StoreError) -> IndexError {
-    IndexError::Store {
-        path: db.to_path_buf(),
-        source: e,
-    }
-}
-
 /// Whether `reindex.json` holds an interrupted full rebuild (a list of paths).
 fn pending_full(db: &Path) -> bool {
-    std::fs::read(db.join(REINDEX))
+    std::fs::read(DbPaths(db).reindex())
         .ok()
         .is_some_and(|b| serde_json::from_slice::<Vec<PathBuf>>(&b).is_ok())
 }
@@ -265,7 +259,7 @@ fn rebuild(
     let mut catalog = Catalog::load(db)?;
     recover(db, &catalog)?;
     let mut report = WindowReport::default();
-    let job_path = db.join(REINDEX);
+    let job_path = DbPaths(db).reindex();
     let window = match what {
         Rebuild::Window(w) => Some(w),
         Rebuild::Sip(_) => None,
@@ -375,10 +369,9 @@ fn rebuild(
     rewrite_dialogs(job, dialogs, &rate, &media, &mut report)?;
 
     // 6. the media state carries over unchanged under this run's number (the next run loads it)
-    let state_dir = db.join("state");
-    let media_from = state_dir.join(format!("media-{}.json.zst", catalog.last_run));
+    let media_from = DbPaths(db).media_state(catalog.last_run);
     if media_from.exists() {
-        let to = state_dir.join(format!("media-{run}.json.zst"));
+        let to = DbPaths(db).media_state(run);
         let bytes = std::fs::read(&media_from).map_err(|e| IndexError::io(&media_from, e))?;
         catalog::write_atomic(&to.with_extension("zst.tmp"), &to, &bytes)?;
     }
@@ -402,22 +395,18 @@ fn announce(
     // an owed rescan has its own marker (`RESCAN`), which a user's window job must not replace
     if let Some(window) = window {
         catalog::write_atomic(
-            &db.join(format!("{REINDEX}.tmp")),
-            &db.join(REINDEX),
+            &DbPaths(db).tmp(REINDEX),
+            &DbPaths(db).reindex(),
             &serde_json::to_vec(&WindowJob { window }).expect("job serialises"),
         )?;
     }
     let run = catalog.last_run + 1;
-    catalog::write_atomic(
-        &db.join(format!("{PENDING}.tmp")),
-        &db.join(PENDING),
-        &serde_json::to_vec(&Pending {
-            run,
-            first_file_id: catalog.next_file_id,
-            end_file_id: catalog.next_file_id,
-        })
-        .expect("pending serialises"),
-    )?;
+    Pending {
+        run,
+        first_file_id: catalog.next_file_id,
+        end_file_id: catalog.next_file_id,
+    }
+    .announce(db)?;
     progress.start(files.len(), files.iter().map(|f| f.size).sum());
     Ok(run)
 }
@@ -438,9 +427,9 @@ fn commit(
     }
     catalog.last_run = run;
     catalog.save(db)?;
-    let _ = std::fs::remove_file(db.join(PENDING));
+    let _ = std::fs::remove_file(DbPaths(db).pending());
     if window {
-        let _ = std::fs::remove_file(db.join(REINDEX));
+        let _ = std::fs::remove_file(DbPaths(db).reindex());
     }
     super::media::prune_states(db, run, false);
     super::dialogs::prune_parts(db, run, false);

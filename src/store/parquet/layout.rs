@@ -2,7 +2,7 @@
 //! names, the live parts of a day (superseded ones left out), crash recovery and run removal.
 
 use super::*;
-use crate::store::StoreError;
+use crate::store::{schema_of, StoreError, TableRow};
 use chrono::{DateTime, NaiveDate};
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use std::collections::HashSet;
@@ -199,4 +199,122 @@ pub fn recover(db: &Path) -> Result<usize, StoreError> {
         }
     }
     Ok(removed)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Part listing and footers for checkers (`index::verify`): every file as it lies on disk, so that
+// a checker reads parts through the store and never parses Parquet itself.
+// ---------------------------------------------------------------------------------------------
+
+/// Subdirectory of the database directory holding the tables (what [`table_dir`] joins).
+pub const TABLES_DIR: &str = "tables";
+
+/// A part file in a table's day directory, as a checker sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartFile {
+    pub path: PathBuf,
+    pub name: String,
+    pub run: u64,
+    pub n: u32,
+}
+
+/// One subdirectory of a table: its parts in (run, n) order and its `.tmp` leftovers.
+#[derive(Debug, Default)]
+pub struct DayParts {
+    pub parts: Vec<PartFile>,
+    pub leftovers: Vec<PathBuf>,
+}
+
+/// Every subdirectory of `table` in name order (a stray one is listed too, for the checker to
+/// see), with the part files and `.tmp` leftovers in it; other names are ignored. A missing
+/// table is empty.
+pub fn list_parts(table: &Path) -> Result<Vec<DayParts>, StoreError> {
+    let mut days = Vec::new();
+    let entries = match fs::read_dir(table) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(days),
+        Err(e) => return Err(io_err(table)(e)),
+    };
+    let mut dirs: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_dir())
+        .collect();
+    dirs.sort();
+    for dir in dirs {
+        let mut day = DayParts::default();
+        let mut names: Vec<_> = fs::read_dir(&dir)
+            .map_err(io_err(&dir))?
+            .flatten()
+            .map(|e| e.path())
+            .collect();
+        names.sort();
+        for path in names {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            if let Some((run, n)) = parse_part_name(&name) {
+                day.parts.push(PartFile { path, name, run, n });
+            } else if name.ends_with(".tmp") {
+                day.leftovers.push(path);
+            }
+        }
+        day.parts.sort_by_key(|p| (p.run, p.n));
+        days.push(day);
+    }
+    Ok(days)
+}
+
+/// What a part's footer says, and whether its schema is the one `R` writes.
+#[derive(Debug, Default)]
+pub struct Footer {
+    /// Columns (`name:type`) in one schema but not the other; empty when only nullability or
+    /// order differ. `None` when the schema is the writer's.
+    pub schema_differs: Option<Vec<String>>,
+    pub table: Option<String>,
+    pub schema_version: Option<String>,
+    /// Names of the parts this one supersedes.
+    pub supersedes: Vec<String>,
+}
+
+/// Reads the footer of the part at `path` as a part of table `R` (see [`Footer`]).
+pub fn read_footer<R: TableRow>(path: &Path) -> Result<Footer, StoreError> {
+    let builder = open_reader(path)?;
+    let mut footer = Footer::default();
+    let want = schema_of::<R>();
+    let have = builder.schema();
+    if have.fields() != want.fields() {
+        let names = |s: &arrow::datatypes::Schema| {
+            s.fields()
+                .iter()
+                .map(|f| format!("{}:{}", f.name(), f.data_type()))
+                .collect::<Vec<_>>()
+        };
+        let (h, w) = (names(have), names(&want));
+        let differ = w
+            .iter()
+            .filter(|c| !h.contains(c))
+            .chain(h.iter().filter(|c| !w.contains(c)))
+            .cloned()
+            .collect();
+        footer.schema_differs = Some(differ);
+    }
+    let meta = builder.metadata().file_metadata();
+    for kv in meta.key_value_metadata().into_iter().flatten() {
+        match kv.key.as_str() {
+            SUPERSEDES_KEY => footer.supersedes.extend(
+                kv.value
+                    .as_deref()
+                    .unwrap_or("")
+                    .split(',')
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            ),
+            TABLE_KEY => footer.table = kv.value.clone(),
+            SCHEMA_VERSION_KEY => footer.schema_version = kv.value.clone(),
+            _ => {}
+        }
+    }
+    Ok(footer)
 }

@@ -10,9 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sipidx::source::open_capture;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-}
+use crate::util::{assert_sound, corpus, index, sipidx, tempdir, tool, EXE};
 
 /// A running `sipidx capture`, killed if the test ends early.
 struct Cap {
@@ -43,14 +41,13 @@ fn pump(r: impl std::io::Read + Send + 'static) -> Arc<Mutex<String>> {
 
 /// Starts a capture and waits until it says every source is open; `Err(stderr)` if it exits.
 fn start(args: &[&str]) -> Result<Cap, String> {
-    let mut child = bin()
+    let mut child = sipidx()
         .arg("capture")
         .args(["--stats-json", "--stats-interval", "0"])
         .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn sipidx");
+        .spawn();
     let stderr = pump(child.stderr.take().unwrap());
     let stdout = pump(child.stdout.take().unwrap());
     let mut cap = Cap {
@@ -96,20 +93,22 @@ fn signal(c: &Cap, sig: &str) {
     assert!(ok, "kill -{sig}");
 }
 
+/// Waits up to 10 s for `child` to exit; panics with `what` if it does not.
+fn wait_exit(child: &mut Child, what: &str) -> ExitStatus {
+    let t0 = Instant::now();
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(10), "{what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// Sends `sig`, waits (bounded) for the exit; returns status, stderr and the final stats line.
 fn stop(mut c: Cap, sig: &str) -> (ExitStatus, String, serde_json::Value) {
     signal(&c, sig);
-    let t0 = Instant::now();
-    let status = loop {
-        if let Some(s) = c.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "capture did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    let status = wait_exit(&mut c.child, "capture did not stop");
     std::thread::sleep(Duration::from_millis(50));
     let err = c.stderr.lock().unwrap().clone();
     let out = c.stdout.lock().unwrap().clone();
@@ -119,6 +118,14 @@ fn stop(mut c: Cap, sig: &str) -> (ExitStatus, String, serde_json::Value) {
         .map(|l| serde_json::from_str(l).expect("stats JSON"))
         .unwrap_or(serde_json::Value::Null);
     (status, err, last)
+}
+
+/// Sends `sig` and asserts the capture exits `code` (its stderr shown if not); returns the final
+/// stats line.
+fn stop_with(c: Cap, sig: &str, code: i32) -> serde_json::Value {
+    let (status, err, stats) = stop(c, sig);
+    assert_eq!(status.code(), Some(code), "{err}");
+    stats
 }
 
 fn ring_files(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>) {
@@ -167,21 +174,12 @@ fn send_sip(port: u16, call: &str, count: usize, gap: Duration) {
 
 /// `sipidx grep --json` over files: one JSON value per SIP message.
 fn grep(files: &[PathBuf]) -> Vec<serde_json::Value> {
-    let o = bin()
+    sipidx()
         .arg("grep")
         .arg("--json")
         .args(files)
-        .output()
-        .unwrap();
-    assert!(
-        o.status.code() == Some(0) || o.status.code() == Some(1),
-        "grep: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+        .code_in(&[0, 1])
+        .json_rows()
 }
 
 /// Packet timestamps of a capture file read with the project's reader; panics on a bad file.
@@ -218,7 +216,7 @@ fn s(p: &Path) -> &str {
 
 #[test]
 fn size_rotation_bpf_and_sigterm_leave_valid_renamed_files() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let (_a, port) = sink();
     let (_b, other) = sink();
     let filter = format!("udp port {port}");
@@ -228,8 +226,7 @@ fn size_rotation_bpf_and_sigterm_leave_valid_renamed_files() {
     send_sip(port, "kept@test", 40, Duration::ZERO);
     send_sip(other, "filtered@test", 20, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(500));
-    let (status, err, stats) = stop(c, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    let stats = stop_with(c, "TERM", 0);
     let (done, part) = ring_files(d.path());
     assert!(part.is_empty(), "left behind: {part:?}");
     // each message is ~430 bytes: 2KB holds 4 of them, then the file is closed
@@ -257,7 +254,7 @@ fn size_rotation_bpf_and_sigterm_leave_valid_renamed_files() {
 
 #[test]
 fn sighup_rotates_sigint_exits_130_and_pcapng_reads_in_tshark() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let (_a, port) = sink();
     let f = format!("udp port {port}");
     let Some(c) = start_live(&["-i", "lo", "-w", s(d.path()), "--format", "pcapng", &f]) else {
@@ -269,8 +266,7 @@ fn sighup_rotates_sigint_exits_130_and_pcapng_reads_in_tshark() {
     std::thread::sleep(Duration::from_millis(500));
     send_sip(port, "second@test", 2, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(400));
-    let (status, err, _) = stop(c, "INT");
-    assert_eq!(status.code(), Some(130), "{err}");
+    stop_with(c, "INT", 130);
     let (done, part) = ring_files(d.path());
     assert!(part.is_empty());
     assert_eq!(done.len(), 2, "{done:?}");
@@ -295,7 +291,7 @@ fn sighup_rotates_sigint_exits_130_and_pcapng_reads_in_tshark() {
 
 #[test]
 fn time_rotation_is_aligned_to_wall_clock_periods() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let (_a, port) = sink();
     let f = format!("udp port {port}");
     let Some(c) = start_live(&["-i", "lo", "-w", s(d.path()), "-G", "1s", &f]) else {
@@ -303,8 +299,7 @@ fn time_rotation_is_aligned_to_wall_clock_periods() {
     };
     send_sip(port, "timed@test", 25, Duration::from_millis(100));
     std::thread::sleep(Duration::from_millis(300));
-    let (status, err, _) = stop(c, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    stop_with(c, "TERM", 0);
     let (done, _) = ring_files(d.path());
     assert!(done.len() >= 3, "{} files over 2.5s", done.len());
     let mut seen = Vec::new();
@@ -326,7 +321,7 @@ fn time_rotation_is_aligned_to_wall_clock_periods() {
 
 #[test]
 fn ring_keeps_newest_n_files() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let (_a, port) = sink();
     let f = format!("udp port {port}");
     let args = ["-i", "lo", "-w", s(d.path()), "-C", "1KB", "-W", "3", &f];
@@ -338,8 +333,7 @@ fn ring_keeps_newest_n_files() {
         send_sip(port, &format!("call-{n:02}@ring"), 1, Duration::ZERO);
     }
     std::thread::sleep(Duration::from_millis(500));
-    let (status, err, stats) = stop(c, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    let stats = stop_with(c, "TERM", 0);
     let (done, _) = ring_files(d.path());
     assert_eq!(done.len(), 3, "{done:?}");
     let written = stats["sources"][0]["files_written"].as_u64().unwrap();
@@ -354,7 +348,7 @@ fn ring_keeps_newest_n_files() {
 
 #[test]
 fn byte_and_age_budgets_cover_the_directory() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     // an old ring file of an earlier run, and a file that is not the ring's
     let old = d
         .path()
@@ -388,8 +382,7 @@ fn byte_and_age_budgets_cover_the_directory() {
     };
     send_sip(port, "budget@test", 30, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(500));
-    let (status, err, stats) = stop(c, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    let stats = stop_with(c, "TERM", 0);
     assert!(
         !old.exists(),
         "the 2h-old ring file outlived --keep-time 1h"
@@ -407,7 +400,7 @@ fn byte_and_age_budgets_cover_the_directory() {
 
 #[test]
 fn crash_leaves_one_readable_part_file() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let (_a, port) = sink();
     let f = format!("udp port {port}");
     let Some(c) = start_live(&["-i", "lo", "-w", s(d.path()), &f]) else {
@@ -434,7 +427,7 @@ fn drops_privileges_with_z_after_opening() {
         eprintln!("SKIP: no user nobody");
         return;
     };
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
     let (_a, port) = sink();
     let f = format!("udp port {port}");
@@ -443,8 +436,7 @@ fn drops_privileges_with_z_after_opening() {
     };
     send_sip(port, "z@test", 3, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(400));
-    let (status, err, _) = stop(c, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    stop_with(c, "TERM", 0);
     let (done, _) = ring_files(d.path());
     assert_eq!(done.len(), 1);
     assert_eq!(std::fs::metadata(&done[0]).unwrap().uid(), uid);
@@ -453,13 +445,10 @@ fn drops_privileges_with_z_after_opening() {
 
 #[test]
 fn errors_name_the_problem() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let run = |args: &[&str]| {
-        let o = bin().arg("capture").args(args).output().unwrap();
-        (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        let o = sipidx().arg("capture").args(args).run();
+        (o.code(), o.stderr())
     };
     let (code, err) = run(&["-i", "nosuchif0", "-w", s(d.path())]);
     assert_eq!(code, Some(2));
@@ -492,7 +481,7 @@ fn errors_name_the_problem() {
     let setpriv = Command::new("setpriv")
         .args(["--bounding-set", "-net_raw,-net_admin"])
         .args(["--inh-caps", "-net_raw,-net_admin"])
-        .arg(env!("CARGO_BIN_EXE_sipidx"))
+        .arg(EXE)
         .args(["capture", "-i", "lo", "-w", s(d.path())])
         .output();
     match setpriv {
@@ -531,7 +520,7 @@ impl Drop for SmallFs {
 
 #[test]
 fn full_disk_deletes_oldest_ring_files_or_stops_cleanly() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let Some(_fs) = SmallFs::new(d.path(), "200k") else {
         return;
     };
@@ -548,8 +537,7 @@ fn full_disk_deletes_oldest_ring_files_or_stops_cleanly() {
         std::thread::sleep(Duration::from_millis(300));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let (status, err, stats) = stop(c, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    let stats = stop_with(c, "TERM", 0);
     assert!(stats["files_deleted"].as_u64().unwrap() > 0, "{stats}");
     let (done, part) = ring_files(&dir);
     assert!(part.is_empty());
@@ -567,18 +555,8 @@ fn full_disk_deletes_oldest_ring_files_or_stops_cleanly() {
     };
     send_sip(port, "full@test", 600, Duration::ZERO);
     std::thread::sleep(Duration::from_millis(1500));
-    let t0 = Instant::now();
     let mut c = c;
-    let status = loop {
-        if let Some(s) = c.child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "no stop on a full disk"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let status = wait_exit(&mut c.child, "no stop on a full disk");
     std::thread::sleep(Duration::from_millis(50));
     let err = c.stderr.lock().unwrap().clone();
     assert_eq!(status.code(), Some(2), "{err}");
@@ -639,7 +617,7 @@ fn free_port() -> u16 {
 
 #[test]
 fn hep_collector_rebuilds_packets_udp_and_tcp_with_password() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let (pu, pt) = (sink().1, free_port());
     let udp = format!("udp:127.0.0.1:{pu}");
     let tcp = format!("tcp:127.0.0.1:{pt}");
@@ -704,8 +682,7 @@ fn hep_collector_rebuilds_packets_udp_and_tcp_with_password() {
     t.write_all(y).unwrap();
     drop(t);
     std::thread::sleep(Duration::from_millis(600));
-    let (status, err, stats) = stop(c, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    let stats = stop_with(c, "TERM", 0);
     assert_eq!(stats["hep"]["rejected_auth"], 3, "{stats}");
     assert_eq!(stats["hep"]["received"], 10);
     let (done, _) = ring_files(d.path());
@@ -772,34 +749,11 @@ fn hep_collector_rebuilds_packets_udp_and_tcp_with_password() {
     }
     // the index takes the capture id of rebuilt packets from the side table: searchable by it
     let db = d.path().join("db");
-    let o = bin()
-        .args(["index", "--quiet", "--settle", "0s", "--db"])
-        .arg(&db)
-        .arg(d.path())
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    index(&db, &[d.path()]);
     let rows = sipidx::store::parquet::read_messages(&db, None, None).unwrap();
     assert!(!rows.is_empty());
     assert!(rows.iter().all(|m| m.hep_capture_id == Some(2001)));
     assert_sound(&db);
-}
-
-/// `sipidx verify` finds nothing wrong with the DB.
-fn assert_sound(db: &Path) {
-    let o = bin().args(["verify", "--db"]).arg(db).output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
 }
 
 #[test]
@@ -808,20 +762,16 @@ fn sngrep_as_hep_sender() {
         eprintln!("SKIP: sngrep is not installed");
         return;
     }
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let port = sink().1;
     let listen = format!("udp:127.0.0.1:{port}");
     let c = start(&["-w", s(d.path()), "--hep-listen", &listen]).unwrap();
-    let input =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata/corpus/sip-sipp-5-calls-sll.pcap");
-    let o = Command::new("timeout")
+    let input = corpus("sip-sipp-5-calls-sll.pcap");
+    tool("timeout")
         .args(["20", "sngrep", "-N", "-I", s(&input), "-H", &listen])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        .ok();
     std::thread::sleep(Duration::from_millis(500));
-    let (status, err, _) = stop(c, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    stop_with(c, "TERM", 0);
     let (done, _) = ring_files(d.path());
     // Every message of the original comes back with its addresses, ports and time.
     let strip = |v: Vec<serde_json::Value>| {
@@ -845,7 +795,7 @@ fn sngrep_as_hep_sender() {
 /// (plus the follower's poll interval).
 #[test]
 fn follow_mode_makes_a_captured_call_searchable_within_one_rotation() {
-    let d = tempfile::tempdir().unwrap();
+    let d = tempdir();
     let ring = d.path().join("ring");
     let db = d.path().join("db");
     let (_a, port) = sink();
@@ -853,7 +803,7 @@ fn follow_mode_makes_a_captured_call_searchable_within_one_rotation() {
     let Some(cap) = start_live(&["-i", "lo", "-w", s(&ring), "-G", "1s", &f]) else {
         return;
     };
-    let mut follower = bin()
+    let mut follower = sipidx()
         .args([
             "index",
             "--follow",
@@ -868,46 +818,33 @@ fn follow_mode_makes_a_captured_call_searchable_within_one_rotation() {
         .arg(&ring)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+        .spawn();
     send_sip(port, "followed@test", 1, Duration::ZERO);
     let sent = Instant::now();
     let found = loop {
-        let o = bin()
+        let o = sipidx()
             .args(["search", "--json", "--call-id", "followed@test", "--db"])
             .arg(&db)
-            .output()
-            .unwrap();
-        if o.status.code() == Some(0) {
+            .run();
+        if o.code() == Some(0) {
             break sent.elapsed();
         }
         assert!(
             sent.elapsed() < Duration::from_secs(8),
             "not searchable after 8 s: {}",
-            String::from_utf8_lossy(&o.stderr)
+            o.stderr()
         );
         std::thread::sleep(Duration::from_millis(100));
     };
     // one rotation (1 s) + the follower's interval (0.2 s) + one indexing round, with slack
     assert!(found < Duration::from_secs(4), "searchable after {found:?}");
-    let (status, err, _) = stop(cap, "TERM");
-    assert_eq!(status.code(), Some(0), "{err}");
+    stop_with(cap, "TERM", 0);
     // SIGTERM ends the follower cleanly
     Command::new("kill")
         .args(["-TERM", &follower.id().to_string()])
         .status()
         .unwrap();
-    let t0 = Instant::now();
-    let st = loop {
-        if let Some(st) = follower.try_wait().unwrap() {
-            break st;
-        }
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "follower did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let st = wait_exit(&mut follower, "follower did not stop");
     assert_eq!(st.code(), Some(0));
     // many incremental rounds, stopped by a signal: the DB is sound
     assert_sound(&db);

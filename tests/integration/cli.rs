@@ -1,64 +1,18 @@
 //! Integration tests: the real `sipidx` binary on real and crafted captures, checked against
 //! tshark's oracle outputs (testdata/corpus/expected) and the crafted captures' manifest.
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
-}
-
-fn run(args: &[&str]) -> Output {
-    bin().args(args).output().expect("run sipidx")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn json_lines(o: &Output) -> Vec<serde_json::Value> {
-    stdout(o)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-/// tshark's `-Y sip -T fields -e sip.Call-ID | sort | uniq -c`, as a map; empty Call-IDs kept under "".
-fn oracle_callids(path: &Path) -> BTreeMap<String, u64> {
-    let text = std::fs::read_to_string(path).unwrap();
-    let mut m = BTreeMap::new();
-    for line in text.lines() {
-        let t = line.trim_start();
-        if t.is_empty() {
-            continue;
-        }
-        let (n, id) = t.split_once(' ').unwrap_or((t, ""));
-        *m.entry(id.to_string()).or_default() += n.parse::<u64>().unwrap();
-    }
-    m
-}
+use crate::util::{call_ids, sipidx, tempdir, testdata, tool, tshark_call_ids};
 
 fn grep_callids(file: &Path) -> BTreeMap<String, u64> {
-    let o = run(&["grep", "--json", file.to_str().unwrap()]);
-    assert!(
-        o.status.code() == Some(0) || o.status.code() == Some(1),
-        "{}: exit {:?}: {}",
-        file.display(),
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let mut m = BTreeMap::new();
-    for v in json_lines(&o) {
-        let id = v["call_id"].as_str().unwrap_or("").to_string();
-        *m.entry(id).or_default() += 1;
-    }
-    m
+    call_ids(
+        &sipidx()
+            .args(["grep", "--json"])
+            .arg(file)
+            .code_in(&[0, 1])
+            .json_rows(),
+    )
 }
 
 /// Files where we knowingly differ from tshark, with the reason; checked separately below.
@@ -77,7 +31,8 @@ fn grep_matches_tshark_per_call_id_on_every_corpus_capture() {
         if name.starts_with("hep") || KNOWN_DIFFERENCES.iter().any(|(f, _)| *f == name) {
             continue; // tshark 4.0 has no HEP dissector: see the crafted HEP tests
         }
-        let oracle = oracle_callids(&dir.join("expected").join(format!("{name}.sip_callids.txt")));
+        let oracle =
+            tshark_call_ids(&dir.join("expected").join(format!("{name}.sip_callids.txt"))).unwrap();
         let ours = grep_callids(&path);
         // tshark counts a SIP-looking frame without a Call-ID under ""; so do we, except that
         // we do not count payloads that fail to parse as SIP (reported separately).
@@ -96,9 +51,10 @@ fn grep_matches_tshark_per_call_id_on_every_corpus_capture() {
 #[test]
 fn grep_json_rows_carry_the_documented_fields() {
     let f = testdata("corpus/sip-cancel-487.pcap");
-    let o = run(&["grep", "--json", f.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0));
-    let rows = json_lines(&o);
+    let rows = sipidx()
+        .args(["grep", "--json", f.to_str().unwrap()])
+        .ok()
+        .json_rows();
     assert_eq!(rows.len(), 7);
     for key in [
         "ts",
@@ -142,8 +98,8 @@ fn grep_filters_by_status_class_method_and_user_substring() {
         let mut a = vec!["grep", "--count"];
         a.extend_from_slice(args);
         a.push(f);
-        let o = run(&a);
-        stdout(&o).lines().last().unwrap().trim().parse().unwrap()
+        let o = sipidx().args(&a).run();
+        o.stdout().lines().last().unwrap().trim().parse().unwrap()
     };
     let all = count(&[]);
     assert_eq!(all, 81, "tshark counts 81 SIP messages");
@@ -153,19 +109,23 @@ fn grep_filters_by_status_class_method_and_user_substring() {
     assert_eq!(register, 18, "tshark: REGISTER x18");
     assert!(four >= c401 && c401 > 0);
     // --json rows agree with --count for the same filter
-    let o = run(&["grep", "--json", "--status", "4xx", f]);
-    assert!(json_lines(&o)
+    let o = sipidx()
+        .args(["grep", "--json", "--status", "4xx", f])
+        .run();
+    assert!(o
+        .json_rows()
         .iter()
         .all(|r| r["status"].as_u64().unwrap() / 100 == 4));
-    assert_eq!(json_lines(&o).len() as u64, four);
+    assert_eq!(o.json_rows().len() as u64, four);
 }
 
 #[test]
 fn grep_exit_status_is_one_when_nothing_matches() {
     let f = testdata("corpus/sip-cancel-487.pcap");
-    let o = run(&["grep", "--call-id", "no-such-call", f.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(o.stdout.is_empty());
+    let o = sipidx()
+        .args(["grep", "--call-id", "no-such-call", f.to_str().unwrap()])
+        .code(1);
+    assert!(o.stdout().is_empty());
 }
 
 #[test]
@@ -173,27 +133,31 @@ fn grep_dialog_prints_whole_dialogs_of_matching_messages() {
     let f = testdata("corpus/sip-sipp-5-calls.pcap");
     let f = f.to_str().unwrap();
     // only the first call's INVITE carries this Call-ID; --dialog brings its 6 messages
-    let plain = run(&[
-        "grep",
-        "--json",
-        "--method",
-        "BYE",
-        "--call-id",
-        "3-16732@127.0.1.1",
-        f,
-    ]);
-    assert_eq!(json_lines(&plain).len(), 1);
-    let whole = run(&[
-        "grep",
-        "--json",
-        "--dialog",
-        "--method",
-        "BYE",
-        "--call-id",
-        "3-16732@127.0.1.1",
-        f,
-    ]);
-    let rows = json_lines(&whole);
+    let plain = sipidx()
+        .args([
+            "grep",
+            "--json",
+            "--method",
+            "BYE",
+            "--call-id",
+            "3-16732@127.0.1.1",
+            f,
+        ])
+        .run();
+    assert_eq!(plain.json_rows().len(), 1);
+    let whole = sipidx()
+        .args([
+            "grep",
+            "--json",
+            "--dialog",
+            "--method",
+            "BYE",
+            "--call-id",
+            "3-16732@127.0.1.1",
+            f,
+        ])
+        .run();
+    let rows = whole.json_rows();
     assert_eq!(rows.len(), 6);
     assert!(rows.iter().all(|r| r["call_id"] == "3-16732@127.0.1.1"));
 }
@@ -201,71 +165,88 @@ fn grep_dialog_prints_whole_dialogs_of_matching_messages() {
 #[test]
 fn grep_regex_searches_the_whole_message_text() {
     let f = testdata("corpus/sip-sipp-5-calls.pcap");
-    let o = run(&[
-        "grep",
-        "--count",
-        f.to_str().unwrap(),
-        "--",
-        "^Call-ID: 2-16732",
-    ]);
-    assert_eq!(stdout(&o).trim(), "6");
-    let o = run(&[
-        "grep",
-        "--count",
-        "-i",
-        f.to_str().unwrap(),
-        "--",
-        "^call-id: 2-16732",
-    ]);
-    assert_eq!(stdout(&o).trim(), "6");
+    let o = sipidx()
+        .args([
+            "grep",
+            "--count",
+            f.to_str().unwrap(),
+            "--",
+            "^Call-ID: 2-16732",
+        ])
+        .run();
+    assert_eq!(o.stdout().trim(), "6");
+    let o = sipidx()
+        .args([
+            "grep",
+            "--count",
+            "-i",
+            f.to_str().unwrap(),
+            "--",
+            "^call-id: 2-16732",
+        ])
+        .run();
+    assert_eq!(o.stdout().trim(), "6");
 }
 
 #[test]
 fn grep_text_output_is_sipgrep_like_and_uncoloured_when_piped() {
     let f = testdata("corpus/sip-options-200.pcap");
-    let o = run(&["grep", f.to_str().unwrap()]);
-    let s = stdout(&o);
+    let o = sipidx().args(["grep", f.to_str().unwrap()]).run();
+    let s = o.stdout();
     let first = s.lines().next().unwrap();
     assert!(first.starts_with("U 20"), "{first}");
     assert!(first.contains(" -> "), "{first}");
     assert!(s.lines().nth(1).unwrap().starts_with("OPTIONS "));
     assert!(!s.contains('\x1b'), "no colour when stdout is a pipe");
-    let o = run(&["grep", "--color", "always", f.to_str().unwrap()]);
-    assert!(stdout(&o).contains('\x1b'));
+    let o = sipidx()
+        .args(["grep", "--color", "always", f.to_str().unwrap()])
+        .run();
+    assert!(o.stdout().contains('\x1b'));
+}
+
+#[test]
+fn grep_reads_a_capture_named_relative_to_the_working_directory() {
+    let rows = sipidx()
+        .current_dir(testdata(""))
+        .args(["grep", "--json", "corpus/sip-cancel-487.pcap"])
+        .ok()
+        .json_rows();
+    assert_eq!(rows.len(), 7);
+    assert!(rows
+        .iter()
+        .all(|r| r["file"].as_str().unwrap().ends_with("sip-cancel-487.pcap")));
 }
 
 #[test]
 fn grep_time_window_filters_messages() {
     let f = testdata("corpus/sip-cancel-487.pcap");
     let f = f.to_str().unwrap();
-    let o = run(&["grep", "--json", f]);
-    let rows = json_lines(&o);
+    let o = sipidx().args(["grep", "--json", f]).run();
+    let rows = o.json_rows();
     let last = rows.last().unwrap()["ts"].as_str().unwrap().to_string();
-    let o = run(&["grep", "--json", "--since", &last, f]);
-    assert_eq!(json_lines(&o).len(), 1);
-    let o = run(&["grep", "--json", "--until", "1990-01-01 00:00", f]);
-    assert_eq!(o.status.code(), Some(1));
+    let o = sipidx().args(["grep", "--json", "--since", &last, f]).run();
+    assert_eq!(o.json_rows().len(), 1);
+    sipidx()
+        .args(["grep", "--json", "--until", "1990-01-01 00:00", f])
+        .code(1);
 }
 
 #[test]
 fn grep_reports_a_non_capture_file_and_still_searches_the_rest() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let bad = dir.path().join("notes.pcap");
     std::fs::write(&bad, b"this is not a capture file\n").unwrap();
     let good = testdata("corpus/sip-cancel-487.pcap");
-    let o = run(&[
-        "grep",
-        "--count",
-        bad.to_str().unwrap(),
-        good.to_str().unwrap(),
-    ]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "a failed file makes the exit status 2"
-    );
-    assert_eq!(stdout(&o).trim(), "7");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let o = sipidx()
+        .args([
+            "grep",
+            "--count",
+            bad.to_str().unwrap(),
+            good.to_str().unwrap(),
+        ])
+        .code(2); // a failed file makes the exit status 2
+    assert_eq!(o.stdout().trim(), "7");
+    let err = o.stderr();
     assert!(err.contains("notes.pcap"), "{err}");
     assert!(err.contains("not a capture"), "{err}");
 }
@@ -273,14 +254,15 @@ fn grep_reports_a_non_capture_file_and_still_searches_the_rest() {
 #[test]
 fn grep_reads_a_truncated_file_up_to_its_last_whole_record() {
     let src = std::fs::read(testdata("corpus/sip-sipp-5-calls.pcap")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let cut = dir.path().join("ring.pcap");
     // cut 10 bytes into the last record's data
     std::fs::write(&cut, &src[..src.len() - 100]).unwrap();
-    let o = run(&["grep", "--count", cut.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(0));
-    assert_eq!(stdout(&o).trim(), "29", "every whole record is read");
-    let err = String::from_utf8_lossy(&o.stderr);
+    let o = sipidx()
+        .args(["grep", "--count", cut.to_str().unwrap()])
+        .ok();
+    assert_eq!(o.stdout().trim(), "29", "every whole record is read");
+    let err = o.stderr();
     assert!(
         err.contains("ring.pcap") && err.contains("byte offset"),
         "{err}"
@@ -290,24 +272,20 @@ fn grep_reads_a_truncated_file_up_to_its_last_whole_record() {
 #[test]
 fn grep_reads_compressed_captures_by_content() {
     let src = std::fs::read(testdata("corpus/sip-sipp-5-calls.pcap")).unwrap();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let z = zstd::encode_all(&src[..], 3).unwrap();
     let named_wrong = dir.path().join("calls.pcap");
     std::fs::write(&named_wrong, &z).unwrap();
-    let o = run(&["grep", "--count", named_wrong.to_str().unwrap()]);
-    assert_eq!(stdout(&o).trim(), "30");
+    let o = sipidx()
+        .args(["grep", "--count", named_wrong.to_str().unwrap()])
+        .run();
+    assert_eq!(o.stdout().trim(), "30");
 }
 
 /// The subcommands `sipidx --help` lists (clap's own `help` left out), checked against the names
 /// this file knows so that an empty or broken help cannot make the tests below pass vacuously.
 fn subcommands() -> Vec<String> {
-    let o = run(&["--help"]);
-    assert!(
-        o.status.success(),
-        "--help: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let help = stdout(&o);
+    let help = sipidx().arg("--help").ok().stdout();
     let names: Vec<String> = help
         .lines()
         .skip_while(|l| !l.starts_with("Commands:"))
@@ -340,18 +318,12 @@ fn subcommands() -> Vec<String> {
 }
 
 fn completion_script(shell: &str) -> String {
-    let o = run(&["completions", shell]);
-    assert!(
-        o.status.success(),
-        "completions {shell}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    stdout(&o)
+    sipidx().args(["completions", shell]).ok().stdout()
 }
 
 #[test]
 fn bash_completion_defines_its_function_and_completes_every_subcommand() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let script = dir.path().join("sipidx.bash");
     std::fs::write(&script, completion_script("bash")).unwrap();
     // source the script in a real bash and ask it what follows `sipidx `
@@ -361,16 +333,7 @@ fn bash_completion_defines_its_function_and_completes_every_subcommand() {
          _sipidx sipidx '' sipidx && printf 'reply %s\\n' \"${{COMPREPLY[@]}}\"",
         script.display()
     );
-    let o = Command::new("bash")
-        .args(["-c", &probe])
-        .output()
-        .expect("run bash");
-    assert!(
-        o.status.success(),
-        "bash: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = stdout(&o);
+    let out = tool("bash").args(["-c", &probe]).ok().stdout();
     assert!(
         out.lines().any(|l| l == "_sipidx"),
         "no _sipidx function: {out}"
@@ -404,43 +367,30 @@ fn zsh_and_fish_completions_name_every_subcommand() {
             );
         }
     }
-    let o = run(&["completions", "tcsh"]);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "an unknown shell is a usage error"
-    );
+    // an unknown shell is a usage error
+    sipidx().args(["completions", "tcsh"]).code(2);
 }
 
 /// groff's rendering of a man page as plain text, with every warning category on; fails on any
 /// diagnostic, since a page that renders with warnings renders wrongly in some `man`.
 fn render_man(page: &Path) -> String {
-    let o = Command::new("groff")
+    // Debian: groff-base
+    let o = tool("groff")
         .args(["-man", "-Tutf8", "-ww", "-P", "-cbou"])
         .arg(page)
         .env("LC_ALL", "C.UTF-8")
-        .output()
-        .expect("run groff (Debian: groff-base)");
-    let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(
-        o.status.success() && stderr.is_empty(),
-        "{}: {stderr}",
-        page.display()
-    );
-    stdout(&o)
+        .ok();
+    let stderr = o.stderr();
+    assert!(stderr.is_empty(), "{}: {stderr}", page.display());
+    o.stdout()
 }
 
 #[test]
 fn man_pages_render_without_warnings_and_cover_every_subcommand() {
     let names = subcommands();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let pages = dir.path().join("man1");
-    let o = bin().arg("man").arg("--dir").arg(&pages).output().unwrap();
-    assert!(
-        o.status.success(),
-        "man --dir: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    sipidx().arg("man").arg("--dir").arg(&pages).ok();
 
     let main = render_man(&pages.join("sipidx.1"));
     assert!(main.contains("SUBCOMMANDS"), "{main}");
@@ -462,28 +412,16 @@ fn man_pages_render_without_warnings_and_cover_every_subcommand() {
     assert!(render_man(&pages.join("sipidx-index.1")).contains("--db"));
 
     // without --dir the main page goes to stdout, the same bytes as the file
-    let o = run(&["man"]);
-    assert!(o.status.success());
+    let out = sipidx().arg("man").ok().stdout();
     let file = std::fs::read_to_string(pages.join("sipidx.1")).unwrap();
-    assert!(
-        stdout(&o) == file,
-        "stdout differs from sipidx.1:\n{}",
-        stdout(&o)
-    );
+    assert!(out == file, "stdout differs from sipidx.1:\n{out}");
 }
 
 #[test]
 fn grep_json_rows_have_exactly_the_documented_fields() {
     use sipidx::query::rows::{MessageRow, Row};
     let f = testdata("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
-    let o = run(&["grep", "--json", f.to_str().unwrap()]);
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let rows = json_lines(&o);
+    let rows = sipidx().arg("grep").arg("--json").arg(&f).ok().json_rows();
     assert!(!rows.is_empty());
     let mut want: Vec<&str> = MessageRow::FIELDS.to_vec();
     want.sort_unstable();

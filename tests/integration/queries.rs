@@ -3,68 +3,35 @@
 //! same files, and against outcomes read by hand from the messages.
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 use serde_json::Value;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-}
+use crate::util::{index, sipidx, tempdir, testdata, tshark_call_ids, Outcome};
 
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
-}
-
-fn run(args: &[&str]) -> Output {
-    let o = bin().args(args).output().expect("run sipidx");
-    assert!(
-        matches!(o.status.code(), Some(0) | Some(1)),
-        "sipidx {args:?}: exit {:?}: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn json_lines(o: &Output) -> Vec<Value> {
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l:?}: {e}")))
-        .collect()
-}
-
-fn index(db: &Path, inputs: &[&Path]) {
-    let mut args = vec![
-        "index".to_string(),
-        "--quiet".into(),
-        "--settle".into(),
-        "0s".into(),
-        "--db".into(),
-        db.to_str().unwrap().into(),
-    ];
-    args.extend(inputs.iter().map(|p| p.to_str().unwrap().to_string()));
-    let o = bin().args(&args).output().unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "index {inputs:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+/// Runs `sipidx ARGS`; exit 0 (rows) or 1 (none) required.
+fn run(args: &[&str]) -> Outcome {
+    sipidx().args(args).code_in(&[0, 1])
 }
 
 /// One DB over testdata/corpus and testdata/crafted, built once for the tests that share it.
 fn shared_db() -> &'static Path {
     static DB: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
     &DB.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempdir();
         let db = dir.path().join("db");
         index(&db, &[&testdata("corpus"), &testdata("crafted")]);
         (dir, db)
     })
     .1
+}
+
+/// A DB of one testdata capture, in a temporary directory that lives as long as the first value.
+fn db_of(rel: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempdir();
+    let db = tmp.path().join("db");
+    index(&db, &[&testdata(rel)]);
+    (tmp, db)
 }
 
 fn db_arg(db: &Path) -> String {
@@ -86,18 +53,9 @@ fn catalog_files(db: &Path) -> Vec<String> {
 
 /// tshark's `-Y sip -T fields -e sip.Call-ID | sort | uniq -c`, non-empty Call-IDs only.
 fn oracle_callids(name: &str) -> BTreeMap<String, u64> {
-    let text =
-        std::fs::read_to_string(testdata(&format!("corpus/expected/{name}.sip_callids.txt")))
-            .unwrap();
-    let mut m = BTreeMap::new();
-    for line in text.lines() {
-        let t = line.trim_start();
-        if let Some((n, id)) = t.split_once(' ') {
-            if !id.is_empty() {
-                *m.entry(id.to_string()).or_default() += n.parse::<u64>().unwrap();
-            }
-        }
-    }
+    let path = testdata(&format!("corpus/expected/{name}.sip_callids.txt"));
+    let mut m = tshark_call_ids(&path).unwrap();
+    m.remove("");
     m
 }
 
@@ -105,13 +63,13 @@ fn calls_json(db: &Path, extra: &[&str]) -> Vec<Value> {
     let dbs = db_arg(db);
     let mut args = vec!["calls", "--db", &dbs, "--json", "--limit", "0"];
     args.extend_from_slice(extra);
-    json_lines(&run(&args))
+    run(&args).json_rows()
 }
 
 /// The dialog kind a Call-ID's messages call for, read from `grep --json` (requests by method,
 /// responses by CSeq method): INVITE makes a call, else REGISTER a registration, else other.
 fn kinds_from_grep(file: &Path) -> BTreeMap<String, &'static str> {
-    let rows = json_lines(&run(&["grep", "--json", file.to_str().unwrap()]));
+    let rows = run(&["grep", "--json", file.to_str().unwrap()]).json_rows();
     let mut methods: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for r in rows {
         let Some(id) = r["call_id"].as_str() else {
@@ -156,7 +114,7 @@ fn hand_outcomes(name: &str) -> Option<Vec<(&'static str, &'static str, &'static
         "sip-register-401-udp.pcap" => vec![("*", "registration", "failed", 401)],
         // OPTIONS → 200: an `other` dialog keeps its final code as its state
         "sip-options-200.pcap" => vec![("*", "other", "200", 200)],
-        // See src/sip/dialog.rs corpus_mixed_register_invite_cancel_auth for each transaction.
+        // See src/sip/dialog/tests/corpus.rs corpus_mixed_register_invite_cancel_auth for each transaction.
         "sip-udp-register-invite-cancel-auth-mixed.pcap" => vec![
             ("105090259-446faf7a@192.168.1.2", "call", "canceled", 408),
             ("11894297-4432a9f8@192.168.1.2", "call", "failed", 480),
@@ -181,7 +139,7 @@ fn hand_outcomes(name: &str) -> Option<Vec<(&'static str, &'static str, &'static
 
 #[test]
 fn calls_has_one_dialog_per_tshark_call_id_on_every_corpus_sip_capture() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let mut checked = 0;
     let mut by_hand = 0;
     let mut names: Vec<String> = std::fs::read_dir(testdata("corpus"))
@@ -253,14 +211,7 @@ fn calls_has_one_dialog_per_tshark_call_id_on_every_corpus_sip_capture() {
 
 #[test]
 fn calls_json_rows_carry_the_documented_fields_and_filters_narrow_them() {
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("db");
-    index(
-        &db,
-        &[&testdata(
-            "corpus/sip-udp-register-invite-cancel-auth-mixed.pcap",
-        )],
-    );
+    let (_tmp, db) = db_of("corpus/sip-udp-register-invite-cancel-auth-mixed.pcap");
     let all = calls_json(&db, &[]);
     assert_eq!(all.len(), 6);
     for key in [
@@ -329,8 +280,9 @@ fn calls_json_rows_carry_the_documented_fields_and_filters_narrow_them() {
     );
     // Nothing answered here: a minimum duration matches nothing, exit 1.
     let dbs = db_arg(&db);
-    let o = run(&["calls", "--db", &dbs, "--min-duration", "1s"]);
-    assert_eq!(o.status.code(), Some(1));
+    sipidx()
+        .args(["calls", "--db", &dbs, "--min-duration", "1s"])
+        .code(1);
     // Time order, newest first.
     let desc = calls_json(&db, &["--sort", "-time"]);
     let starts: Vec<&str> = desc.iter().map(|r| r["start"].as_str().unwrap()).collect();
@@ -375,7 +327,7 @@ fn grep_rows(files: &[String], filter: &[&str], regex: Option<&str>) -> Vec<Valu
         if let Some(r) = regex {
             a.extend(["--", r]);
         }
-        rows.extend(json_lines(&run(&a)));
+        rows.extend(run(&a).json_rows());
     }
     rows
 }
@@ -387,7 +339,7 @@ fn search_rows(db: &Path, filter: &[&str], query: Option<&str>) -> Vec<Value> {
     if let Some(q) = query {
         args.push(q);
     }
-    json_lines(&run(&args))
+    run(&args).json_rows()
 }
 
 #[test]
@@ -464,25 +416,20 @@ fn search_limits_sorts_and_exits_one_when_nothing_matches() {
     assert_eq!(ts(&last), desc[..2]);
     // The default limit and the note on stderr.
     let o = run(&["search", "--db", &dbs, "--json"]);
-    assert_eq!(json_lines(&o).len(), 100);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("--limit 0"));
-    let o = run(&["search", "--db", &dbs, "--call-id", "no-such-call"]);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(o.stdout.is_empty() || String::from_utf8_lossy(&o.stdout).starts_with("TIME"));
-    let o = run(&["search", "--db", &dbs, "--regex", "zzzq.*"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.json_rows().len(), 100);
+    assert!(o.stderr().contains("--limit 0"));
+    let o = sipidx()
+        .args(["search", "--db", &dbs, "--call-id", "no-such-call"])
+        .code(1);
+    assert!(o.stdout().is_empty() || o.stdout().starts_with("TIME"));
+    sipidx()
+        .args(["search", "--db", &dbs, "--regex", "zzzq.*"])
+        .code(1);
 }
 
 #[test]
 fn search_table_has_one_line_per_message_and_escapes_control_bytes() {
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("db");
-    index(
-        &db,
-        &[&testdata(
-            "corpus/sip-udp-register-invite-cancel-auth-mixed.pcap",
-        )],
-    );
+    let (_tmp, db) = db_of("corpus/sip-udp-register-invite-cancel-auth-mixed.pcap");
     let dbs = db_arg(&db);
     let filter = ["--call-id", "105090259-446faf7a@192.168.1.2"];
     let o = run(&[
@@ -490,7 +437,7 @@ fn search_table_has_one_line_per_message_and_escapes_control_bytes() {
         &filter,
     ]
     .concat());
-    let text = String::from_utf8(o.stdout).unwrap();
+    let text = o.stdout();
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("TIME") && lines[0].contains("SRC → DST"));
     // tshark: 18 messages with this Call-ID.
@@ -505,9 +452,9 @@ fn csv_parses_and_carries_the_json_values() {
     let dbs = db_arg(db);
     for (cmd, filter) in [("search", "--status"), ("calls", "--status")] {
         let base = ["--db", &dbs, "--limit", "0", filter, "4xx"];
-        let json = json_lines(&run(&[&[cmd, "--json"][..], &base].concat()));
-        let csv_out = run(&[&[cmd, "--csv"][..], &base].concat()).stdout;
-        let mut r = csv::Reader::from_reader(csv_out.as_slice());
+        let json = run(&[&[cmd, "--json"][..], &base].concat()).json_rows();
+        let csv_out = run(&[&[cmd, "--csv"][..], &base].concat()).stdout();
+        let mut r = csv::Reader::from_reader(csv_out.as_bytes());
         let headers = r.headers().unwrap().clone();
         let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
         assert_eq!(rows.len(), json.len(), "{cmd}");
@@ -525,9 +472,10 @@ fn csv_parses_and_carries_the_json_values() {
             }
         }
         // No rows: still the header line.
-        let none = run(&[cmd, "--csv", "--db", &dbs, "--call-id", "nope"]);
-        assert_eq!(none.status.code(), Some(1));
-        let text = String::from_utf8(none.stdout).unwrap();
+        let text = sipidx()
+            .args([cmd, "--csv", "--db", &dbs, "--call-id", "nope"])
+            .code(1)
+            .stdout();
         assert_eq!(text.lines().count(), 1);
         assert_eq!(text.trim_end().split(',').count(), headers.len());
     }
@@ -567,11 +515,9 @@ fn oracle_sip_stat(name: &str) -> (u64, BTreeMap<String, u64>, BTreeMap<String, 
 #[test]
 fn stats_counts_agree_with_tshark_sip_stat() {
     let name = "sip-udp-register-invite-cancel-auth-mixed.pcap";
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("db");
-    index(&db, &[&testdata(&format!("corpus/{name}"))]);
+    let (_tmp, db) = db_of(&format!("corpus/{name}"));
     let dbs = db_arg(&db);
-    let lines = json_lines(&run(&["stats", "--db", &dbs, "--json"]));
+    let lines = run(&["stats", "--db", &dbs, "--json"]).json_rows();
     assert_eq!(lines.len(), 1);
     let t = &lines[0];
     assert_eq!(t["type"], "total");
@@ -597,60 +543,52 @@ fn stats_counts_agree_with_tshark_sip_stat() {
     assert_eq!(t["top_sources"][0]["value"], "192.168.1.2");
     assert_eq!(t["hep_mirrors"], 0);
     // Per hour: the capture spans 09:32-09:57 UTC, one bucket; a window leaves part of it out.
-    let by = json_lines(&run(&["stats", "--db", &dbs, "--json", "--by", "hour"]));
+    let by = run(&["stats", "--db", &dbs, "--json", "--by", "hour"]).json_rows();
     assert_eq!(by.len(), 2);
     assert_eq!(by[0]["type"], "bucket");
     assert_eq!(by[0]["start"], "2005-07-04T09:00:00.000000Z");
     assert_eq!(by[0]["messages"], total);
-    let part = json_lines(&run(&[
+    let part = run(&[
         "stats",
         "--db",
         &dbs,
         "--json",
         "--since",
         "2005-07-04 09:50",
-    ]));
+    ])
+    .json_rows();
     let n = part[0]["messages"].as_u64().unwrap();
     assert!(n > 0 && n < total, "{n}");
-    let text = String::from_utf8(run(&["stats", "--db", &dbs]).stdout).unwrap();
+    let text = run(&["stats", "--db", &dbs]).stdout();
     assert!(text.contains("REGISTER 18"), "{text}");
     assert!(text.contains("ASR 0.0 %"), "{text}");
 }
 
 #[test]
 fn stats_reports_hep_mirrors_dropped_at_index_time() {
-    let tmp = tempfile::tempdir().unwrap();
-    let db = tmp.path().join("db");
-    let f = testdata("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
-    index(&db, &[&f]);
+    let (_tmp, db) = db_of("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
     let catalog: Value =
         serde_json::from_slice(&std::fs::read(db.join("catalog.json")).unwrap()).unwrap();
     let mirrors = catalog["files"][0]["hep_mirrors"].as_u64().unwrap();
     assert!(mirrors > 0);
-    let t = json_lines(&run(&["stats", "--db", &db_arg(&db), "--json"]));
+    let t = run(&["stats", "--db", &db_arg(&db), "--json"]).json_rows();
     assert_eq!(t[0]["hep_mirrors"].as_u64(), Some(mirrors));
 }
 
 #[test]
 fn a_missing_db_is_an_error_naming_it_and_an_empty_one_matches_nothing() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let missing = tmp.path().join("nope.db");
     let m = db_arg(&missing);
     for cmd in ["search", "calls", "stats"] {
-        let o = bin().args([cmd, "--db", &m]).output().unwrap();
-        assert_eq!(o.status.code(), Some(2), "{cmd}");
-        let err = String::from_utf8_lossy(&o.stderr);
+        let o = sipidx().args([cmd, "--db", &m]).code(2);
+        let err = o.stderr();
         assert!(err.contains(&m) && err.contains("sipidx index"), "{err}");
-        assert!(o.stdout.is_empty());
+        assert!(o.stdout().is_empty());
     }
     // $SIPIDX_DB names the DB when --db is not given.
-    let o = bin()
-        .arg("calls")
-        .env("SIPIDX_DB", &missing)
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains(&m));
+    let o = sipidx().arg("calls").env("SIPIDX_DB", &missing).code(2);
+    assert!(o.stderr().contains(&m));
     // A DB over a capture without SIP: nothing matches, exit 1, no error.
     let empty = tmp.path().join("empty.db");
     index(&empty, &[&testdata("corpus/vlan-http-nosip.pcap")]);
@@ -660,11 +598,7 @@ fn a_missing_db_is_an_error_naming_it_and_an_empty_one_matches_nothing() {
         vec!["calls", "--db", &e, "--json"],
         vec!["stats", "--db", &e, "--json"],
     ] {
-        let o = bin().args(&args).output().unwrap();
-        assert_eq!(o.status.code(), Some(1), "{args:?}");
-        assert!(
-            !String::from_utf8_lossy(&o.stderr).contains("error"),
-            "{args:?}"
-        );
+        let o = sipidx().args(&args).code(1);
+        assert!(!o.stderr().contains("error"), "{args:?}");
     }
 }

@@ -132,6 +132,18 @@ pub(crate) fn split_at_first(s: &[u8], f: impl Fn(u8) -> bool) -> (&[u8], &[u8])
     }
 }
 
+/// Without trailing SP/HT.
+pub(crate) fn trim_end_ws(s: &[u8]) -> &[u8] {
+    let end = s.iter().rposition(|&b| !is_ws(b)).map_or(0, |p| p + 1);
+    &s[..end]
+}
+
+/// Without leading SP/HT.
+pub(crate) fn trim_start_ws(s: &[u8]) -> &[u8] {
+    let start = s.iter().position(|&b| !is_ws(b)).unwrap_or(s.len());
+    &s[start..]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,81 +1,29 @@
 //! One message seen twice: HEP mirrors and SPAN duplicates, through the real binary and through the
 //! library's decode → dedup pipeline, on the crafted captures (expected figures from MANIFEST.json).
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
 
 use serde_json::Value;
 use sipidx::decode::{DecodeConfig, Decoder, DedupConfig, Deduplicator, Verdict};
 use sipidx::source::open_capture;
 
+use crate::util::{
+    call_ids, corpus, crafted, manifest_call_ids, manifest_entry, pcap_records, sipidx, tempdir,
+    TestCommand,
+};
+
 const MIRROR: &str = "sip-udp-proxy-with-hep3-mirror.pcap";
 const SPAN: &str = "sip-rtp-span-duplicates.pcap";
 const HEP_ONLY: &str = "hep3-udp9060-call.pcap";
 
-fn crafted(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/crafted")
-        .join(name)
-}
-
-fn manifest(name: &str) -> Value {
-    let text = std::fs::read_to_string(crafted("MANIFEST.json")).unwrap();
-    let m: Value = serde_json::from_str(&text).unwrap();
-    m["files"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|f| f["name"] == name)
-        .unwrap_or_else(|| panic!("{name} not in MANIFEST.json"))
-        .clone()
-}
-
-fn run(args: &[&str], file: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-        .arg("grep")
-        .args(args)
-        .arg(file)
-        .output()
-        .expect("run sipidx")
-}
-
-fn rows(o: &Output) -> Vec<Value> {
-    assert!(
-        o.status.code() == Some(0),
-        "exit {:?}: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn call_ids(rows: &[Value]) -> BTreeMap<String, u64> {
-    let mut m = BTreeMap::new();
-    for r in rows {
-        *m.entry(r["call_id"].as_str().unwrap_or("").to_string())
-            .or_default() += 1;
-    }
-    m
-}
-
-fn manifest_call_ids(entry: &Value) -> BTreeMap<String, u64> {
-    entry["call_ids"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_u64().unwrap()))
-        .collect()
+/// `sipidx grep ARGS FILE`, to run.
+fn grep(args: &[&str], file: &Path) -> TestCommand {
+    let mut c = sipidx();
+    c.arg("grep").args(args).arg(file);
+    c
 }
 
 /// What identifies a message whatever file it was read from.
-fn message_keys(rows: &[Value]) -> Vec<String> {
+fn wire_keys(rows: &[Value]) -> Vec<String> {
     rows.iter()
         .map(|r| {
             [
@@ -89,20 +37,8 @@ fn message_keys(rows: &[Value]) -> Vec<String> {
         .collect()
 }
 
-/// A little-endian µs pcap as its global header and records (header + data).
-fn pcap_records(bytes: &[u8]) -> (Vec<u8>, Vec<(u64, Vec<u8>)>) {
-    assert_eq!(&bytes[..4], &[0xd4, 0xc3, 0xb2, 0xa1], "LE µs pcap");
-    let mut recs = Vec::new();
-    let mut off = 24;
-    while off + 16 <= bytes.len() {
-        let incl = u32::from_le_bytes(bytes[off + 8..off + 12].try_into().unwrap()) as usize;
-        recs.push((off as u64, bytes[off..off + 16 + incl].to_vec()));
-        off += 16 + incl;
-    }
-    (bytes[..24].to_vec(), recs)
-}
-
-fn write_pcap(path: &Path, header: &[u8], recs: &[Vec<u8>]) {
+/// Writes a pcap of `header` and whole records (record header + data).
+fn write_records(path: &Path, header: &[u8], recs: &[Vec<u8>]) {
     let mut out = header.to_vec();
     for r in recs {
         out.extend_from_slice(r);
@@ -112,7 +48,9 @@ fn write_pcap(path: &Path, header: &[u8], recs: &[Vec<u8>]) {
 
 /// Offsets of the HEP records, as `--keep-hep-mirrors` prints them.
 fn hep_offsets(file: &Path) -> Vec<u64> {
-    rows(&run(&["--json", "--keep-hep-mirrors"], file))
+    grep(&["--json", "--keep-hep-mirrors"], file)
+        .ok()
+        .json_rows()
         .iter()
         .filter(|r| r["encap"] == "hep")
         .map(|r| r["offset"].as_u64().unwrap())
@@ -121,9 +59,9 @@ fn hep_offsets(file: &Path) -> Vec<u64> {
 
 #[test]
 fn hep_mirrors_are_dropped_and_noted_on_the_raw_message() {
-    let m = manifest(MIRROR);
-    let o = run(&["--json"], &crafted(MIRROR));
-    let got = rows(&o);
+    let m = manifest_entry(MIRROR);
+    let o = grep(&["--json"], &crafted(MIRROR)).ok();
+    let got = o.json_rows();
     assert_eq!(got.len() as u64, m["dedup"]["sip_after"].as_u64().unwrap());
     for r in &got {
         assert_eq!(r["encap"], Value::Null, "the raw copy is the one kept: {r}");
@@ -132,12 +70,12 @@ fn hep_mirrors_are_dropped_and_noted_on_the_raw_message() {
     }
     let copies = m["dedup"]["hep_copies"].as_u64().unwrap();
     assert!(
-        stderr(&o).contains(&format!("dropped {copies} HEP mirrors")),
+        o.stderr()
+            .contains(&format!("dropped {copies} HEP mirrors")),
         "{}",
-        stderr(&o)
+        o.stderr()
     );
-    let text = run(&["--color", "never"], &crafted(MIRROR));
-    let text = String::from_utf8_lossy(&text.stdout);
+    let text = grep(&["--color", "never"], &crafted(MIRROR)).run().stdout();
     assert_eq!(
         text.matches("[mirrored hep-id=2001]").count() as u64,
         m["dedup"]["sip_after"].as_u64().unwrap()
@@ -146,8 +84,10 @@ fn hep_mirrors_are_dropped_and_noted_on_the_raw_message() {
 
 #[test]
 fn keep_hep_mirrors_prints_every_copy() {
-    let m = manifest(MIRROR);
-    let got = rows(&run(&["--json", "--keep-hep-mirrors"], &crafted(MIRROR)));
+    let m = manifest_entry(MIRROR);
+    let got = grep(&["--json", "--keep-hep-mirrors"], &crafted(MIRROR))
+        .ok()
+        .json_rows();
     assert_eq!(got.len() as u64, m["dedup"]["sip_before"].as_u64().unwrap());
     assert_eq!(call_ids(&got), manifest_call_ids(&m));
     assert!(got.iter().all(|r| r["mirrored_by_hep"].is_null()));
@@ -165,22 +105,26 @@ fn deduped_raw_and_mirror_equal_the_raw_call_alone() {
     let (header, recs) = pcap_records(&std::fs::read(&src).unwrap());
     let raw_only: Vec<Vec<u8>> = recs
         .into_iter()
-        .filter(|(off, _)| !heps.contains(off))
-        .map(|(_, r)| r)
+        .filter(|r| !heps.contains(&r.offset))
+        .map(|r| r.bytes)
         .collect();
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let raw_path = dir.path().join("raw-only.pcap");
-    write_pcap(&raw_path, &header, &raw_only);
+    write_records(&raw_path, &header, &raw_only);
 
-    let alone = rows(&run(&["--json"], &raw_path));
-    let deduped = rows(&run(&["--json"], &src));
-    assert_eq!(message_keys(&alone), message_keys(&deduped));
+    let alone = grep(&["--json"], &raw_path).ok().json_rows();
+    let deduped = grep(&["--json"], &src).ok().json_rows();
+    assert_eq!(wire_keys(&alone), wire_keys(&deduped));
     assert_eq!(call_ids(&alone), call_ids(&deduped));
     assert!(alone.iter().all(|r| r["mirrored_by_hep"].is_null()));
     // And the dialog view agrees too.
-    let a = rows(&run(&["--json", "-G", "--method", "BYE"], &raw_path));
-    let b = rows(&run(&["--json", "-G", "--method", "BYE"], &src));
-    assert_eq!(message_keys(&a), message_keys(&b));
+    let a = grep(&["--json", "-G", "--method", "BYE"], &raw_path)
+        .ok()
+        .json_rows();
+    let b = grep(&["--json", "-G", "--method", "BYE"], &src)
+        .ok()
+        .json_rows();
+    assert_eq!(wire_keys(&a), wire_keys(&b));
 }
 
 #[test]
@@ -189,11 +133,11 @@ fn hep_copy_captured_before_its_raw_message_is_dropped_for_it() {
     let src = crafted(MIRROR);
     let heps = hep_offsets(&src);
     let (header, recs) = pcap_records(&std::fs::read(&src).unwrap());
-    let mut swapped: Vec<Vec<u8>> = recs.iter().map(|(_, r)| r.clone()).collect();
+    let mut swapped: Vec<Vec<u8>> = recs.iter().map(|r| r.bytes.clone()).collect();
     let mut pairs = 0;
     for i in 1..recs.len() {
-        if heps.contains(&recs[i].0) && !heps.contains(&recs[i - 1].0) {
-            let (raw, hep) = (&recs[i - 1].1, &recs[i].1);
+        if heps.contains(&recs[i].offset) && !heps.contains(&recs[i - 1].offset) {
+            let (raw, hep) = (&recs[i - 1].bytes, &recs[i].bytes);
             // Swap the bodies, keep the record times in order.
             let mut first = hep.clone();
             first[..8].copy_from_slice(&raw[..8]);
@@ -205,12 +149,12 @@ fn hep_copy_captured_before_its_raw_message_is_dropped_for_it() {
         }
     }
     assert_eq!(pairs, heps.len());
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let path = dir.path().join("hep-first.pcap");
-    write_pcap(&path, &header, &swapped);
+    write_records(&path, &header, &swapped);
 
-    let got = rows(&run(&["--json"], &path));
-    let expected = rows(&run(&["--json"], &src));
+    let got = grep(&["--json"], &path).ok().json_rows();
+    let expected = grep(&["--json"], &src).ok().json_rows();
     assert_eq!(got.len(), expected.len());
     assert!(got
         .iter()
@@ -228,20 +172,20 @@ fn hep_copy_captured_before_its_raw_message_is_dropped_for_it() {
 
 #[test]
 fn hep_only_capture_still_gives_the_call() {
-    let m = manifest(HEP_ONLY);
-    let o = run(&["--json"], &crafted(HEP_ONLY));
-    let got = rows(&o);
+    let m = manifest_entry(HEP_ONLY);
+    let o = grep(&["--json"], &crafted(HEP_ONLY)).ok();
+    let got = o.json_rows();
     assert_eq!(call_ids(&got), manifest_call_ids(&m));
     assert!(got
         .iter()
         .all(|r| r["encap"] == "hep" && r["mirrored_by_hep"].is_null()));
-    assert!(!stderr(&o).contains("dropped"), "{}", stderr(&o));
+    assert!(!o.stderr().contains("dropped"), "{}", o.stderr());
 }
 
 #[test]
 fn span_duplicates_dropped_with_dedup_and_the_retransmission_kept() {
-    let m = manifest(SPAN);
-    let plain = rows(&run(&["--json"], &crafted(SPAN)));
+    let m = manifest_entry(SPAN);
+    let plain = grep(&["--json"], &crafted(SPAN)).ok().json_rows();
     assert_eq!(
         plain.len() as u64,
         m["dedup"]["sip_before"].as_u64().unwrap()
@@ -251,14 +195,15 @@ fn span_duplicates_dropped_with_dedup_and_the_retransmission_kept() {
         m["tshark"]["sip_messages"].as_u64().unwrap()
     );
 
-    let o = run(&["--json", "--dedup"], &crafted(SPAN));
-    let got = rows(&o);
+    let o = grep(&["--json", "--dedup"], &crafted(SPAN)).ok();
+    let got = o.json_rows();
     assert_eq!(got.len() as u64, m["dedup"]["sip_after"].as_u64().unwrap());
     let dropped = plain.len() - got.len();
     assert!(
-        stderr(&o).contains(&format!("dropped {dropped} SPAN duplicates")),
+        o.stderr()
+            .contains(&format!("dropped {dropped} SPAN duplicates")),
         "{}",
-        stderr(&o)
+        o.stderr()
     );
     // The genuine retransmission: the same 200 OK (INVITE) twice, at least T1 apart.
     let ok_invite: Vec<&Value> = got
@@ -277,7 +222,7 @@ fn span_duplicates_dropped_with_dedup_and_the_retransmission_kept() {
     };
     assert!(t(ok_invite[1]) - t(ok_invite[0]) >= 500_000_000);
     // No copy 20 µs apart survives.
-    let keys = message_keys(&got);
+    let keys = wire_keys(&got);
     let mut unique = keys.clone();
     unique.dedup();
     assert_eq!(keys, unique);
@@ -285,16 +230,15 @@ fn span_duplicates_dropped_with_dedup_and_the_retransmission_kept() {
 
 #[test]
 fn a_dedup_window_reaching_t1_is_refused() {
-    let o = run(&["--dedup", "--dedup-window", "500ms"], &crafted(SPAN));
-    assert_eq!(o.status.code(), Some(2));
-    assert!(stderr(&o).contains("T1"), "{}", stderr(&o));
+    let o = grep(&["--dedup", "--dedup-window", "500ms"], &crafted(SPAN)).code(2);
+    assert!(o.stderr().contains("T1"), "{}", o.stderr());
 }
 
 #[test]
 fn engine_drops_rtp_span_duplicates_per_flow() {
-    let m = manifest(SPAN);
+    let m = manifest_entry(SPAN);
     let mut reader = open_capture(&crafted(SPAN), 0).unwrap();
-    let mut decoder = Decoder::new(DecodeConfig::default());
+    let mut decoder = Decoder::new(DecodeConfig::new(sipidx::sip::stream_start));
     let mut dedup = Deduplicator::new(DedupConfig {
         span: true,
         ..DedupConfig::default()
@@ -345,9 +289,9 @@ fn engine_drops_rtp_span_duplicates_per_flow() {
 
 #[test]
 fn engine_pairs_every_hep_copy_with_its_raw_message() {
-    let m = manifest(MIRROR);
+    let m = manifest_entry(MIRROR);
     let mut reader = open_capture(&crafted(MIRROR), 0).unwrap();
-    let mut decoder = Decoder::new(DecodeConfig::default());
+    let mut decoder = Decoder::new(DecodeConfig::new(sipidx::sip::stream_start));
     let mut dedup = Deduplicator::new(DedupConfig::default());
     let mut mirrored_seqs = Vec::new();
     while let Some(packet) = reader.next_packet().unwrap() {
@@ -367,11 +311,10 @@ fn engine_pairs_every_hep_copy_with_its_raw_message() {
 fn real_span_duplicates_in_a_public_capture_each_follow_their_original_within_the_window() {
     // This public capture was taken on a SPAN port that saw some legs twice (e.g. frames 24 and 26,
     // the same INVITE 1.4 ms apart on 10.35.40.25 -> 10.35.40.200).
-    let file = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/corpus/sip-rtp-t38-fax-488-options.pcap");
-    let plain = rows(&run(&["--json"], &file));
-    let o = run(&["--json", "--dedup"], &file);
-    let deduped = rows(&o);
+    let file = corpus("sip-rtp-t38-fax-488-options.pcap");
+    let plain = grep(&["--json"], &file).ok().json_rows();
+    let o = grep(&["--json", "--dedup"], &file).ok();
+    let deduped = o.json_rows();
     let kept: std::collections::HashSet<u64> = deduped
         .iter()
         .map(|r| r["offset"].as_u64().unwrap())
@@ -382,8 +325,7 @@ fn real_span_duplicates_in_a_public_capture_each_follow_their_original_within_th
             .timestamp_nanos_opt()
             .unwrap()
     };
-    let key =
-        |r: &Value| message_keys(std::slice::from_ref(r))[0].replace(&r["ts"].to_string(), "");
+    let key = |r: &Value| wire_keys(std::slice::from_ref(r))[0].replace(&r["ts"].to_string(), "");
     let mut dropped = 0;
     for (i, r) in plain.iter().enumerate() {
         if kept.contains(&r["offset"].as_u64().unwrap()) {
@@ -399,5 +341,7 @@ fn real_span_duplicates_in_a_public_capture_each_follow_their_original_within_th
     }
     assert!(dropped > 0);
     assert_eq!(deduped.len() + dropped, plain.len());
-    assert!(stderr(&o).contains(&format!("dropped {dropped} SPAN duplicates")));
+    assert!(o
+        .stderr()
+        .contains(&format!("dropped {dropped} SPAN duplicates")));
 }

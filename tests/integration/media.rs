@@ -4,69 +4,27 @@
 //! reports landing in their tables; `sipidx quality`.
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
-mod common;
-
-use common::split;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use serde_json::Value;
 use sipidx::source::PcapWriter;
 use sipidx::store::parquet::{for_each_row, read_dialogs, DayRange, DialogFilter};
 use sipidx::store::record::{QosReportRecord, RtcpReportRecord};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-}
+use crate::util::{index_with, sipidx, split, tempdir, testdata, TestCommand};
 
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
-}
-
-fn index(db: &Path, paths: &[&Path], extra: &[&str]) -> Output {
-    let mut c = bin();
-    c.arg("index")
-        .arg("--db")
-        .arg(db)
-        .args(["--settle", "0s", "--quiet"]);
-    c.args(extra);
-    c.args(paths);
-    let o = c.output().expect("run sipidx index");
-    assert!(
-        o.status.code() == Some(0),
-        "index failed: {:?} {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
-
-fn run(db: &Path, args: &[&str]) -> Output {
-    bin()
-        .args(args)
-        .arg("--db")
-        .arg(db)
-        .output()
-        .expect("run sipidx")
+/// `sipidx ARGS --db DB`, to run.
+fn db_cmd(db: &Path, args: &[&str]) -> TestCommand {
+    let mut c = sipidx();
+    c.args(args).arg("--db").arg(db);
+    c
 }
 
 /// `sipidx streams --json` rows (all streams unless `extra` filters).
 fn streams(db: &Path, extra: &[&str]) -> Vec<Value> {
     let mut args = vec!["streams", "--json"];
     args.extend_from_slice(extra);
-    let o = run(db, &args);
-    assert!(
-        matches!(o.status.code(), Some(0) | Some(1)),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+    db_cmd(db, &args).code_in(&[0, 1]).json_rows()
 }
 
 /// One tshark row: (src, sport, dst, dport, ssrc) → (packets, lost, max delta, max jitter,
@@ -109,9 +67,9 @@ fn oracle(path: &Path) -> Vec<OracleRow> {
 /// Index `capture` alone and compare `streams --json` with its oracle; `skip` names SSRCs left
 /// out with a reason at the call site.
 fn agrees_with_tshark(capture: &str, oracle_file: &str, skip: &[u32]) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
-    index(&db, &[&testdata(capture)], &[]);
+    index_with(&db, &[&testdata(capture)], &[]);
     let ours: Vec<Value> = streams(&db, &[])
         .into_iter()
         .filter(|s| !skip.contains(&(s["ssrc"].as_u64().unwrap() as u32)))
@@ -226,7 +184,7 @@ oracle_case!(
 /// Every other corpus capture: tshark finds no RTP stream, nor must we.
 #[test]
 fn tshark_no_streams_elsewhere_in_the_corpus() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let with_rtp = [
         "sip-rtp-single-call.pcap",
         "rtp-only-g711a.pcap",
@@ -251,7 +209,7 @@ fn tshark_no_streams_elsewhere_in_the_corpus() {
     assert!(files.len() > 25);
     let refs: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
     let db = tmp.path().join("db");
-    index(&db, &refs, &[]);
+    index_with(&db, &refs, &[]);
     assert_eq!(streams(&db, &[]), Vec::<Value>::new());
 }
 
@@ -495,11 +453,11 @@ fn rtcp_rows(db: &Path) -> Vec<RtcpReportRecord> {
 
 #[test]
 fn crafted_call_reports_land_in_their_tables() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let cap = tmp.path().join("call.pcap");
     write_pcap(&cap, &crafted_call());
     let db = tmp.path().join("db");
-    index(&db, &[&cap], &[]);
+    index_with(&db, &[&cap], &[]);
 
     let s = streams(&db, &["--call-id", CALL]);
     assert_eq!(s.len(), 2, "{s:#?}");
@@ -603,16 +561,14 @@ fn crafted_call_reports_land_in_their_tables() {
     let calls = |extra: &[&str]| {
         let mut args = vec!["calls", "--json"];
         args.extend_from_slice(extra);
-        String::from_utf8(run(&db, &args).stdout).unwrap()
+        db_cmd(&db, &args).run().stdout()
     };
     assert!(calls(&["--min-loss", "1.5", "--max-mos", "4.5"]).contains(CALL));
     assert!(!calls(&["--min-loss", "2.5"]).contains(CALL));
     assert!(!calls(&["--max-mos", "1.0"]).contains(CALL));
 
     // quality: both directions, the reports side by side
-    let o = run(&db, &["quality", CALL, "--explain"]);
-    assert_eq!(o.status.code(), Some(0));
-    let text = String::from_utf8(o.stdout).unwrap();
+    let text = db_cmd(&db, &["quality", CALL, "--explain"]).ok().stdout();
     for want in [
         "RTCP SR",
         "RTCP-XR",
@@ -624,12 +580,7 @@ fn crafted_call_reports_land_in_their_tables() {
     ] {
         assert!(text.contains(want), "quality lacks {want:?}:\n{text}");
     }
-    let o = run(&db, &["quality", CALL, "--json"]);
-    let rows: Vec<Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let rows = db_cmd(&db, &["quality", CALL, "--json"]).run().json_rows();
     let st: Vec<&Value> = rows.iter().filter(|r| r["type"] == "stream").collect();
     assert_eq!(st.len(), 2);
     let sources = |ssrc: u32| -> Vec<String> {
@@ -686,7 +637,7 @@ fn report_sets(db: &Path) -> (Vec<String>, Vec<String>) {
 
 #[test]
 fn split_ring_files_and_runs_give_the_same_streams_as_the_whole() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let crafted = tmp.path().join("crafted.pcap");
     write_pcap(&crafted, &crafted_call());
     for (name, cap) in [
@@ -701,10 +652,10 @@ fn split_ring_files_and_runs_give_the_same_streams_as_the_whole() {
         let whole = tmp.path().join(format!("{name}-whole.db"));
         let split_db = tmp.path().join(format!("{name}-split.db"));
         let runs = tmp.path().join(format!("{name}-runs.db"));
-        index(&whole, &[&cap], &["-j", "1"]);
-        index(&split_db, &[&ring], &["-j", "2", "--batch-files", "1"]);
-        index(&runs, &[&files[0], &files[1]], &[]);
-        index(&runs, &[&files[2]], &[]);
+        index_with(&whole, &[&cap], &["-j", "1"]);
+        index_with(&split_db, &[&ring], &["-j", "2", "--batch-files", "1"]);
+        index_with(&runs, &[&files[0], &files[1]], &[]);
+        index_with(&runs, &[&files[2]], &[]);
         let want = stream_map(&whole);
         assert!(!want.is_empty());
         assert_eq!(
@@ -730,7 +681,7 @@ fn split_ring_files_and_runs_give_the_same_streams_as_the_whole() {
 /// ones in a later run: the dialog's media summary covers the streams of both runs.
 #[test]
 fn a_call_summary_covers_streams_closed_in_an_earlier_run() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let ms = 1_000_000i64;
     let s = 1_000 * ms;
     // file 1: the crafted call (A→B loses 2 of 100), then other traffic 11 minutes later, so
@@ -785,9 +736,9 @@ fn a_call_summary_covers_streams_closed_in_an_earlier_run() {
     write_pcap(&f1, &first);
     write_pcap(&f2, &second);
     let (whole, runs) = (tmp.path().join("whole"), tmp.path().join("runs"));
-    index(&whole, &[&f1, &f2], &[]);
-    index(&runs, &[&f1], &[]);
-    index(&runs, &[&f2], &[]);
+    index_with(&whole, &[&f1, &f2], &[]);
+    index_with(&runs, &[&f1], &[]);
+    index_with(&runs, &[&f2], &[]);
     let media = |db: &Path| {
         read_dialogs(db, &DialogFilter::default())
             .unwrap()
@@ -804,12 +755,12 @@ fn a_call_summary_covers_streams_closed_in_an_earlier_run() {
 
 #[test]
 fn thread_count_does_not_change_streams_or_reports() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
     let corpus = testdata("corpus");
     let rtp = testdata("rtp");
-    index(&a, &[&corpus, &rtp], &["-j", "1"]);
-    index(&b, &[&corpus, &rtp], &["-j", "2", "--batch-files", "3"]);
+    index_with(&a, &[&corpus, &rtp], &["-j", "1"]);
+    index_with(&b, &[&corpus, &rtp], &["-j", "2", "--batch-files", "3"]);
     let sa = stream_map(&a);
     assert!(sa.len() > 100);
     assert_eq!(stream_map(&b), sa);
@@ -818,12 +769,10 @@ fn thread_count_does_not_change_streams_or_reports() {
 
 #[test]
 fn quality_on_the_public_single_call() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
-    index(&db, &[&testdata("corpus/sip-rtp-single-call.pcap")], &[]);
-    let o = run(&db, &["quality", "1-7879@127.0.0.1"]);
-    assert_eq!(o.status.code(), Some(0));
-    let text = String::from_utf8(o.stdout).unwrap();
+    index_with(&db, &[&testdata("corpus/sip-rtp-single-call.pcap")], &[]);
+    let text = db_cmd(&db, &["quality", "1-7879@127.0.0.1"]).ok().stdout();
     assert!(
         text.contains("127.0.0.1:6001 -> 127.0.0.1:6000  SSRC 0xFEBD6340  PCMU (PT 0)"),
         "{text}"
@@ -831,11 +780,10 @@ fn quality_on_the_public_single_call() {
     assert!(text.contains("97.080"), "max delta as tshark: {text}");
     assert!(text.contains("8.162") && text.contains("0.562"), "{text}");
     assert!(text.contains("jitter/1s"), "{text}");
-    let o = run(&db, &["quality", "no-such-call"]);
-    assert_eq!(o.status.code(), Some(1));
+    db_cmd(&db, &["quality", "no-such-call"]).code(1);
     // the metrics switch: RFC 3550 A.8 jitter differs from Wireshark's, counts agree here
     let db2 = tmp.path().join("db2");
-    index(
+    index_with(
         &db2,
         &[&testdata("corpus/sip-rtp-single-call.pcap")],
         &["--metrics", "rfc3550"],
@@ -852,11 +800,11 @@ fn quality_on_the_public_single_call() {
 /// Wireshark), never loss; with --dedup they are dropped and counted per stream.
 #[test]
 fn span_duplicates_are_duplicates_not_loss_and_dedup_counts_them_per_stream() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let f = testdata("crafted/sip-rtp-span-duplicates.pcap");
     let (plain, dedup) = (tmp.path().join("plain"), tmp.path().join("dedup"));
-    index(&plain, &[&f], &[]);
-    index(&dedup, &[&f], &["--dedup"]);
+    index_with(&plain, &[&f], &[]);
+    index_with(&dedup, &[&f], &["--dedup"]);
     let a = streams(&plain, &[]);
     let b = streams(&dedup, &[]);
     assert_eq!(a.len(), 2);
@@ -880,13 +828,13 @@ fn span_duplicates_are_duplicates_not_loss_and_dedup_counts_them_per_stream() {
 
 #[test]
 fn no_media_indexes_sip_only_and_leaves_stored_streams_alone() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let crafted = tmp.path().join("crafted.pcap");
     write_pcap(&crafted, &crafted_call());
     let full = tmp.path().join("full.db");
     let sip_only = tmp.path().join("sip-only.db");
-    index(&full, &[&crafted], &[]);
-    index(&sip_only, &[&crafted], &["--no-media"]);
+    index_with(&full, &[&crafted], &[]);
+    index_with(&sip_only, &[&crafted], &["--no-media"]);
     assert!(!stream_map(&full).is_empty() && !rtcp_rows(&full).is_empty());
     assert!(stream_map(&sip_only).is_empty());
     assert!(rtcp_rows(&sip_only).is_empty() && qos_rows(&sip_only).is_empty());
@@ -905,10 +853,10 @@ fn no_media_indexes_sip_only_and_leaves_stored_streams_alone() {
     std::fs::create_dir(&ring).unwrap();
     let files = split(&testdata("corpus/sip-rtp-single-call.pcap"), &ring, 3);
     let mixed = tmp.path().join("mixed.db");
-    index(&mixed, &[&files[0]], &[]);
+    index_with(&mixed, &[&files[0]], &[]);
     let before = stream_map(&mixed);
     assert!(!before.is_empty());
-    index(&mixed, &[&files[1], &files[2]], &["--no-media"]);
+    index_with(&mixed, &[&files[1], &files[2]], &["--no-media"]);
     assert_eq!(stream_map(&mixed), before);
 }
 
@@ -961,7 +909,7 @@ fn write_pcapng_with_drops(path: &Path, packets: &[(i64, Vec<u8>)], ifdrop: u64)
 #[test]
 fn loss_while_the_capturer_dropped_is_counted_apart_from_network_loss() {
     let ms = 1_000_000i64;
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let (mut first, mut second) = (Vec::new(), Vec::new());
     // Stream 0xA runs over two ring files: the first (no drops) misses seq 20-21 at 0.4 s, the
     // second (whose capturer dropped 7 packets) misses seq 150 at 3 s. Stream 0xB lives in the
@@ -985,7 +933,7 @@ fn loss_while_the_capturer_dropped_is_counted_apart_from_network_loss() {
     write_pcap(&f1, &first);
     write_pcapng_with_drops(&f2, &second, 7);
     let db = tmp.path().join("db");
-    index(&db, &[&f1, &f2], &[]);
+    index_with(&db, &[&f1, &f2], &[]);
 
     let s = streams(&db, &[]);
     let by_ssrc = |ssrc: u32| s.iter().find(|x| x["ssrc"] == ssrc).unwrap().clone();
@@ -1005,8 +953,8 @@ fn loss_while_the_capturer_dropped_is_counted_apart_from_network_loss() {
 
     // The same figures when the files come in two runs (the counts are carried in the state).
     let db2 = tmp.path().join("db2");
-    index(&db2, &[&f1], &[]);
-    index(&db2, &[&f1, &f2], &[]);
+    index_with(&db2, &[&f1], &[]);
+    index_with(&db2, &[&f1, &f2], &[]);
     let again = streams(&db2, &[]);
     let a = again.iter().find(|x| x["ssrc"] == 0xA).unwrap();
     assert_eq!(
@@ -1055,8 +1003,7 @@ fn a_ring_file_found_late_is_folded_into_the_carried_stream() {
     let db = tmp.path().join("db");
     let runs = |files: &[&PathBuf]| -> Value {
         let paths: Vec<&Path> = files.iter().map(|p| p.as_path()).collect();
-        let o = index(&db, &paths, &["--json"]);
-        serde_json::from_slice(&o.stdout).unwrap()
+        index_with(&db, &paths, &["--json"]).json()
     };
     // ring-1 arrives after ring-2 was indexed: it starts before what media already analysed,
     // so the media from the stream's start (ring-0) on is analysed again, ring-1 in its place
@@ -1076,24 +1023,23 @@ fn a_ring_file_found_late_is_folded_into_the_carried_stream() {
 
 #[test]
 fn a_late_ring_file_whose_successor_is_gone_is_analysed_apart_with_a_warning() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let rings = one_stream_over_four_ring_files(tmp.path());
     let db = tmp.path().join("db");
-    index(&db, &[&rings[0], &rings[2]], &[]);
+    index_with(&db, &[&rings[0], &rings[2]], &[]);
     // ring-2 is rotated away before ring-1 arrives: the media after ring-1 cannot be analysed
     // again, so ring-1 is analysed on its own and the stored stream stays as it was
     std::fs::remove_file(&rings[2]).unwrap();
-    let o = bin()
+    // not --quiet: the warning on stderr is part of what is checked
+    let o = sipidx()
         .args(["index", "--json", "--settle", "0s", "--db"])
         .arg(&db)
         .arg(&rings[1])
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    let late: Value = serde_json::from_slice(&o.stdout).unwrap();
+        .ok();
+    let late = o.json();
     assert_eq!(late["media_files_out_of_order"], 1, "{late}");
     assert_eq!(late["media_refold_missing"], 1, "{late}");
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = o.stderr();
     assert!(stderr.contains("gone or rewritten"), "{stderr}");
     // the late file's packets are a stream of their own, the stored one untouched by it, its
     // gap being ring-1's 100 packets
@@ -1102,29 +1048,25 @@ fn a_late_ring_file_whose_successor_is_gone_is_analysed_apart_with_a_warning() {
 
 #[test]
 fn streams_take_the_row_flags_of_calls_and_print_all_by_default() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
     let pt = testdata("rtp/rtp-pt-survey.pcap");
-    index(&db, &[&pt], &[]);
+    index_with(&db, &[&pt], &[]);
     let all = streams(&db, &[]);
     assert!(all.len() > 100, "{} streams", all.len());
     assert_eq!(streams(&db, &["--limit", "0"]), all);
-    let o = run(&db, &["streams", "--json", "--limit", "3"]);
-    assert_eq!(o.status.code(), Some(0));
-    let first: Vec<Value> = String::from_utf8(o.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let o = db_cmd(&db, &["streams", "--json", "--limit", "3"]).ok();
+    let first = o.json_rows();
     assert_eq!(first, all[..3]);
-    let note = String::from_utf8_lossy(&o.stderr);
+    let note = o.stderr();
     assert!(
         note.contains(&format!("showing 3 of {} matching streams", all.len())),
         "{note}"
     );
     // CSV: the header, then one line per stream.
-    let o = run(&db, &["streams", "--csv", "--limit", "2"]);
-    let text = String::from_utf8(o.stdout).unwrap();
+    let text = db_cmd(&db, &["streams", "--csv", "--limit", "2"])
+        .ok()
+        .stdout();
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3);
     assert!(
@@ -1133,21 +1075,21 @@ fn streams_take_the_row_flags_of_calls_and_print_all_by_default() {
         lines[0]
     );
     // Colour reaches the header only when asked for.
-    let plain = run(&db, &["streams", "--color", "never", "--limit", "1"]);
-    assert!(!plain.stdout.contains(&0x1b));
-    let coloured = run(&db, &["streams", "--color", "always", "--limit", "1"]);
-    assert!(coloured.stdout.starts_with(b"\x1b["));
+    let plain = db_cmd(&db, &["streams", "--color", "never", "--limit", "1"]).ok();
+    assert!(!plain.stdout_bytes().contains(&0x1b));
+    let coloured = db_cmd(&db, &["streams", "--color", "always", "--limit", "1"]).ok();
+    assert!(coloured.stdout_bytes().starts_with(b"\x1b["));
 }
 
 #[test]
 fn stats_csv_has_one_row_per_bucket_and_the_total() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
     let call = testdata("corpus/sip-rtp-single-call.pcap");
-    index(&db, &[&call], &[]);
-    let o = run(&db, &["stats", "--csv", "--by", "hour"]);
-    assert_eq!(o.status.code(), Some(0));
-    let text = String::from_utf8(o.stdout).unwrap();
+    index_with(&db, &[&call], &[]);
+    let text = db_cmd(&db, &["stats", "--csv", "--by", "hour"])
+        .ok()
+        .stdout();
     let mut r = csv::Reader::from_reader(text.as_bytes());
     let header = r.headers().unwrap().clone();
     assert_eq!(&header[0], "type");
@@ -1155,15 +1097,8 @@ fn stats_csv_has_one_row_per_bucket_and_the_total() {
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
     assert_eq!(rows.last().unwrap().get(0), Some("total"));
     assert!(rows.len() >= 2);
-    let json = run(&db, &["stats", "--json", "--by", "hour"]);
-    let last: Value = serde_json::from_str(
-        String::from_utf8(json.stdout)
-            .unwrap()
-            .lines()
-            .last()
-            .unwrap(),
-    )
-    .unwrap();
+    let json = db_cmd(&db, &["stats", "--json", "--by", "hour"]).ok();
+    let last = json.json_rows().pop().unwrap();
     assert_eq!(
         rows.last().unwrap().get(3),
         Some(last["messages"].to_string().as_str())

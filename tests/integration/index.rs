@@ -1,57 +1,21 @@
 //! Integration tests of `sipidx index`: idempotence, crash safety under SIGKILL, independence from
 //! file splitting and thread count, the lock, and the tables read by an independent reader.
 use std::collections::BTreeMap;
-mod common;
-
-use common::split;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sipidx::source::{open_capture, PcapWriter};
 use sipidx::store::parquet::{read_dialogs, read_messages, DialogFilter};
 use sipidx::store::record::DialogRecord;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
-}
-
-fn index(db: &Path, paths: &[&Path], extra: &[&str]) -> Output {
-    let mut c = bin();
-    c.arg("index")
-        .arg("--db")
-        .arg(db)
-        .args(["--settle", "0s", "--quiet"]);
-    c.args(extra);
-    for p in paths {
-        c.arg(p);
-    }
-    let o = c.output().expect("run sipidx index");
-    assert!(
-        o.status.code() == Some(0),
-        "index failed: {:?} {}",
-        o.status,
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
-}
+use crate::util::{index_cmd, index_with, sipidx, split, tempdir, testdata, tool, verify};
 
 /// `sipidx verify --json`: exit status and the (type, check) of every finding.
-fn verify(db: &Path) -> (Option<i32>, Vec<(String, String)>) {
-    let o = bin()
-        .args(["verify", "--json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    let found = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+fn findings(db: &Path) -> (Option<i32>, Vec<(String, String)>) {
+    let (code, rows) = verify(db);
+    let found = rows
+        .iter()
         .filter(|v| v["type"] != "summary")
         .map(|v| {
             (
@@ -60,13 +24,13 @@ fn verify(db: &Path) -> (Option<i32>, Vec<(String, String)>) {
             )
         })
         .collect();
-    (o.status.code(), found)
+    (code, found)
 }
 
 /// After a SIGKILL at `delay`: whatever the moment, `verify` may find only the traces of an
 /// interrupted run, which the next run completes or rolls back. True when it found any.
 fn verify_after_kill(db: &Path, delay: Duration) -> bool {
-    let (code, found) = verify(db);
+    let (code, found) = findings(db);
     assert!(code == Some(0) || code == Some(1), "{found:?}");
     let unexpected: Vec<_> = found
         .iter()
@@ -127,15 +91,13 @@ const CAPTURES: &[&str] = &[
 
 #[test]
 fn indexing_a_directory_twice_adds_nothing_the_second_time() {
-    let db = tempfile::tempdir().unwrap();
+    let db = tempdir();
     let corpus = testdata("corpus");
-    let o = index(db.path(), &[&corpus], &["--json"]);
-    let first: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let first = index_with(db.path(), &[&corpus], &["--json"]).json();
     assert!(first["files_indexed"].as_u64().unwrap() >= 39);
     let (m1, d1) = (messages(db.path()), dialogs(db.path()));
     assert!(m1.len() > 300);
-    let o = index(db.path(), &[&corpus], &["--json"]);
-    let second: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let second = index_with(db.path(), &[&corpus], &["--json"]).json();
     assert_eq!(second["files_indexed"], 0);
     assert_eq!(second["files_known"], first["files_indexed"]);
     assert_eq!(messages(db.path()), m1);
@@ -144,7 +106,7 @@ fn indexing_a_directory_twice_adds_nothing_the_second_time() {
 
 #[test]
 fn a_capture_split_into_ring_files_indexes_like_the_whole() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let whole_db = tmp.path().join("whole.db");
     let split_db = tmp.path().join("split.db");
     let runs_db = tmp.path().join("runs.db");
@@ -156,11 +118,11 @@ fn a_capture_split_into_ring_files_indexes_like_the_whole() {
     }
     let whole: Vec<PathBuf> = CAPTURES.iter().map(|c| testdata(c)).collect();
     let whole_refs: Vec<&Path> = whole.iter().map(|p| p.as_path()).collect();
-    index(&whole_db, &whole_refs, &["-j", "1"]);
-    index(&split_db, &[&ring], &["-j", "2"]);
+    index_with(&whole_db, &whole_refs, &["-j", "1"]);
+    index_with(&split_db, &[&ring], &["-j", "2"]);
     // one scan worker builds each file's pre-roll beside its predecessor's scan; two replay it
     let lone_db = tmp.path().join("lone.db");
-    index(&lone_db, &[&ring], &["-j", "1"]);
+    index_with(&lone_db, &[&ring], &["-j", "1"]);
     assert_eq!(file_counts(&lone_db), file_counts(&split_db));
     assert_eq!(messages(&lone_db), messages(&whole_db));
     assert_eq!(dialogs(&lone_db), dialogs(&whole_db));
@@ -175,7 +137,7 @@ fn a_capture_split_into_ring_files_indexes_like_the_whole() {
     // the same ring files indexed in three runs, newest first
     for chunk in files.chunks(files.len().div_ceil(3)).rev() {
         let refs: Vec<&Path> = chunk.iter().map(|p| p.as_path()).collect();
-        index(&runs_db, &refs, &[]);
+        index_with(&runs_db, &refs, &[]);
     }
     let want = dialogs(&whole_db);
     assert!(want.len() >= 13, "{} dialogs", want.len());
@@ -222,11 +184,11 @@ fn file_counts(db: &Path) -> Vec<(String, [u64; 5])> {
 
 #[test]
 fn the_thread_count_does_not_change_the_result() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let corpus = testdata("corpus");
     let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
-    index(&a, &[&corpus], &["-j", "1"]);
-    index(&b, &[&corpus], &["-j", "2", "--batch-files", "3"]);
+    index_with(&a, &[&corpus], &["-j", "1"]);
+    index_with(&b, &[&corpus], &["-j", "2", "--batch-files", "3"]);
     assert_eq!(dialogs(&a), dialogs(&b));
     assert_eq!(messages(&a), messages(&b));
     assert_eq!(file_counts(&a), file_counts(&b));
@@ -234,7 +196,7 @@ fn the_thread_count_does_not_change_the_result() {
 
 #[test]
 fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     // enough days that every run has new work, whether or not the one before it was killed
     const DAYS: usize = 12;
     let archive = tmp.path().join("archive");
@@ -249,7 +211,7 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
         }
     }
     let clean = tmp.path().join("clean.db");
-    index(&clean, &[&archive], &[]);
+    index_with(&clean, &[&archive], &[]);
     let want_messages = messages(&clean);
     let want_dialogs = dialogs(&clean);
 
@@ -257,7 +219,7 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
     // the runs to be killed extend a DB that already holds committed rows and dialogs; how long
     // that took sets the first span of kill moments
     let started = Instant::now();
-    index(&db, &[&archive.join("day0")], &[]);
+    index_with(&db, &[&archive.join("day0")], &[]);
     let mut span_ms = (started.elapsed().as_millis() as u64 * 3 / 2).max(50);
     // deterministic pseudo-random kill moments
     let mut seed: u64 = 0x5eed;
@@ -279,14 +241,11 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
             .wrapping_add(1442695040888963407);
         let delay = Duration::from_millis((seed >> 33) % span_ms);
         let started = Instant::now();
-        let mut child = bin()
-            .args(["index", "--settle", "0s", "--quiet", "--db"])
-            .arg(&db)
+        let mut child = index_cmd(&db)
             .args(&days)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+            .spawn();
         let finished = loop {
             if child.try_wait().unwrap().is_some() {
                 break true;
@@ -310,8 +269,8 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
         interrupted > 0,
         "no kill caught a run in the middle ({kills} kills): the test tested nothing"
     );
-    index(&db, &[&archive], &[]);
-    let (code, found) = verify(&db);
+    index_with(&db, &[&archive], &[]);
+    let (code, found) = findings(&db);
     assert_eq!(
         code,
         Some(0),
@@ -324,22 +283,18 @@ fn sigkill_at_any_moment_leaves_a_db_the_next_run_completes_exactly() {
     );
     assert_eq!(dialogs(&db), want_dialogs);
     // the text index holds exactly one document per message
-    let o = bin()
+    let o = sipidx()
         .args(["search", "--json", "--limit", "1000000", "--db"])
         .arg(&db)
-        .output()
-        .unwrap();
-    if o.status.code() != Some(2) {
-        assert_eq!(
-            String::from_utf8_lossy(&o.stdout).lines().count(),
-            want_messages.len()
-        );
+        .run();
+    if o.code() != Some(2) {
+        assert_eq!(o.stdout().lines().count(), want_messages.len());
     }
 }
 
 #[test]
 fn a_second_index_run_on_a_locked_db_refuses_clearly() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
     std::fs::create_dir_all(&db).unwrap();
     let lock = std::fs::File::options()
@@ -349,22 +304,20 @@ fn a_second_index_run_on_a_locked_db_refuses_clearly() {
         .open(db.join("LOCK"))
         .unwrap();
     lock.lock().unwrap();
-    let o = bin()
+    let err = sipidx()
         .args(["index", "--settle", "0s", "--db"])
         .arg(&db)
         .arg(testdata("corpus/sip-cancel-487.pcap"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    let err = String::from_utf8_lossy(&o.stderr);
+        .code(2)
+        .stderr();
     assert!(err.contains("another sipidx index run"), "{err}");
     drop(lock);
-    index(&db, &[&testdata("corpus/sip-cancel-487.pcap")], &[]);
+    index_with(&db, &[&testdata("corpus/sip-cancel-487.pcap")], &[]);
 }
 
 #[test]
 fn files_still_being_written_wait_for_the_next_run() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let ring = tmp.path().join("ring");
     std::fs::create_dir(&ring).unwrap();
     std::fs::copy(testdata("corpus/sip-cancel-487.pcap"), ring.join("a.pcap")).unwrap();
@@ -374,28 +327,26 @@ fn files_still_being_written_wait_for_the_next_run() {
     )
     .unwrap();
     let db = tmp.path().join("db");
-    let o = bin()
+    let v = sipidx()
         .args(["index", "--json", "--quiet", "--settle", "1h", "--db"])
         .arg(&db)
         .arg(&ring)
-        .output()
-        .unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        .run()
+        .json();
     assert_eq!(
         v["files_indexed"], 0,
         "a just-written file waits for --settle"
     );
     assert_eq!(v["files_waiting"], 2);
-    let o = index(&db, &[&ring], &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v = index_with(&db, &[&ring], &["--json"]).json();
     assert_eq!(v["files_indexed"], 1, ".part files always wait");
 }
 
 #[test]
 fn the_tables_are_readable_by_duckdb_and_pyarrow() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
-    index(&db, &[&testdata("corpus")], &[]);
+    index_with(&db, &[&testdata("corpus")], &[]);
     let n_messages = messages(&db).len();
     let n_dialogs = dialogs(&db).len();
     let script = format!(
@@ -411,17 +362,7 @@ print(m, d, st[0], st[1], pm)
 "#,
         db = db.to_string_lossy()
     );
-    let o = Command::new("python3")
-        .arg("-c")
-        .arg(&script)
-        .output()
-        .expect("python3");
-    assert!(
-        o.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = tool("python3").arg("-c").arg(&script).ok().stdout();
     let f: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(f[0].parse::<usize>().unwrap(), n_messages);
     assert_eq!(f[1].parse::<usize>().unwrap(), n_dialogs);
@@ -453,7 +394,7 @@ fn filter_capture(src: &Path, dst: &Path, keep: impl Fn(&[u8]) -> bool) {
 
 #[test]
 fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let src = testdata("crafted/sip-udp-proxy-with-hep3-mirror.pcap");
     // the raw call alone: drop every packet that carries HEP3
     let raw = tmp.path().join("raw-only.pcap");
@@ -463,9 +404,9 @@ fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
         tmp.path().join("b"),
         tmp.path().join("c"),
     );
-    index(&a, &[&src], &[]);
-    index(&b, &[&raw], &[]);
-    index(&c, &[&src], &["--keep-hep-mirrors"]);
+    index_with(&a, &[&src], &[]);
+    index_with(&b, &[&raw], &[]);
+    index_with(&c, &[&src], &["--keep-hep-mirrors"]);
     let with_mirrors = read_messages(&a, None, None).unwrap();
     assert_eq!(with_mirrors.len(), 7);
     assert!(with_mirrors
@@ -489,7 +430,7 @@ fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
     );
     // a HEP-only capture is indexed as messages in their own right
     let d = tmp.path().join("d");
-    index(&d, &[&testdata("crafted/hep3-udp9060-call.pcap")], &[]);
+    index_with(&d, &[&testdata("crafted/hep3-udp9060-call.pcap")], &[]);
     let hep = read_messages(&d, None, None).unwrap();
     assert_eq!(hep.len(), 7);
     assert!(hep.iter().all(|m| m.hep_capture_id == Some(2001)));
@@ -497,10 +438,10 @@ fn hep_mirrors_are_indexed_once_as_the_raw_message_marked_mirrored() {
 
 #[test]
 fn reindex_rebuilds_the_same_db_and_applies_new_correlation_rules() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
     let corpus = testdata("corpus");
-    index(&db, &[&corpus], &["--correlate-window", "0s"]);
+    index_with(&db, &[&corpus], &["--correlate-window", "0s"]);
     let (m, d) = (messages(&db), dialogs(&db));
     // the T.38 capture holds two legs of one call through an SBC (same numbers, ms apart)
     let legs = |d: &BTreeMap<String, DialogRecord>| {
@@ -515,17 +456,10 @@ fn reindex_rebuilds_the_same_db_and_applies_new_correlation_rules() {
         2,
         "without the time-window rule the legs stay apart"
     );
-    let o = bin()
+    sipidx()
         .args(["reindex", "--quiet", "--json", "--db"])
         .arg(&db)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+        .ok();
     let d2 = dialogs(&db);
     assert_eq!(messages(&db), m, "same messages after the rebuild");
     assert_eq!(d2.len(), d.len());
@@ -559,12 +493,13 @@ fn table_counts(db: &Path) -> [usize; 5] {
 
 /// Documents in the text index (every message, via `search`).
 fn text_docs(db: &Path) -> usize {
-    let o = bin()
+    sipidx()
         .args(["search", "--json", "--limit", "1000000", "--db"])
         .arg(db)
-        .output()
-        .unwrap();
-    String::from_utf8_lossy(&o.stdout).lines().count()
+        .run()
+        .stdout()
+        .lines()
+        .count()
 }
 
 fn copy_dir(from: &Path, to: &Path) {
@@ -599,7 +534,7 @@ fn first_last_ts(path: &Path) -> (i64, i64) {
 /// A ring of the four captures indexed without the number-window rule, and the window of the
 /// SIPp capture's 2nd and 3rd ring files (of 6): (tmp, ring, db, since, until).
 fn window_fixture() -> (tempfile::TempDir, PathBuf, PathBuf, String, String) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let ring = tmp.path().join("ring");
     std::fs::create_dir(&ring).unwrap();
     let mut sipp = Vec::new();
@@ -612,7 +547,7 @@ fn window_fixture() -> (tempfile::TempDir, PathBuf, PathBuf, String, String) {
         }
     }
     let db = tmp.path().join("db");
-    index(&db, &[&ring], &["--correlate-window", "0s"]);
+    index_with(&db, &[&ring], &["--correlate-window", "0s"]);
     let (since, _) = first_last_ts(&sipp[1]);
     let (_, until) = first_last_ts(&sipp[2]);
     (tmp, ring, db, rfc3339(since), rfc3339(until))
@@ -638,7 +573,7 @@ fn reindex_of_a_window_applies_new_rules_there_and_matches_a_full_reindex() {
     assert_eq!(v["sip_messages"], v["sip_messages_removed"]);
     // the same rules over everything, from scratch
     let full = tmp.path().join("full");
-    index(&full, &[&ring], NEW_RULES);
+    index_with(&full, &[&ring], NEW_RULES);
     let want = dialogs(&full);
     let got = dialogs(&db);
     assert_eq!(table_counts(&db), table_counts(&full), "every table");
@@ -721,7 +656,7 @@ fn sigkill_during_a_window_reindex_then_rerun_gives_the_clean_result() {
     eprintln!("{killed_mid_run} kills landed inside a window reindex");
     reindex_window(&db, &since, &until);
     assert!(!db.join("reindex.json").exists());
-    assert_eq!(verify(&db).0, Some(0), "{:?}", verify(&db).1);
+    assert_eq!(findings(&db).0, Some(0), "{:?}", findings(&db).1);
     assert_eq!(messages(&db), want_m);
     assert_eq!(dialogs(&db), want_d);
     assert_eq!(text_docs(&db), want_m.len());
@@ -831,7 +766,7 @@ fn media_fixture() -> (
     Vec<PathBuf>,
     PathBuf,
 ) {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let dirs: Vec<PathBuf> = ["ring-a", "ring-b", "ring-c"]
         .iter()
         .map(|d| tmp.path().join(d))
@@ -860,7 +795,7 @@ fn media_fixture() -> (
         4,
     ));
     let db = tmp.path().join("db");
-    index(&db, &[&dirs[0], &dirs[1], &dirs[2]], &[]);
+    index_with(&db, &[&dirs[0], &dirs[1], &dirs[2]], &[]);
     (tmp, t38, single, rtcp, db)
 }
 
@@ -872,20 +807,13 @@ fn media_rings(tmp: &Path) -> Vec<PathBuf> {
 }
 
 fn reindex_window_with(db: &Path, since: &str, until: &str, extra: &[&str]) -> serde_json::Value {
-    let o = bin()
+    sipidx()
         .args(["reindex", "--quiet", "--json", "--db"])
         .arg(db)
         .args(["--since", since, "--until", until])
         .args(extra)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    serde_json::from_slice(&o.stdout).unwrap()
+        .ok()
+        .json()
 }
 
 /// The T.38 ring file holding the second stream's first packet (the first began a file before).
@@ -920,7 +848,7 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
         "{counts:?}"
     );
     let full = tmp.path().join("full");
-    index(&full, &rings, &[]);
+    index_with(&full, &rings, &[]);
     assert_eq!(
         stream_rows(&full),
         streams_before,
@@ -985,7 +913,7 @@ fn reindex_of_a_window_rebuilds_its_media_like_a_full_reindex() {
     // new metrics in the window: the streams starting there are the RFC 3550 full index's, the
     // stream that began before keeps its Wireshark row
     let rfc = tmp.path().join("rfc");
-    index(&rfc, &rings, &["--metrics", "rfc3550"]);
+    index_with(&rfc, &rings, &["--metrics", "rfc3550"]);
     let want = stream_rows(&rfc);
     reindex_window_with(&db, &since, &until, &["--metrics", "rfc3550"]);
     let got = stream_rows(&db);
@@ -1055,7 +983,7 @@ fn sigkill_during_a_media_window_reindex_then_rerun_gives_the_clean_result() {
     }
     reindex_window_with(&db, &since, &until, &extra);
     assert!(!db.join("reindex.json").exists());
-    assert_eq!(verify(&db).0, Some(0), "{:?}", verify(&db).1);
+    assert_eq!(findings(&db).0, Some(0), "{:?}", findings(&db).1);
     assert_eq!(stream_rows(&db), want.0);
     assert_eq!(report_rows(&db), want.1);
     assert_eq!(dialogs(&db), want.2);
@@ -1072,15 +1000,14 @@ fn kill_window_reindex(
     extra: &[&str],
     delay: Duration,
 ) -> bool {
-    let mut child = bin()
+    let mut child = sipidx()
         .args(["reindex", "--quiet", "--db"])
         .arg(db)
         .args(["--since", since, "--until", until])
         .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+        .spawn();
     std::thread::sleep(delay);
     let mut mid_run = false;
     if child.try_wait().unwrap().is_none() {
@@ -1096,7 +1023,7 @@ fn kill_window_reindex(
 /// deterministic for its seed): ~5.6 MB, 30 s, ~47 RTP streams. None without python3.
 fn gen_trunk(dir: &Path) -> Option<PathBuf> {
     let out = dir.join("trunk.pcap");
-    let o = Command::new("python3")
+    let o = std::process::Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/gen-trunk.py"))
         .args([
             "--calls",
@@ -1118,7 +1045,7 @@ fn gen_trunk(dir: &Path) -> Option<PathBuf> {
 /// in time order. None without editcap.
 fn editcap_split(src: &Path, dir: &Path, packets: usize) -> Option<Vec<PathBuf>> {
     std::fs::create_dir_all(dir).unwrap();
-    let o = Command::new("editcap")
+    let o = std::process::Command::new("editcap")
         .args(["-F", "pcap", "-c", &packets.to_string()])
         .arg(src)
         .arg(dir.join("x.pcap"))
@@ -1166,15 +1093,12 @@ fn all_tables(db: &Path) -> BTreeMap<&'static str, Vec<String>> {
         v.to_string()
     }
     let cli = |args: &[&str]| -> Vec<String> {
-        let o = bin().args(args).arg("--db").arg(db).output().unwrap();
+        let o = sipidx().args(args).arg("--db").arg(db).run();
         // 1: nothing matched, as grep says it
-        let code = o.status.code();
-        assert!(
-            matches!(code, Some(0 | 1)),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let mut rows: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        let code = o.code();
+        assert!(matches!(code, Some(0 | 1)), "{}", o.stderr());
+        let mut rows: Vec<String> = o
+            .stdout()
             .lines()
             .map(|l| strip(serde_json::from_str(l).unwrap()))
             .collect();
@@ -1239,7 +1163,7 @@ fn assert_same_tables(
 /// order and cut every RTP stream at their boundaries (47 streams became 195 rows here).
 #[test]
 fn tcpdump_dash_c_ring_names_index_in_capture_order() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let Some(whole) = gen_trunk(tmp.path()) else {
         eprintln!("skipped: no python3");
         return;
@@ -1251,12 +1175,12 @@ fn tcpdump_dash_c_ring_names_index_in_capture_order() {
     assert!(split.len() >= 12, "{} files", split.len());
     let ring = tcpdump_names(&split, &tmp.path().join("ring"));
     let base = tmp.path().join("whole.db");
-    index(&base, &[&whole], &[]);
+    index_with(&base, &[&whole], &[]);
     let want = all_tables(&base);
     assert!(want["streams"].len() > 20 && !want["rtcp_reports"].is_empty());
     let db = tmp.path().join("ring.db");
-    let o = index(&db, &[ring[0].parent().unwrap()], &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = index_with(&db, &[ring[0].parent().unwrap()], &["--json"]);
+    let v: serde_json::Value = o.json();
     assert_eq!(v["files_indexed"], ring.len());
     assert_eq!(v["media_files_out_of_order"], 0, "{v}");
     assert_same_tables(&want, &db, "tcpdump -C names");
@@ -1281,7 +1205,7 @@ fn tcpdump_dash_c_ring_names_index_in_capture_order() {
 /// directory of symlinks, one file per run in a random (seeded) order, and in two runs.
 #[test]
 fn a_split_trunk_indexes_like_the_whole_whatever_the_names_links_and_runs() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let Some(whole) = gen_trunk(tmp.path()) else {
         eprintln!("skipped: no python3");
         return;
@@ -1292,12 +1216,12 @@ fn a_split_trunk_indexes_like_the_whole_whatever_the_names_links_and_runs() {
     };
     let ring = tcpdump_names(&split, &tmp.path().join("ring"));
     let base = tmp.path().join("whole.db");
-    index(&base, &[&whole], &[]);
+    index_with(&base, &[&whole], &[]);
     let want = all_tables(&base);
 
     // (a) the editcap names, as a directory
     let db = tmp.path().join("editcap.db");
-    index(&db, &[split[0].parent().unwrap()], &[]);
+    index_with(&db, &[split[0].parent().unwrap()], &[]);
     assert_same_tables(&want, &db, "editcap -c directory");
 
     // (b) a directory of symlinks with the tcpdump names: the links' paths are the ones kept
@@ -1307,7 +1231,7 @@ fn a_split_trunk_indexes_like_the_whole_whatever_the_names_links_and_runs() {
         std::os::unix::fs::symlink(f, links.join(f.file_name().unwrap())).unwrap();
     }
     let db = tmp.path().join("links.db");
-    index(&db, &[&links], &[]);
+    index_with(&db, &[&links], &[]);
     assert_same_tables(&want, &db, "symlinks");
     let catalog: serde_json::Value =
         serde_json::from_slice(&std::fs::read(db.join("catalog.json")).unwrap()).unwrap();
@@ -1316,20 +1240,19 @@ fn a_split_trunk_indexes_like_the_whole_whatever_the_names_links_and_runs() {
         assert_eq!(p.parent().unwrap(), links, "{p:?}");
         assert!(p.symlink_metadata().unwrap().file_type().is_symlink());
     }
-    let o = bin()
+    let o = sipidx()
         .args(["search", "--json", "--limit", "1", "--db"])
         .arg(&db)
-        .output()
-        .unwrap();
+        .run();
     let first: serde_json::Value =
-        serde_json::from_str(String::from_utf8_lossy(&o.stdout).lines().next().unwrap()).unwrap();
+        serde_json::from_str(o.stdout().lines().next().unwrap()).unwrap();
     assert!(first["file"]
         .as_str()
         .unwrap()
         .starts_with(&*links.to_string_lossy()));
     // the same files through their real names are known already
-    let o = index(&db, &[ring[0].parent().unwrap()], &["--json"]);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let o = index_with(&db, &[ring[0].parent().unwrap()], &["--json"]);
+    let v: serde_json::Value = o.json();
     assert_eq!(
         (v["files_indexed"].clone(), v["files_known"].clone()),
         (0.into(), ring.len().into())
@@ -1348,8 +1271,8 @@ fn a_split_trunk_indexes_like_the_whole_whatever_the_names_links_and_runs() {
     let db = tmp.path().join("random.db");
     let mut reanalysed = 0;
     for f in &order {
-        let o = index(&db, &[f], &["--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let o = index_with(&db, &[f], &["--json"]);
+        let v: serde_json::Value = o.json();
         assert_eq!(v["media_files_out_of_order"], 0, "{v}");
         reanalysed += v["media_files_reanalysed"].as_u64().unwrap();
     }
@@ -1365,8 +1288,8 @@ fn a_split_trunk_indexes_like_the_whole_whatever_the_names_links_and_runs() {
     names.sort();
     let db = tmp.path().join("two.db");
     let first: Vec<&Path> = names[..6].iter().map(|p| p.as_path()).collect();
-    index(&db, &first, &[]);
-    index(&db, &[ring[0].parent().unwrap()], &[]);
+    index_with(&db, &first, &[]);
+    index_with(&db, &[ring[0].parent().unwrap()], &[]);
     assert_same_tables(&want, &db, "two runs");
 }
 
@@ -1374,31 +1297,30 @@ fn a_split_trunk_indexes_like_the_whole_whatever_the_names_links_and_runs() {
 /// too young wait, the run says so and for how long; and the DB such a run leaves is a DB.
 #[test]
 fn settle_applies_to_walked_files_only_and_an_empty_run_leaves_a_db() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let dir = tmp.path().join("in");
     std::fs::create_dir(&dir).unwrap();
     let fresh = dir.join("fresh.pcap");
     std::fs::copy(testdata("corpus/sip-cancel-487.pcap"), &fresh).unwrap();
     let db = tmp.path().join("db");
     let run = |arg: &Path| {
-        bin()
+        sipidx()
             .args(["index", "--json", "--settle", "1h", "--db"])
             .arg(&db)
             .arg(arg)
-            .output()
-            .unwrap()
+            .run()
     };
     // a walk: the file was just written, so it waits
     let o = run(&dir);
-    assert!(o.status.success());
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(o.code() == Some(0));
+    let v: serde_json::Value = o.json();
     assert_eq!(
         (v["files_indexed"].clone(), v["files_waiting"].clone()),
         (0.into(), 1.into())
     );
     let wait = v["settle_wait_seconds"].as_f64().unwrap();
     assert!(wait > 3500.0 && wait <= 3600.0, "{v}");
-    let stderr = String::from_utf8_lossy(&o.stderr);
+    let stderr = o.stderr();
     assert!(
         stderr.contains("1 files found in a directory or glob"),
         "{stderr}"
@@ -1411,19 +1333,19 @@ fn settle_applies_to_walked_files_only_and_an_empty_run_leaves_a_db() {
         &["search", "--json"],
         &["streams", "--json"],
     ] {
-        let o = bin().args(q).arg("--db").arg(&db).output().unwrap();
-        let stderr = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(1), "{q:?}: {stderr}");
-        assert!(o.stdout.is_empty(), "{q:?}");
+        let o = sipidx().args(q).arg("--db").arg(&db).run();
+        let stderr = o.stderr();
+        assert_eq!(o.code(), Some(1), "{q:?}: {stderr}");
+        assert!(o.stdout_bytes().is_empty(), "{q:?}");
         assert!(!stderr.contains("not a sipidx database"), "{q:?}: {stderr}");
     }
     // a glob is a walk too
     let o = run(&dir.join("*.pcap"));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: serde_json::Value = o.json();
     assert_eq!(v["files_waiting"], 1, "{v}");
     // named, the same file is indexed at once
     let o = run(&fresh);
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let v: serde_json::Value = o.json();
     assert_eq!(
         (v["files_indexed"].clone(), v["files_waiting"].clone()),
         (1.into(), 0.into())
@@ -1439,27 +1361,27 @@ fn settle_applies_to_walked_files_only_and_an_empty_run_leaves_a_db() {
 /// (`search`) included, equal those of one run over the ring.
 #[test]
 fn a_tcp_message_cut_by_a_rotation_is_found_whatever_order_the_ring_files_come_in() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let ring = tmp.path().join("ring");
     std::fs::create_dir(&ring).unwrap();
     // 19 packets in 7 files: the INVITE and others are cut between files
     let files = split(&testdata("corpus/sip-tcp-segmented-call.pcap"), &ring, 7);
     assert_eq!(files.len(), 7);
     let whole = tmp.path().join("whole.db");
-    index(
+    index_with(
         &whole,
         &[&testdata("corpus/sip-tcp-segmented-call.pcap")],
         &[],
     );
     let one_run = tmp.path().join("one.db");
-    index(&one_run, &[&ring], &[]);
+    index_with(&one_run, &[&ring], &[]);
     assert_eq!(messages(&one_run), messages(&whole));
     let want = all_tables(&one_run);
     let db = tmp.path().join("newest-first.db");
     let mut rescanned = 0;
     for f in files.iter().rev() {
-        let o = index(&db, &[f], &["--json"]);
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        let o = index_with(&db, &[f], &["--json"]);
+        let v: serde_json::Value = o.json();
         rescanned += v["files_rescanned"].as_u64().unwrap();
     }
     assert_eq!(

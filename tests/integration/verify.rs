@@ -1,30 +1,8 @@
 //! Integration tests of `sipidx verify`: a clean DB passes; each kind of damage (a truncated
 //! Parquet part, a duplicated part, a deleted text index segment, ...) is found and named.
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata")
-        .join(rel)
-}
-
-fn verify(db: &Path) -> (Option<i32>, Vec<serde_json::Value>) {
-    let o: Output = bin()
-        .args(["verify", "--json", "--db"])
-        .arg(db)
-        .output()
-        .unwrap();
-    let rows = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    (o.status.code(), rows)
-}
+use crate::util::{index, sipidx, tempdir, testdata, verify};
 
 /// (check, path) of every problem.
 fn problems(rows: &[serde_json::Value]) -> Vec<(String, String)> {
@@ -54,18 +32,7 @@ fn fresh_db(tmp: &Path) -> PathBuf {
         std::fs::copy(&p, caps.join(p.file_name().unwrap())).unwrap();
     }
     let db = tmp.join("db");
-    let o = bin()
-        .args(["index", "--quiet", "--settle", "0s", "--db"])
-        .arg(&db)
-        .arg(&caps)
-        .output()
-        .unwrap();
-    assert_eq!(
-        o.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&o.stderr)
-    );
+    index(&db, &[&caps]);
     db
 }
 
@@ -82,7 +49,7 @@ fn message_parts(db: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn a_clean_db_is_sound_and_says_what_it_checked() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = fresh_db(tmp.path());
     let (code, rows) = verify(&db);
     assert_eq!(code, Some(0), "{rows:?}");
@@ -93,13 +60,13 @@ fn a_clean_db_is_sound_and_says_what_it_checked() {
     assert_eq!(summary["messages"], summary["text_documents"]);
     assert_eq!(summary["files"], 4);
     // the plain-text form names the verdict
-    let o = bin().args(["verify", "--db"]).arg(&db).output().unwrap();
-    assert!(String::from_utf8_lossy(&o.stdout).contains(": sound ("));
+    let o = sipidx().args(["verify", "--db"]).arg(&db).run();
+    assert!(o.stdout().contains(": sound ("));
 }
 
 #[test]
 fn a_truncated_part_is_named() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = fresh_db(tmp.path());
     let part = message_parts(&db).remove(0);
     let len = std::fs::metadata(&part).unwrap().len();
@@ -123,7 +90,7 @@ fn a_truncated_part_is_named() {
 
 #[test]
 fn a_duplicated_part_is_named_with_its_original() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = fresh_db(tmp.path());
     let part = message_parts(&db).remove(0);
     let name = part.file_name().unwrap().to_string_lossy();
@@ -149,7 +116,7 @@ fn a_duplicated_part_is_named_with_its_original() {
 
 #[test]
 fn a_deleted_text_index_segment_is_named() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = fresh_db(tmp.path());
     let seg = std::fs::read_dir(db.join("text"))
         .unwrap()
@@ -171,7 +138,7 @@ fn a_deleted_text_index_segment_is_named() {
 
 #[test]
 fn an_uncommitted_run_and_a_moved_capture_are_told_apart() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = fresh_db(tmp.path());
     // a run that died before its commit: pending.json and a part of run 2
     std::fs::write(
@@ -209,13 +176,7 @@ fn an_uncommitted_run_and_a_moved_capture_are_told_apart() {
         .ends_with("sip-cancel-487.pcap"));
 
     // the next index run rolls the run back; the moved file stays a warning, not a failure
-    let o = bin()
-        .args(["index", "--quiet", "--settle", "0s", "--db"])
-        .arg(&db)
-        .arg(tmp.path().join("caps"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(0));
+    index(&db, &[&tmp.path().join("caps")]);
     let (code, rows) = verify(&db);
     assert_eq!(code, Some(0), "{rows:?}");
     assert_eq!(rows.last().unwrap()["warnings"], 1);
@@ -223,7 +184,7 @@ fn an_uncommitted_run_and_a_moved_capture_are_told_apart() {
 
 #[test]
 fn a_capture_changed_in_place_is_a_problem() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = fresh_db(tmp.path());
     let cap = tmp.path().join("caps/sip-sipp-5-calls.pcap");
     let mut bytes = std::fs::read(&cap).unwrap();
@@ -240,13 +201,11 @@ fn a_capture_changed_in_place_is_a_problem() {
 
 #[test]
 fn verify_of_no_db_is_an_error() {
-    let tmp = tempfile::tempdir().unwrap();
-    let o = bin()
+    let tmp = tempdir();
+    let o = sipidx()
         .args(["verify", "--db"])
         .arg(tmp.path().join("none"))
-        .output()
-        .unwrap();
-    assert_eq!(o.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("does not exist"));
+        .code(2);
+    assert!(o.stderr().contains("does not exist"));
     assert!(!tmp.path().join("none").exists());
 }

@@ -1,17 +1,12 @@
 //! The hostile capture suite (testdata/hostile, made by scripts/craft_hostile.py) through the real
 //! binary: every file is read to its end, bad parts are counted and skipped, memory stays bounded.
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Stdio;
 
-fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sipidx"))
-}
-
-fn hostile(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("testdata/hostile")
-        .join(name)
-}
+use crate::util::{
+    hostile, index_cmd, index_with, sipidx, sipidx_limited, tempdir, testdata, tool, verify,
+    Outcome,
+};
 
 fn stem(name: &str) -> &str {
     name.split('.').next().unwrap()
@@ -19,55 +14,31 @@ fn stem(name: &str) -> &str {
 
 /// `sipidx grep --count [extra] FILE`: (exit code, count, stderr).
 fn grep_count(file: &Path, extra: &[&str]) -> (i32, u64, String) {
-    let o = bin()
+    let o = sipidx()
         .args(["grep", "--count", "--color", "never"])
         .args(extra)
         .arg(file)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
+        .run();
+    let out = o.stdout();
     let n = out
         .trim()
         .parse()
         .unwrap_or_else(|_| panic!("count: {out:?}"));
-    (
-        o.status.code().unwrap_or(-1),
-        n,
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    (o.code().unwrap_or(-1), n, o.stderr())
 }
 
-fn index_json(
-    db: &Path,
-    target: &Path,
-    wrap_limit_kib: Option<u64>,
-) -> (Output, serde_json::Value) {
-    let exe = env!("CARGO_BIN_EXE_sipidx");
-    let mut c = match wrap_limit_kib {
-        // `ulimit -v` (address space) rather than a cgroup: works unprivileged and everywhere
-        Some(kib) => {
-            let mut c = Command::new("sh");
-            c.arg("-c")
-                .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
-                .arg(exe);
-            c
-        }
-        None => Command::new(exe),
-    };
+/// `sipidx index --json` of `target` into `db`, optionally under an address-space limit; asserts
+/// it succeeded and returns the run with its summary.
+fn index_json(db: &Path, target: &Path, limit_kib: Option<u64>) -> (Outcome, serde_json::Value) {
+    let mut c = limit_kib.map_or_else(sipidx, sipidx_limited);
     // two threads: the address space grows with threads (stacks, malloc arenas)
     c.args([
         "index", "--settle", "0s", "--quiet", "--json", "-j", "2", "--db",
     ])
     .arg(db)
     .arg(target);
-    let o = c.output().unwrap();
-    let v = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
-        panic!(
-            "index --json gave no summary ({e}): {:?} {}",
-            o.status,
-            String::from_utf8_lossy(&o.stderr)
-        )
-    });
+    let o = c.ok();
+    let v = o.json();
     (o, v)
 }
 
@@ -159,21 +130,18 @@ fn absurd_caplen_stops_with_a_warning_and_keeps_what_came_before() {
     assert!(err.contains("corrupt record at byte offset 306"), "{err}");
     let (rc, n, _) = grep_count(&f, &["--call-id", "after-corrupt@hostile"]);
     assert_eq!((rc, n), (1, 0));
-    let db = tempfile::tempdir().unwrap();
+    let db = tempdir();
     let (o, v) = index_json(&db.path().join("db"), &f, None);
-    assert_eq!(o.status.code(), Some(0));
     assert_eq!(v["files_corrupt"], 1);
     assert_eq!(v["sip_messages"], 1);
-    assert!(String::from_utf8_lossy(&o.stderr).contains("corrupt record at byte offset 306"));
+    assert!(o.stderr().contains("corrupt record at byte offset 306"));
 }
 
 #[test]
 fn index_counts_and_skips_each_hostile_file() {
     for c in CASES.iter().filter(|c| !c.file.starts_with("many-")) {
-        let db = tempfile::tempdir().unwrap();
-        let (o, v) = index_json(&db.path().join("db"), &hostile(c.file), None);
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(o.status.code(), Some(0), "{}: {err}", c.file);
+        let db = tempdir();
+        let (_, v) = index_json(&db.path().join("db"), &hostile(c.file), None);
         assert_eq!(v["files_indexed"], 1, "{}", c.file);
         assert_eq!(v["files_failed"], 0, "{}", c.file);
         assert_eq!(v["packets"], c.packets, "{}", c.file);
@@ -186,9 +154,8 @@ fn garbage_on_5060_is_counted_malformed_not_indexed() {
     let f = hostile("garbage-5060.pcap");
     let id = "sentinel-garbage-5060@hostile";
     assert_eq!(grep_count(&f, &["--call-id", id]).1, 1);
-    let db = tempfile::tempdir().unwrap();
-    let (o, v) = index_json(&db.path().join("db"), &f, None);
-    assert_eq!(o.status.code(), Some(0));
+    let db = tempdir();
+    let (_, v) = index_json(&db.path().join("db"), &f, None);
     assert_eq!(v["packets"], 1201);
     assert_eq!(v["sip_messages"], 1);
     // random bytes behind a "SIP/2.0 200 OK" start line parse as far as the headers, lack a
@@ -212,10 +179,8 @@ fn index_of_the_whole_suite_fits_in_a_bounded_address_space() {
     // many-call-ids (100k dialogs) once needed 1 to 1.5 GiB of address space with -j 2; dialogs
     // now spill over --dialog-memory (see the flood test below for a tighter limit).
     let limit_kib = 2 * 1024 * 1024;
-    let db = tempfile::tempdir().unwrap();
-    let (o, v) = index_json(&db.path().join("db"), &hostile(""), Some(limit_kib));
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
+    let db = tempdir();
+    let (_, v) = index_json(&db.path().join("db"), &hostile(""), Some(limit_kib));
     let files = CASES.len() as u64 + 1; // + garbage-5060
     assert_eq!(v["files_indexed"], files, "{v}");
     let messages: u64 = CASES.iter().map(|c| c.messages).sum::<u64>() + 1;
@@ -225,32 +190,30 @@ fn index_of_the_whole_suite_fits_in_a_bounded_address_space() {
 
 /// Rows `search` finds for the word "sentinel" (one per hostile file, two more over TCP).
 fn sentinel_rows(db: &Path) -> Result<usize, String> {
-    let o = bin()
+    let o = sipidx()
         .args(["search", "--json", "--limit", "0", "--db"])
         .arg(db)
         .arg("sentinel")
-        .output()
-        .unwrap();
-    match o.status.code() {
+        .run();
+    match o.code() {
         Some(0) | Some(1) => Ok(o
-            .stdout
+            .stdout_bytes()
             .split(|&b| b == b'\n')
             .filter(|l| !l.is_empty())
             .count()),
-        _ => Err(String::from_utf8_lossy(&o.stderr).into_owned()),
+        _ => Err(o.stderr()),
     }
 }
 
 #[test]
 fn search_while_index_writes_sees_only_whole_commits_and_a_second_index_refuses() {
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let db = tmp.path().join("db");
     // the DB exists before readers start
-    let (o, _) = index_json(&db, &hostile("len-absurd.pcap"), None);
-    assert_eq!(o.status.code(), Some(0));
+    index_json(&db, &hostile("len-absurd.pcap"), None);
     assert_eq!(sentinel_rows(&db), Ok(1));
     // one file per commit, so readers can catch the DB between commits
-    let mut writer = bin()
+    let mut writer = sipidx()
         .args([
             "index",
             "--settle",
@@ -264,25 +227,16 @@ fn search_while_index_writes_sees_only_whole_commits_and_a_second_index_refuses(
         ])
         .arg(&db)
         .arg(hostile(""))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::piped())
+        .spawn();
     let mut seen = vec![];
     let mut refused = None;
     while writer.try_wait().unwrap().is_none() {
         // pending.json exists only while a run is under way, holding the lock (schemas/db.md);
         // waiting for new rows instead raced the writer's exit, which follows its commit closely
         if refused.is_none() && db.join("pending.json").exists() {
-            let o = bin()
-                .args(["index", "--settle", "0s", "--quiet", "--db"])
-                .arg(&db)
-                .arg(hostile("timestamps.pcap"))
-                .output()
-                .unwrap();
-            refused = Some((
-                o.status.code(),
-                String::from_utf8_lossy(&o.stderr).into_owned(),
-            ));
+            let o = index_cmd(&db).arg(hostile("timestamps.pcap")).run();
+            refused = Some((o.code(), o.stderr()));
         }
         match sentinel_rows(&db) {
             Ok(n) => seen.push(n),
@@ -364,24 +318,17 @@ fn a_flood_of_call_ids_is_indexed_in_memory_set_by_the_knobs() {
     // 250k Call-IDs took ~1.6 GB of heap before the dialog stage spilled (6.6 KB a dialog);
     // with an 8 MiB dialog budget the run must fit a 1 GiB address space with -j 2.
     let n = 250_000u32;
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let pcap = dir.path().join("flood.pcap");
     options_flood(&pcap, n);
     let db = dir.path().join("db");
-    let exe = env!("CARGO_BIN_EXE_sipidx");
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -v {} && exec \"$0\" \"$@\"", 1024 * 1024))
-        .arg(exe)
+    let v = sipidx_limited(1024 * 1024)
         .args(["index", "--settle", "0s", "--quiet", "--json", "-j", "2"])
         .args(["--dialog-memory", "8MiB", "--text-memory", "16MiB", "--db"])
         .arg(&db)
         .arg(&pcap)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        .ok()
+        .json();
     assert_eq!(v["sip_messages"], n, "{v}");
     assert_eq!(v["dialogs"], n, "{v}");
     // every dialog once, each flagged as the scanner's; the spill directory is gone
@@ -402,7 +349,7 @@ fn a_flood_of_call_ids_is_indexed_in_memory_set_by_the_knobs() {
 
 #[test]
 fn spilled_dialogs_give_the_same_rows_as_dialogs_held_in_memory() {
-    let dir = tempfile::tempdir().unwrap();
+    let dir = tempdir();
     let pcap = dir.path().join("flood.pcap");
     options_flood(&pcap, 30_000);
     let table = |db: &Path| {
@@ -413,21 +360,7 @@ fn spilled_dialogs_give_the_same_rows_as_dialogs_held_in_memory() {
             .collect::<Vec<_>>()
     };
     let index = |db: &Path, budget: &str| {
-        let o = bin()
-            .args([
-                "index",
-                "--settle",
-                "0s",
-                "--quiet",
-                "--dialog-memory",
-                budget,
-                "--db",
-            ])
-            .arg(db)
-            .arg(&pcap)
-            .output()
-            .unwrap();
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        index_with(db, &[&pcap], &["--dialog-memory", budget]);
     };
     let (a, b) = (dir.path().join("a"), dir.path().join("b"));
     index(&a, "1GiB");
@@ -441,7 +374,7 @@ fn spilled_dialogs_give_the_same_rows_as_dialogs_held_in_memory() {
 /// of 20,000 (198 MB, so made at test time by `craft_hostile.py --call-ids`, never committed),
 /// indexed under an address-space limit with two files per batch; the DB then holds one dialog per
 /// Call-ID and `verify` passes. Minutes in a debug build, so not in CI's `cargo test`:
-/// `cargo test --test hostile -- --ignored` (SIPIDX_HOSTILE_CALL_IDS=N for another count).
+/// `cargo test --test integration -- --ignored a_million` (SIPIDX_HOSTILE_CALL_IDS=N for another count).
 /// Peak memory is reported in README "Resource bounds".
 #[test]
 #[ignore]
@@ -451,23 +384,17 @@ fn a_million_call_ids_index_under_a_memory_limit() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
     let per_file = 20_000u64;
-    let tmp = tempfile::tempdir().unwrap();
+    let tmp = tempdir();
     let ring = tmp.path().join("ring");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/craft_hostile.py");
-    let o = Command::new("python3")
+    let script = testdata("../scripts/craft_hostile.py");
+    tool("python3")
         .arg(script)
         .args(["--call-ids", &n.to_string(), &per_file.to_string()])
         .arg(&ring)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        .ok();
     let db = tmp.path().join("db");
     let limit_kib = 3 * 1024 * 1024;
-    let exe = env!("CARGO_BIN_EXE_sipidx");
-    let o = Command::new("sh")
-        .arg("-c")
-        .arg(format!("ulimit -v {limit_kib} && exec \"$0\" \"$@\""))
-        .arg(exe)
+    let v = sipidx_limited(limit_kib)
         .args([
             "index",
             "--settle",
@@ -482,22 +409,14 @@ fn a_million_call_ids_index_under_a_memory_limit() {
         ])
         .arg(&db)
         .arg(&ring)
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(0), "{err}");
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        .ok()
+        .json();
     assert_eq!(v["files_indexed"], n.div_ceil(per_file), "{v}");
     assert_eq!(v["sip_messages"], n, "{v}");
     assert_eq!(v["dialogs"], n, "{v}");
-    let o = bin()
-        .args(["verify", "--json", "--db"])
-        .arg(&db)
-        .output()
-        .unwrap();
-    let out = String::from_utf8_lossy(&o.stdout);
-    assert_eq!(o.status.code(), Some(0), "{out}");
-    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    let (code, rows) = verify(&db);
+    assert_eq!(code, Some(0), "{rows:?}");
+    let summary = rows.last().unwrap();
     assert_eq!(summary["dialogs"], n);
     assert_eq!(summary["messages"], n);
     assert_eq!(summary["text_documents"], n);
