@@ -128,13 +128,13 @@ pub struct FormatArgs {
     pub color: Color,
 }
 
-/// How rows are printed by the row commands (`search`, `calls`, `streams`).
+/// How rows are printed by the row commands (`search`, `calls`, `streams`, `stats`).
 #[derive(Args, Debug, Clone)]
 pub struct RowFormatArgs {
     #[command(flatten)]
     pub format: FormatArgs,
-    /// At most N rows (0: all; by default 100, and all for `streams`); a note on stderr says
-    /// when more matched
+    /// At most N rows (0: all; by default 100, and all for `streams`; for `stats`, N buckets of
+    /// `--by`, the total always last); a note on stderr says when more matched
     #[arg(long, value_name = "N")]
     pub limit: Option<usize>,
 }
@@ -279,7 +279,7 @@ pub struct StatsArgs {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub top: usize,
     #[command(flatten)]
-    pub format: FormatArgs,
+    pub format: RowFormatArgs,
 }
 
 /// Where the DB lives: `--db DIR`, else `$SIPIDX_DB`, else `./sipidx.db`.

@@ -202,10 +202,19 @@ pub fn run_stats(a: StatsArgs) -> Result<u8> {
         top: a.top,
     };
     let db = open(&a.db.db)?;
-    let report = stats::collect(&db.path, &db.file_counts(), &plan)
+    let mut report = stats::collect(&db.path, &db.file_counts(), &plan)
         .with_context(|| format!("{}: stats", db.path.display()))?;
+    // Buckets print all by default, as before `--limit` existed; the total stays whole.
+    if let Some(n) = limit(&a.format, 0) {
+        let matched = report.buckets.len();
+        if matched > n {
+            let keep: Vec<i64> = report.buckets.keys().take(n).copied().collect();
+            report.buckets.retain(|k, _| keep.binary_search(k).is_ok());
+            eprintln!("sipidx: showing {n} of {matched} buckets (--limit 0 for all)");
+        }
+    }
     let mut out = out();
-    match format(&a.format) {
+    match format(&a.format.format) {
         Format::Json => output::write_json(&stats::rows(&report, &plan), &mut out)?,
         Format::Csv => output::write_csv(&stats::rows(&report, &plan), &mut out)?,
         Format::Table { color, .. } => {

@@ -1104,3 +1104,32 @@ fn stats_csv_has_one_row_per_bucket_and_the_total() {
         Some(last["messages"].to_string().as_str())
     );
 }
+
+#[test]
+fn stats_limit_keeps_the_first_buckets_and_the_whole_total() {
+    let tmp = tempdir();
+    let db = tmp.path().join("db");
+    index_with(&db, &[&testdata("corpus")], &[]);
+    let all = db_cmd(&db, &["stats", "--json", "--by", "day"])
+        .ok()
+        .json_rows();
+    let buckets = all.iter().filter(|r| r["type"] == "bucket").count();
+    assert!(buckets > 3, "{buckets} day buckets in the corpus");
+    let o = db_cmd(&db, &["stats", "--json", "--by", "day", "--limit", "2"]).ok();
+    let cut = o.json_rows();
+    assert_eq!(cut.len(), 3, "two buckets and the total");
+    assert_eq!(cut[..2], all[..2]);
+    assert_eq!(cut.last(), all.last(), "the total covers every bucket");
+    assert!(
+        o.stderr()
+            .contains(&format!("showing 2 of {buckets} buckets")),
+        "{}",
+        o.stderr()
+    );
+    assert_eq!(
+        db_cmd(&db, &["stats", "--json", "--by", "day", "--limit", "0"])
+            .ok()
+            .json_rows(),
+        all
+    );
+}
