@@ -1,22 +1,10 @@
 //! `calls` in the aligned table: one line per dialog, state and final status coloured by outcome.
-use std::io::{self, Write};
 
-use super::rows::{write_columns, Columns, TableView};
+use super::rows::Columns;
 use super::table::{Cell, Column};
 use super::{clean, flow, short_time, Palette};
 use crate::query::rows::CallRow;
 use crate::store::DialogState;
-
-impl TableView for CallRow {
-    fn write_table(
-        rows: &[Self],
-        p: &Palette,
-        width: Option<usize>,
-        out: &mut dyn Write,
-    ) -> io::Result<()> {
-        write_columns(rows, p, width, out)
-    }
-}
 
 impl Columns for CallRow {
     const COLUMNS: &'static [Column] = &[

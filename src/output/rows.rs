@@ -26,7 +26,19 @@ pub trait Columns {
     fn cells(&self, p: &Palette) -> Vec<Cell>;
 }
 
-/// The aligned table of [`Columns`] rows: the [`TableView`] of such row types.
+/// Every [`Columns`] row type shows as the one aligned table; only `streams` has a layout of its own.
+impl<R: Columns> TableView for R {
+    fn write_table(
+        rows: &[Self],
+        p: &Palette,
+        width: Option<usize>,
+        out: &mut dyn Write,
+    ) -> io::Result<()> {
+        write_columns(rows, p, width, out)
+    }
+}
+
+/// The aligned table of [`Columns`] rows.
 pub fn write_columns<R: Columns>(
     rows: &[R],
     p: &Palette,

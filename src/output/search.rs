@@ -1,21 +1,9 @@
 //! `search` in the aligned table: one line per message, requests and responses coloured.
-use std::io::{self, Write};
 
-use super::rows::{write_columns, Columns, TableView};
+use super::rows::Columns;
 use super::table::{Cell, Column};
 use super::{clean, flow, short_time, Palette};
 use crate::query::rows::SearchRow;
-
-impl TableView for SearchRow {
-    fn write_table(
-        rows: &[Self],
-        p: &Palette,
-        width: Option<usize>,
-        out: &mut dyn Write,
-    ) -> io::Result<()> {
-        write_columns(rows, p, width, out)
-    }
-}
 
 impl Columns for SearchRow {
     const COLUMNS: &'static [Column] = &[
